@@ -1,0 +1,117 @@
+/*
+ * cfg: the configuration file as an immutable, validated snapshot.
+ * Built from libconfig text by cfg_load; every error names file and line. No lws here.
+ */
+#ifndef WSBEAT_CFG_H
+#define WSBEAT_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsbeat/url.h"
+
+/* Exit status for configuration errors (sysexits.h EX_CONFIG). */
+#define CFG_EXIT_CONFIG 78
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+enum hb_type { HB_NONE, HB_PING, HB_TEXT, HB_BINARY };
+
+enum sink_type { SINK_DISCARD, SINK_STDOUT, SINK_FILE };
+
+struct cfg_heartbeat {
+	enum hb_type type;
+	int64_t interval_ms; /* > 0 */
+	int64_t timeout_ms;  /* > 0 */
+	char *payload;       /* text/binary: what is sent; NULL for ping/none */
+	size_t payload_len;
+	char *expect; /* text/binary: the answer to wait for; NULL = any message */
+	size_t expect_len;
+};
+
+struct cfg_reconnect {
+	int64_t initial_ms;
+	int64_t max_ms;
+	double multiplier; /* >= 1 */
+	double jitter;     /* [0, 1] */
+	int64_t stable_after_ms;
+};
+
+struct cfg_tls {
+	bool verify;
+	char *ca_file;
+	char *ca_path;
+	char *cert_file;
+	char *key_file;
+	char *server_name;
+};
+
+struct cfg_sink {
+	enum sink_type type;
+	char *path; /* SINK_FILE only */
+};
+
+struct cfg_header {
+	char *name;
+	char *value; /* secret: never logged */
+};
+
+struct cfg_feed {
+	char *name;
+	struct url url;
+	int line; /* where the feed's group starts in the file */
+	struct cfg_heartbeat heartbeat;
+	struct cfg_reconnect reconnect;
+	int64_t connect_timeout_ms; /* > 0 */
+	int64_t idle_timeout_ms;    /* 0 = off */
+	size_t max_message_size;
+	char **on_open; /* sent in order after every open */
+	size_t n_on_open;
+	struct cfg_header *headers;
+	size_t n_headers;
+	char *subprotocol; /* NULL = none offered */
+	char *origin;      /* NULL = no Origin header; sent verbatim */
+	struct cfg_tls tls;
+	struct cfg_sink sink;
+};
+
+struct cfg {
+	char *path;
+	enum log_level log_level;
+	int64_t status_interval_ms; /* 0 = off */
+	uint32_t max_connects_per_second;
+	int64_t timer_slack_ms; /* heartbeat coalescing window; beats are never early */
+	char *metrics_listen;   /* NULL = no listener */
+	struct cfg_feed *feeds;
+	size_t n_feeds;
+};
+
+/*
+ * Reads and validates path. On success returns 0 and a new snapshot in *out (free with
+ * cfg_free). On error returns -1 and writes "FILE:LINE: message" (or "FILE: message" when no
+ * line applies) into err.
+ */
+int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen);
+
+/* As cfg_load, from text; name stands for the file in messages. */
+int cfg_load_string(const char *text, const char *name, struct cfg **out, char *err, size_t errlen);
+
+/* Frees c and everything it owns; NULL is a no-op. */
+void cfg_free(struct cfg *c);
+
+/* Finds a feed by name, or NULL. */
+const struct cfg_feed *cfg_find_feed(const struct cfg *c, const char *name);
+
+/* True when two feeds' settings are identical (reload leaves such a feed's connection alone). */
+bool cfg_feed_equal(const struct cfg_feed *a, const struct cfg_feed *b);
+
+/* Parses a duration: a number of seconds or a string with unit ms, s, m or h. -1 on error. */
+int cfg_parse_duration(const char *text, int64_t *ms);
+
+/* Names of enum values, for logs. */
+const char *cfg_log_level_name(enum log_level l);
+const char *cfg_hb_type_name(enum hb_type t);
+const char *cfg_sink_type_name(enum sink_type t);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * connq: the global limit on connection attempts. Feeds that want to connect wait here in
+ * FIFO order; a token bucket (rate per second, burst of one second's worth) lets them go, so
+ * thousands of feeds that lose their server together do not reconnect in one burst.
+ */
+#ifndef WSBEAT_CONNQ_H
+#define WSBEAT_CONNQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wsbeat/timerq.h"
+
+struct connq_node {
+	struct connq_node *next, *prev;
+	bool queued;
+};
+
+struct connq;
+/* Called from the queue's timer when node may start its attempt. */
+typedef void (*connq_grant_fn)(struct connq *q, struct connq_node *n, int64_t now_us);
+
+struct connq {
+	struct connq_node head; /* circular list sentinel */
+	struct timerq *tq;
+	struct tq_timer timer;
+	double rate;   /* tokens per second */
+	double burst;  /* bucket size */
+	double tokens;
+	int64_t last_us;
+	connq_grant_fn grant;
+	unsigned long waiting;
+};
+
+/* rate: attempts per second (>= 1). Reserves its one timer in tq. 0 or -1. */
+int connq_init(struct connq *q, struct timerq *tq, double rate, connq_grant_fn grant,
+	       int64_t now_us);
+void connq_fini(struct connq *q);
+void connq_set_rate(struct connq *q, double rate);
+
+/* Queues n (a no-op if queued); the grant comes from the queue's timer, never from here. */
+void connq_push(struct connq *q, struct connq_node *n, int64_t now_us);
+/* Takes n out of the queue; a no-op if it is not queued. */
+void connq_remove(struct connq *q, struct connq_node *n);
+
+#endif

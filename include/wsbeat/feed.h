@@ -1,0 +1,169 @@
+/*
+ * feed: one configured WebSocket feed and its state machine. A feed outlives its connections.
+ * Pure: it never touches sockets; it asks its shell (struct feed_shell) to connect, write and
+ * drop, and the shell reports what happened through the feed_on_* functions. Every change of
+ * state goes through one function that stamps the time, logs the event and arms exactly the
+ * timers the new state owns:
+ *
+ *   state        timers armed
+ *   idle         none (waiting in the connect queue)
+ *   connecting   t_state = connect deadline
+ *   open         t_beat (next heartbeat), t_answer (while an answer is awaited), t_idle
+ *   closing      t_state = close deadline (then the connection is dropped)
+ *   backoff      t_state = retry time
+ *   stopped      none
+ */
+#ifndef WSBEAT_FEED_H
+#define WSBEAT_FEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsbeat/cfg.h"
+#include "wsbeat/connq.h"
+#include "wsbeat/rng.h"
+#include "wsbeat/timerq.h"
+
+enum feed_state {
+	FEED_IDLE,
+	FEED_CONNECTING,
+	FEED_OPEN,
+	FEED_CLOSING,
+	FEED_BACKOFF,
+	FEED_STOPPED,
+	FEED_NSTATES
+};
+
+/* How long a close handshake may take before the connection is dropped. */
+#define FEED_CLOSE_TIMEOUT_US (1000 * 1000)
+
+/* WebSocket close codes we send. */
+#define WS_CLOSE_NORMAL 1000
+#define WS_CLOSE_GOING_AWAY 1001
+#define WS_CLOSE_TOO_BIG 1009
+
+struct feed;
+struct lws; /* the shell's connection handle; opaque here */
+
+/* What a feed needs from the connection layer; every call is made from the loop thread. */
+struct feed_shell {
+	/* Starts a connection attempt. On immediate failure: -1 with the reason in f->err. */
+	int (*connect)(struct feed *f);
+	/* Asks for a writeable callback; feed_next_frame then says what to send. */
+	void (*want_write)(struct feed *f);
+	/* Drops the current connection without a close handshake; feed_on_gone follows. */
+	void (*abort)(struct feed *f);
+};
+
+/* Shared by all feeds of a process. */
+struct feed_env {
+	struct timerq *tq;
+	struct connq *connq;
+	struct rng *rng;
+	const struct feed_shell *shell;
+	void *shell_arg; /* the shell's own state */
+	bool stopping; /* shutting down: no reconnects */
+	/* Called when a feed reaches FEED_STOPPED (may be NULL). */
+	void (*on_stopped)(struct feed_env *env, struct feed *f);
+};
+
+enum frame_kind { FRAME_NONE, FRAME_TEXT, FRAME_BINARY, FRAME_PING, FRAME_CLOSE };
+enum frame_src { SRC_ON_OPEN, SRC_BEAT, SRC_CLOSE };
+
+/* One frame to write, described by the feed; data stays valid until feed_frame_sent. */
+struct feed_frame {
+	enum frame_kind kind;
+	enum frame_src src;
+	const void *data;
+	size_t len;
+	int close_code;
+};
+
+struct feed_stats {
+	uint64_t connects, connect_errors, disconnects;
+	uint64_t beats_sent, beats_answered, beat_timeouts;
+	uint64_t messages, bytes;
+	double last_rtt_ms; /* < 0 until the first answer */
+	int64_t last_msg_us;
+};
+
+struct feed {
+	const struct cfg_feed *cfg;
+	struct feed_env *env;
+	struct lws *conn; /* the current connection, NULL when none */
+
+	enum feed_state state;
+	int64_t state_since_us;
+	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
+	unsigned conn_no;    /* connections opened since start */
+	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
+	bool aborting;       /* the shell was asked to drop the connection */
+	int64_t open_since_us;
+
+	struct tq_timer t_state, t_beat, t_answer, t_idle;
+	struct connq_node qnode;
+
+	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited). */
+	int64_t hb_waiting_since_us;
+	int64_t hb_last_sent_us;
+	bool beat_pending;
+	unsigned char ping_buf[8];
+
+	size_t on_open_next;
+
+	bool close_pending;
+	int close_code;        /* sent by us, or received from the peer */
+	char close_reason[124];
+
+	/* The message being received. */
+	size_t rx_len;
+	size_t rx_match; /* bytes of heartbeat.expect matched so far, or SIZE_MAX: no match */
+	bool rx_too_big;
+
+	int64_t last_data_us;
+
+	/* Why the last attempt or connection ended. */
+	char err[160];
+	int http_status;
+	int64_t retry_after_ms; /* -1 = none */
+
+	struct feed_stats stats;
+};
+
+/* Prepares f for cfg; reserves its timers in env->tq. 0 or -1 (ENOMEM). Does not start it. */
+int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env);
+/* Disarms everything; the feed must have no connection (f->conn == NULL). */
+void feed_fini(struct feed *f);
+
+/* Queues the first connection attempt. */
+void feed_start(struct feed *f, int64_t now_us);
+/* Winds the feed down: closes an open connection with 1001, then reaches FEED_STOPPED. */
+void feed_stop(struct feed *f, int64_t now_us);
+/* The connect queue lets f start its attempt. */
+void feed_on_slot(struct feed *f, int64_t now_us);
+
+/* Connection events reported by the shell. */
+void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
+void feed_on_open(struct feed *f, int64_t now_us);
+void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
+/* A piece of a received message; first/final mark message boundaries. */
+void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final,
+		bool binary, int64_t now_us);
+void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len);
+/* The attempt or connection is gone (any cause). Idempotent: only the first call counts. */
+void feed_on_gone(struct feed *f, int64_t now_us, const char *reason);
+/* Records why the attempt is failing (printf-style); the first reason wins. */
+void feed_set_error(struct feed *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What to write now (FRAME_NONE when nothing); call from the writeable callback. */
+void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr);
+/* The frame was written; returns true when more frames are waiting. */
+bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us);
+
+/* Logs one status record for f. */
+void feed_log_status(const struct feed *f, int64_t now_us);
+
+const char *feed_state_name(enum feed_state s);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * timerq: every per-feed deadline in one binary min-heap, so arming is O(log n) however many
+ * feeds there are. The shell drives it from a single lws timer armed at tq_next_wake().
+ * Timers fire at or after their deadline, never before; a timer may fire up to `slack` late so
+ * that deadlines close together share one wake-up of the loop.
+ */
+#ifndef WSBEAT_TIMERQ_H
+#define WSBEAT_TIMERQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TQ_NEVER INT64_MAX
+
+struct tq_timer;
+typedef void (*tq_cb)(struct tq_timer *t, int64_t now_us);
+
+/* Embed in the owner and recover it with container_of in the callback. */
+struct tq_timer {
+	int64_t deadline_us; /* absolute, CLOCK_MONOTONIC */
+	size_t slot;         /* heap index + 1; 0 = not armed */
+	tq_cb cb;
+};
+
+struct timerq;
+/* Called when the earliest wake-up moves earlier than the one last announced. */
+typedef void (*tq_rearm_fn)(struct timerq *q, int64_t wake_us, void *arg);
+
+struct timerq {
+	struct tq_timer **heap;
+	size_t n, cap;
+	int64_t slack_us;
+	int64_t announced_us; /* wake time the driver is armed for, TQ_NEVER if none */
+	tq_rearm_fn rearm;
+	void *rearm_arg;
+};
+
+/* Initialises an empty queue. rearm may be NULL (tests poll tq_next_wake instead). */
+void tq_init(struct timerq *q, int64_t slack_us, tq_rearm_fn rearm, void *arg);
+void tq_fini(struct timerq *q);
+
+/* Makes room for n more timers so that arming never allocates; 0 or -1 (ENOMEM). */
+int tq_reserve(struct timerq *q, size_t n);
+
+void tq_timer_init(struct tq_timer *t, tq_cb cb);
+static inline bool tq_armed(const struct tq_timer *t)
+{
+	return t->slot != 0;
+}
+
+/* Arms (or moves) t to fire at deadline_us. Needs room reserved with tq_reserve. */
+void tq_arm(struct timerq *q, struct tq_timer *t, int64_t deadline_us);
+
+/* Disarms t; a no-op when it is not armed. */
+void tq_cancel(struct timerq *q, struct tq_timer *t);
+
+/* When the loop must wake next: the earliest deadline plus slack, or TQ_NEVER. */
+int64_t tq_next_wake(const struct timerq *q);
+
+/*
+ * Fires, in deadline order, every timer due at now_us. Callbacks may arm and cancel timers
+ * (a timer re-armed at or before now_us fires again in this call). Returns how many fired.
+ * The caller must have marked its driver unarmed (announced_us = TQ_NEVER) if it re-arms after.
+ */
+size_t tq_run(struct timerq *q, int64_t now_us);
+
+/* Tells the queue its driver has fired and is no longer armed; returns tq_run's count. */
+size_t tq_driver_fired(struct timerq *q, int64_t now_us);
+
+#endif

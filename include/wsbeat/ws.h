@@ -1,0 +1,42 @@
+/*
+ * ws: the thin libwebsockets shell. One lws_context on the libev backend runs every feed's
+ * connection; this module maps lws callbacks to feed_on_* events, drives the timer queue from
+ * one lws timer, and turns signals into loop events. The only file that includes lws headers.
+ */
+#ifndef WSBEAT_WS_H
+#define WSBEAT_WS_H
+
+#include <stdint.h>
+
+#include "wsbeat/cfg.h"
+#include "wsbeat/feed.h"
+#include "wsbeat/timerq.h"
+
+struct ws;
+
+/* Called on the loop for every signal received (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2). */
+typedef void (*ws_signal_fn)(int signo, void *arg);
+
+/*
+ * Creates the context and its client vhost for cfg. The timer queue's driver is bound to the
+ * context (tq's rearm hook is set here). Blocks the handled signals and adopts a signalfd.
+ * Returns NULL after logging why.
+ */
+struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_signal, void *arg);
+
+/* Runs the loop until ws_quit; returns 0, or -1 if the loop failed. */
+int ws_run(struct ws *w);
+
+/* Ends the loop: call from a timer callback; ws_run returns afterwards. */
+void ws_quit(struct ws *w);
+
+/* Destroys the context (closing any connection left) and frees w. NULL is a no-op. */
+void ws_free(struct ws *w);
+
+/* The connection operations feeds use. */
+extern const struct feed_shell ws_feed_shell;
+
+/* Versions of the libraries in use, for --version. */
+const char *ws_lws_version(void);
+
+#endif

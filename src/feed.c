@@ -1,0 +1,595 @@
+/* The feed state machine: connect, heartbeat, detect death, back off, reconnect. */
+#include "wsbeat/feed.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wsbeat/backoff.h"
+#include "wsbeat/log.h"
+#include "wsbeat/util.h"
+
+enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8 };
+
+/* Which timers each state may have armed; entering a state disarms all others. */
+static const unsigned state_timers[FEED_NSTATES] = {
+	[FEED_IDLE] = 0,
+	[FEED_CONNECTING] = T_STATE,
+	[FEED_OPEN] = T_BEAT | T_ANSWER | T_IDLE,
+	[FEED_CLOSING] = T_STATE,
+	[FEED_BACKOFF] = T_STATE,
+	[FEED_STOPPED] = 0,
+};
+
+static const char *const state_names[FEED_NSTATES] = {
+	"idle", "connecting", "open", "closing", "backoff", "stopped",
+};
+
+const char *feed_state_name(enum feed_state s)
+{
+	return s < FEED_NSTATES ? state_names[s] : "?";
+}
+
+/* An event record about a feed: extra fields beyond feed, event and state. */
+struct feed_event {
+	const char *name;
+	enum log_level level;
+	struct log_kv kv[6];
+};
+
+static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
+{
+	struct log_kv kv[3 + ARRAY_SIZE(ev->kv)] = {
+		{"feed", f->cfg->name}, {"event", ev->name}, {"state", state_names[f->state]}};
+	char msg[512];
+	va_list ap;
+
+	if (!log_enabled(ev->level))
+		return;
+	memcpy(kv + 3, ev->kv, sizeof(ev->kv));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_rec(ev->level, kv, ARRAY_SIZE(kv), "%s", msg);
+}
+
+/* The one place that changes state: stamps the time, disarms timers, logs the event. */
+static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
+{
+	unsigned keep = state_timers[to];
+	struct timerq *tq = f->env->tq;
+
+	if (!(keep & T_STATE) || to != f->state)
+		tq_cancel(tq, &f->t_state);
+	if (!(keep & T_BEAT))
+		tq_cancel(tq, &f->t_beat);
+	if (!(keep & T_ANSWER))
+		tq_cancel(tq, &f->t_answer);
+	if (!(keep & T_IDLE))
+		tq_cancel(tq, &f->t_idle);
+	if (to != f->state)
+		f->state_since_us = now_us;
+	f->state = to;
+}
+
+static void fmt_u(char *buf, size_t n, uint64_t v)
+{
+	snprintf(buf, n, "%" PRIu64, v);
+}
+
+static void on_state_timer(struct tq_timer *t, int64_t now_us);
+static void on_beat_timer(struct tq_timer *t, int64_t now_us);
+static void on_answer_timer(struct tq_timer *t, int64_t now_us);
+static void on_idle_timer(struct tq_timer *t, int64_t now_us);
+
+int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
+{
+	*f = (struct feed){.cfg = cfg, .env = env, .state = FEED_IDLE, .retry_after_ms = -1};
+	f->stats.last_rtt_ms = -1;
+	tq_timer_init(&f->t_state, on_state_timer);
+	tq_timer_init(&f->t_beat, on_beat_timer);
+	tq_timer_init(&f->t_answer, on_answer_timer);
+	tq_timer_init(&f->t_idle, on_idle_timer);
+	return tq_reserve(env->tq, 4);
+}
+
+void feed_fini(struct feed *f)
+{
+	set_state(f, FEED_STOPPED, f->state_since_us);
+	connq_remove(f->env->connq, &f->qnode);
+}
+
+static void enter_idle(struct feed *f, int64_t now_us)
+{
+	set_state(f, FEED_IDLE, now_us);
+	connq_push(f->env->connq, &f->qnode, now_us);
+}
+
+static void enter_stopped(struct feed *f, int64_t now_us)
+{
+	set_state(f, FEED_STOPPED, now_us);
+	if (f->env->on_stopped)
+		f->env->on_stopped(f->env, f);
+}
+
+void feed_start(struct feed *f, int64_t now_us)
+{
+	enter_idle(f, now_us);
+}
+
+void feed_set_error(struct feed *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (f->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	va_end(ap);
+}
+
+static void reset_attempt(struct feed *f)
+{
+	f->err[0] = '\0';
+	f->http_status = 0;
+	f->retry_after_ms = -1;
+	f->aborting = false;
+	f->close_code = 0;
+	f->close_reason[0] = '\0';
+	f->close_pending = false;
+	f->beat_pending = false;
+	f->hb_waiting_since_us = 0;
+	f->on_open_next = 0;
+	f->rx_len = 0;
+	f->rx_too_big = false;
+}
+
+void feed_on_slot(struct feed *f, int64_t now_us)
+{
+	char attempt[16];
+
+	if (f->state != FEED_IDLE || f->env->stopping)
+		return;
+	reset_attempt(f);
+	set_state(f, FEED_CONNECTING, now_us);
+	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
+	fmt_u(attempt, sizeof(attempt), f->failures + 1);
+	feed_log(f,
+		 &(struct feed_event){"connecting",
+				      LOG_LVL_INFO,
+				      {{"url", f->cfg->url.display}, {"attempt", attempt}}},
+		 "connecting (attempt %s)", attempt);
+	f->conn_live = true;
+	if (f->env->shell->connect(f) < 0)
+		feed_on_gone(f, now_us, NULL);
+}
+
+/* Stops the current connection from our side: a close frame, then a bounded wait. */
+static void begin_close(struct feed *f, int code, const char *reason, int64_t now_us)
+{
+	feed_set_error(f, "%s", reason);
+	f->close_pending = true;
+	f->close_code = code;
+	snprintf(f->close_reason, sizeof(f->close_reason), "%s", reason);
+	set_state(f, FEED_CLOSING, now_us);
+	tq_arm(f->env->tq, &f->t_state, now_us + FEED_CLOSE_TIMEOUT_US);
+	f->env->shell->want_write(f);
+}
+
+static void drop(struct feed *f)
+{
+	if (!f->aborting) {
+		f->aborting = true;
+		f->env->shell->abort(f);
+	}
+}
+
+void feed_stop(struct feed *f, int64_t now_us)
+{
+	switch (f->state) {
+	case FEED_IDLE:
+	case FEED_BACKOFF:
+		connq_remove(f->env->connq, &f->qnode);
+		enter_stopped(f, now_us);
+		break;
+	case FEED_CONNECTING:
+		feed_set_error(f, "stopped");
+		drop(f);
+		break;
+	case FEED_OPEN:
+		begin_close(f, WS_CLOSE_GOING_AWAY, "shutting down", now_us);
+		break;
+	case FEED_CLOSING:
+	case FEED_STOPPED:
+	case FEED_NSTATES:
+		break;
+	}
+}
+
+static int64_t first_beat_at(struct feed *f, int64_t now_us)
+{
+	/* A random phase spreads the beats of many feeds across the interval. */
+	int64_t interval = f->cfg->heartbeat.interval_ms * 1000;
+	return now_us + (int64_t)(rng_unit(f->env->rng) * (double)interval);
+}
+
+void feed_on_open(struct feed *f, int64_t now_us)
+{
+	char attempt[16];
+
+	if (f->state != FEED_CONNECTING || f->aborting)
+		return;
+	f->conn_no++;
+	f->stats.connects++;
+	f->open_since_us = now_us;
+	f->last_data_us = now_us;
+	set_state(f, FEED_OPEN, now_us);
+	if (f->cfg->heartbeat.type != HB_NONE)
+		tq_arm(f->env->tq, &f->t_beat, first_beat_at(f, now_us));
+	if (f->cfg->idle_timeout_ms > 0)
+		tq_arm(f->env->tq, &f->t_idle, now_us + f->cfg->idle_timeout_ms * 1000);
+	if (f->cfg->n_on_open > 0)
+		f->env->shell->want_write(f);
+	fmt_u(attempt, sizeof(attempt), f->failures + 1);
+	feed_log(f,
+		 &(struct feed_event){"open",
+				      LOG_LVL_NOTICE,
+				      {{"url", f->cfg->url.display}, {"attempt", attempt}}},
+		 "connection open");
+}
+
+void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
+{
+	f->http_status = status;
+	f->retry_after_ms = retry_after_ms;
+}
+
+void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len)
+{
+	if (reason_len >= sizeof(f->close_reason))
+		reason_len = sizeof(f->close_reason) - 1;
+	f->close_code = code;
+	memcpy(f->close_reason, reason, reason_len);
+	f->close_reason[reason_len] = '\0';
+	feed_set_error(f, "server closed the connection");
+}
+
+static void on_beat_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct feed *f = container_of(t, struct feed, t_beat);
+	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
+	int64_t interval = hb->interval_ms * 1000;
+	int64_t due = t->deadline_us, next = due + interval;
+
+	if (f->state != FEED_OPEN)
+		return;
+	if (f->hb_waiting_since_us == 0) {
+		f->hb_waiting_since_us = due;
+		tq_arm(f->env->tq, &f->t_answer, due + hb->timeout_ms * 1000);
+	}
+	if (!f->beat_pending) {
+		f->beat_pending = true;
+		f->env->shell->want_write(f);
+	}
+	/* Stay on the original grid: beats missed while the loop was busy are skipped, not
+	 * bunched, and the period never drifts by the time it took to get here. */
+	if (next <= now_us)
+		next += ((now_us - next) / interval + 1) * interval;
+	tq_arm(f->env->tq, &f->t_beat, next);
+}
+
+static void on_answer_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct feed *f = container_of(t, struct feed, t_answer);
+	char ms[24];
+
+	if (f->state != FEED_OPEN)
+		return;
+	f->stats.beat_timeouts++;
+	fmt_u(ms, sizeof(ms), (uint64_t)f->cfg->heartbeat.timeout_ms);
+	feed_set_error(f, "heartbeat timeout");
+	feed_log(f,
+		 &(struct feed_event){"heartbeat_timeout", LOG_LVL_WARNING, {{"timeout_ms", ms}}},
+		 "no heartbeat answer within %s ms: connection declared dead", ms);
+	begin_close(f, WS_CLOSE_GOING_AWAY, "heartbeat timeout", now_us);
+}
+
+static void on_idle_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct feed *f = container_of(t, struct feed, t_idle);
+	int64_t idle = f->cfg->idle_timeout_ms * 1000;
+	char ms[24];
+
+	if (f->state != FEED_OPEN)
+		return;
+	/* Data does not re-arm the timer (that would cost per message); check lazily here. */
+	if (f->last_data_us + idle > now_us) {
+		tq_arm(f->env->tq, &f->t_idle, f->last_data_us + idle);
+		return;
+	}
+	fmt_u(ms, sizeof(ms), (uint64_t)f->cfg->idle_timeout_ms);
+	feed_set_error(f, "idle timeout");
+	feed_log(f, &(struct feed_event){"idle_timeout", LOG_LVL_WARNING, {{"idle_ms", ms}}},
+		 "no data message for %s ms", ms);
+	begin_close(f, WS_CLOSE_GOING_AWAY, "idle timeout", now_us);
+}
+
+static void on_state_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct feed *f = container_of(t, struct feed, t_state);
+
+	switch (f->state) {
+	case FEED_CONNECTING:
+		feed_set_error(f, "connect timeout after %" PRId64 " ms",
+			       f->cfg->connect_timeout_ms);
+		drop(f);
+		break;
+	case FEED_CLOSING:
+		drop(f);
+		break;
+	case FEED_BACKOFF:
+		enter_idle(f, now_us);
+		break;
+	default:
+		break;
+	}
+}
+
+static void answered(struct feed *f, int64_t rtt_us)
+{
+	char rtt[32];
+
+	f->hb_waiting_since_us = 0;
+	tq_cancel(f->env->tq, &f->t_answer);
+	f->stats.beats_answered++;
+	f->stats.last_rtt_ms = (double)rtt_us / 1000.0;
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
+		feed_log(f, &(struct feed_event){"heartbeat", LOG_LVL_DEBUG, {{"rtt_ms", rtt}}},
+			 "heartbeat answered");
+	}
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us)
+{
+	int64_t sent;
+
+	if (f->state != FEED_OPEN || f->cfg->heartbeat.type != HB_PING || len != 8 ||
+	    f->hb_waiting_since_us == 0)
+		return;
+	/* Our PING payload is its send time: a PONG counts only if it echoes a beat we are still
+	 * waiting for, so stray or unsolicited PONGs prove nothing. */
+	sent = (int64_t)get_be64(data);
+	if (sent < f->hb_waiting_since_us || sent > now_us)
+		return;
+	answered(f, now_us - sent);
+}
+
+/* Heartbeat answers are matched incrementally, so no message needs to be buffered for it. */
+static void match_expect(struct feed *f, const void *data, size_t len, bool first, bool binary)
+{
+	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
+	bool want_binary = hb->type == HB_BINARY;
+
+	if (first)
+		f->rx_match = (hb->expect && binary == want_binary) ? 0 : SIZE_MAX;
+	if (f->rx_match == SIZE_MAX)
+		return;
+	if (f->rx_match + len > hb->expect_len ||
+	    memcmp(hb->expect + f->rx_match, data, len) != 0)
+		f->rx_match = SIZE_MAX;
+	else
+		f->rx_match += len;
+}
+
+static void message_done(struct feed *f, int64_t now_us)
+{
+	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
+	bool is_answer = false;
+
+	f->stats.messages++;
+	f->stats.bytes += f->rx_len;
+	f->stats.last_msg_us = now_us;
+	if (hb->type == HB_TEXT || hb->type == HB_BINARY) {
+		if (!hb->expect)
+			is_answer = true;
+		else if (f->rx_match == hb->expect_len)
+			is_answer = true;
+		if (is_answer && f->hb_waiting_since_us != 0)
+			answered(f, now_us - f->hb_last_sent_us);
+	}
+	/* A message that is only the heartbeat's expected answer is not data. */
+	if (!(is_answer && hb->expect))
+		f->last_data_us = now_us;
+}
+
+void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final,
+		bool binary, int64_t now_us)
+{
+	if (f->state != FEED_OPEN)
+		return;
+	if (first) {
+		f->rx_len = 0;
+		f->rx_too_big = false;
+	}
+	if (f->rx_too_big)
+		return;
+	f->rx_len += len;
+	if (f->rx_len > f->cfg->max_message_size) {
+		f->rx_too_big = true;
+		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
+			       f->cfg->max_message_size);
+		begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
+		return;
+	}
+	match_expect(f, data, len, first, binary);
+	if (final)
+		message_done(f, now_us);
+}
+
+void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
+{
+	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
+
+	*fr = (struct feed_frame){.kind = FRAME_NONE};
+	if (!f->conn_live || f->aborting)
+		return;
+	if (f->close_pending) {
+		*fr = (struct feed_frame){FRAME_CLOSE, SRC_CLOSE, f->close_reason,
+					  strlen(f->close_reason), f->close_code};
+	} else if (f->state != FEED_OPEN) {
+		return;
+	} else if (f->on_open_next < f->cfg->n_on_open) {
+		const char *m = f->cfg->on_open[f->on_open_next];
+		*fr = (struct feed_frame){FRAME_TEXT, SRC_ON_OPEN, m, strlen(m), 0};
+	} else if (f->beat_pending && hb->type == HB_PING) {
+		put_be64(f->ping_buf, (uint64_t)now_us);
+		*fr = (struct feed_frame){FRAME_PING, SRC_BEAT, f->ping_buf, 8, 0};
+	} else if (f->beat_pending) {
+		*fr = (struct feed_frame){hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
+					  SRC_BEAT, hb->payload, hb->payload_len, 0};
+	}
+}
+
+bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us)
+{
+	switch (fr->src) {
+	case SRC_ON_OPEN:
+		f->on_open_next++;
+		break;
+	case SRC_BEAT:
+		f->beat_pending = false;
+		f->hb_last_sent_us = now_us;
+		f->stats.beats_sent++;
+		break;
+	case SRC_CLOSE:
+		f->close_pending = false;
+		return false;
+	}
+	return f->state == FEED_OPEN &&
+	       (f->on_open_next < f->cfg->n_on_open || f->beat_pending);
+}
+
+/* An attempt that never opened: count it and log why. Returns the policy's delay. */
+static int64_t attempt_failed(struct feed *f)
+{
+	const struct cfg_reconnect *rc = &f->cfg->reconnect;
+	bool permanent = backoff_status_is_permanent(f->http_status);
+	char attempt[16], status[16], retry[24];
+	int64_t delay;
+
+	f->stats.connect_errors++;
+	f->failures++;
+	delay = backoff_delay_ms(rc, f->failures, rng_unit(f->env->rng));
+	delay = backoff_for_status(rc, f->http_status, f->retry_after_ms, delay);
+	fmt_u(attempt, sizeof(attempt), f->failures);
+	fmt_u(status, sizeof(status), (uint64_t)f->http_status);
+	fmt_u(retry, sizeof(retry), (uint64_t)f->retry_after_ms);
+	feed_log(f,
+		 &(struct feed_event){"connect_error",
+				      permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
+				      {{"url", f->cfg->url.display},
+				       {"attempt", attempt},
+				       {"reason", f->err[0] ? f->err : "connection failed"},
+				       {"http_status", f->http_status ? status : NULL},
+				       {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
+		 permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
+			     "retrying at the maximum delay"
+			   : "connection attempt failed%s",
+		 permanent ? status : "");
+	return delay;
+}
+
+/* A connection that was open has ended. Returns the policy's delay. */
+static int64_t connection_ended(struct feed *f, int64_t now_us)
+{
+	const struct cfg_reconnect *rc = &f->cfg->reconnect;
+	bool stable = now_us - f->open_since_us >= rc->stable_after_ms * 1000;
+	char code[16];
+
+	f->stats.disconnects++;
+	/* Only a connection that stayed up long enough proves the server healthy again. */
+	if (stable)
+		f->failures = 0;
+	else
+		f->failures++;
+	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
+	feed_log(f,
+		 &(struct feed_event){"closed",
+				      f->env->stopping ? LOG_LVL_INFO : LOG_LVL_WARNING,
+				      {{"close_code", f->close_code ? code : NULL},
+				       {"reason", f->err[0] ? f->err : "connection lost"},
+				       {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
+		 "connection closed");
+	return backoff_delay_ms(rc, f->failures ? f->failures : 1, rng_unit(f->env->rng));
+}
+
+void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
+{
+	bool was_open = f->state == FEED_OPEN || f->state == FEED_CLOSING;
+	enum feed_state to = f->env->stopping ? FEED_STOPPED : FEED_BACKOFF;
+	char attempt[16], delay_s[24];
+	int64_t delay;
+
+	if (!f->conn_live)
+		return;
+	f->conn_live = false;
+	f->conn = NULL;
+	if (reason)
+		feed_set_error(f, "%s", reason);
+	/* Records carry the state the feed is in after the event. */
+	set_state(f, to, now_us);
+	delay = was_open ? connection_ended(f, now_us) : attempt_failed(f);
+	if (to == FEED_STOPPED) {
+		if (f->env->on_stopped)
+			f->env->on_stopped(f->env, f);
+		return;
+	}
+	tq_arm(f->env->tq, &f->t_state, now_us + delay * 1000);
+	fmt_u(attempt, sizeof(attempt), f->failures + 1);
+	fmt_u(delay_s, sizeof(delay_s), (uint64_t)delay);
+	feed_log(f,
+		 &(struct feed_event){"backoff",
+				      LOG_LVL_INFO,
+				      {{"attempt", attempt}, {"delay_ms", delay_s}}},
+		 "next attempt in %s ms", delay_s);
+}
+
+void feed_log_status(const struct feed *f, int64_t now_us)
+{
+	char since[24], attempt[16], rtt[32], conns[24];
+
+	snprintf(since, sizeof(since), "%.1f", (double)(now_us - f->state_since_us) / 1e6);
+	fmt_u(attempt, sizeof(attempt), f->failures + 1);
+	fmt_u(conns, sizeof(conns), f->stats.connects);
+	if (f->stats.last_rtt_ms >= 0)
+		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
+	feed_log(f,
+		 &(struct feed_event){"status",
+				      LOG_LVL_INFO,
+				      {{"in_state_s", since},
+				       {"attempt", attempt},
+				       {"connects", conns},
+				       {"rtt_ms", f->stats.last_rtt_ms >= 0 ? rtt : NULL},
+				       {"last_error", f->err[0] ? f->err : NULL}}},
+		 "%s for %ss", state_names[f->state], since);
+}

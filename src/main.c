@@ -1,0 +1,118 @@
+/* wsbeat: keeps many WebSocket feeds connected and alive. main only wires the modules. */
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "wsbeat/app.h"
+#include "wsbeat/cfg.h"
+#include "wsbeat/log.h"
+#include "wsbeat/version.h"
+#include "wsbeat/ws.h"
+
+#define EXIT_USAGE 64
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [-V] [-h]\n"
+		"Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
+		"detection and reconnects with capped exponential backoff.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default %s)\n"
+		"  -t, --check         validate the configuration, print \"configuration OK\", exit\n"
+		"  -l, --log-level L   error, warning, notice, info or debug (overrides log_level)\n"
+		"  -V, --version       print versions and exit\n"
+		"  -h, --help          print this help and exit\n"
+		"\n"
+		"Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
+		"once); USR2 logs one status line per feed.\n"
+		"Exit status: 0 stopped on request, 1 start failure, 64 bad usage, 78 bad config.\n",
+		WSBEAT_DEFAULT_CONFIG);
+}
+
+static void version(void)
+{
+	printf("wsbeat %s\nlibwebsockets %s\n%s\nlibconfig %d.%d.%d\n", WSBEAT_VERSION,
+	       ws_lws_version(), OpenSSL_version(OPENSSL_VERSION), LIBCONFIG_VER_MAJOR,
+	       LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+}
+
+struct opts {
+	const char *config;
+	const char *level;
+	int check;
+};
+
+/* Returns -1 to exit with the status in *status. */
+static int parse_args(int argc, char **argv, struct opts *o, int *status)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:tl:Vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 't': o->check = 1; break;
+		case 'l': o->level = optarg; break;
+		case 'V': version(); *status = 0; return -1;
+		case 'h': usage(stdout); *status = 0; return -1;
+		default: usage(stderr); *status = EXIT_USAGE; return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wsbeat: unexpected argument '%s'\n", argv[optind]);
+		*status = EXIT_USAGE;
+		return -1;
+	}
+	return 0;
+}
+
+static int load_config(const struct opts *o, struct cfg **cfg)
+{
+	char err[1024];
+
+	if (cfg_load(o->config, cfg, err, sizeof(err)) < 0 ||
+	    app_check_supported(*cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(*cfg);
+		*cfg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.config = WSBEAT_DEFAULT_CONFIG};
+	enum log_level level;
+	struct cfg *cfg = NULL;
+	struct app app;
+	int status = 0;
+
+	if (parse_args(argc, argv, &o, &status) < 0)
+		return status;
+	if (o.level && log_level_parse(o.level, &level) < 0) {
+		fprintf(stderr, "wsbeat: unknown log level '%s'\n", o.level);
+		return EXIT_USAGE;
+	}
+	if (load_config(&o, &cfg) < 0)
+		return CFG_EXIT_CONFIG;
+	if (o.check) {
+		printf("configuration OK\n");
+		cfg_free(cfg);
+		return 0;
+	}
+	log_set_level(o.level ? level : cfg->log_level);
+	if (app_init(&app, cfg) < 0) {
+		app_fini(&app);
+		return 1;
+	}
+	status = app_run(&app);
+	app_fini(&app);
+	return status;
+}

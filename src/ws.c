@@ -1,0 +1,469 @@
+/* The libwebsockets shell: context, callbacks, the timer driver and signals. */
+#include "wsbeat/ws.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "wsbeat/log.h"
+#include "wsbeat/util.h"
+
+/* Receive buffer per connection: small, since it is most of an idle connection's memory. */
+#define WS_RX_BUFFER 1024
+/* lws's own network timeouts must never beat the feed's connect_timeout. */
+#define WS_LWS_TIMEOUT_SLACK_S 5
+/* Never above lws's 10,000,000 sanity cap, where it silently falls back to 2,560 fds. */
+#define WS_NOFILE_CAP (1024 * 1024)
+
+struct ws {
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	struct timerq *tq;
+	int timerfd; /* the one timer that drives the timer queue */
+	int sigfd;
+	ws_signal_fn on_signal;
+	void *signal_arg;
+	unsigned char *txbuf;
+	size_t txcap;
+	bool quitting; /* the context is going away: no more timer scheduling */
+};
+
+/* Our heartbeats do the liveness checking: switch lws's validity pinging off. */
+static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+					   .secs_since_valid_hangup = 0};
+
+static const int handled_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
+
+/*
+ * The timer queue is driven by a timerfd adopted into the loop rather than by an lws_sul:
+ * with the libev plugin of lws 4.1.6 a sul moved earlier from an I/O callback does not take
+ * effect while lws's libev timer is already running (ev_timer_set on an active watcher is
+ * ignored), so a heartbeat armed when a connection opens would wait for an unrelated timer.
+ * timerfd_settime takes effect at once from anywhere, with microsecond precision.
+ */
+static void rearm_driver(struct timerq *q, int64_t wake_us, void *arg)
+{
+	struct ws *w = arg;
+	struct itimerspec its = {0};
+
+	if (w->quitting)
+		return;
+	if (wake_us != TQ_NEVER) {
+		if (wake_us <= 0)
+			wake_us = 1;
+		its.it_value.tv_sec = wake_us / 1000000;
+		its.it_value.tv_nsec = (wake_us % 1000000) * 1000;
+	}
+	if (timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		log_error("timerfd_settime: %s", strerror(errno));
+}
+
+static void on_driver(struct ws *w)
+{
+	uint64_t expirations;
+
+	if (read(w->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_error("reading the timerfd: %s", strerror(errno));
+	tq_driver_fired(w->tq, mono_us());
+}
+
+static struct feed *feed_of(struct lws *wsi)
+{
+	struct feed *f = lws_get_opaque_user_data(wsi);
+
+	/* Events of a connection the feed has already let go of are stale. */
+	return f && f->conn == wsi ? f : NULL;
+}
+
+static int64_t parse_retry_after(struct lws *wsi)
+{
+	char buf[32];
+	char *end;
+	long v;
+
+	if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_RETRY_AFTER) <= 0)
+		return -1;
+	/* Only the delay-seconds form; an HTTP-date is rare from WebSocket servers. */
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno || end == buf || *end != '\0' || v < 0)
+		return -1;
+	return (int64_t)v * 1000;
+}
+
+static int append_headers(struct feed *f, struct lws *wsi, unsigned char **p, size_t len)
+{
+	unsigned char *end = *p + len - 1;
+	const struct cfg_feed *c = f->cfg;
+	char name[160];
+
+	for (size_t i = 0; i < c->n_headers; i++) {
+		snprintf(name, sizeof(name), "%s:", c->headers[i].name);
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+						(const unsigned char *)c->headers[i].value,
+						(int)strlen(c->headers[i].value), p, end))
+			goto too_big;
+	}
+	/* lws would prefix its own origin field with http://; send ours verbatim. */
+	if (c->origin && lws_add_http_header_by_name(wsi, (const unsigned char *)"origin:",
+						     (const unsigned char *)c->origin,
+						     (int)strlen(c->origin), p, end))
+		goto too_big;
+	return 0;
+too_big:
+	feed_set_error(f, "handshake headers too large");
+	return -1;
+}
+
+static unsigned char *tx_space(struct ws *w, size_t len)
+{
+	if (LWS_PRE + len > w->txcap) {
+		unsigned char *b = realloc(w->txbuf, LWS_PRE + len);
+		if (!b)
+			return NULL;
+		w->txbuf = b;
+		w->txcap = LWS_PRE + len;
+	}
+	return w->txbuf + LWS_PRE;
+}
+
+static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
+{
+	static const enum lws_write_protocol kinds[] = {
+		[FRAME_TEXT] = LWS_WRITE_TEXT,
+		[FRAME_BINARY] = LWS_WRITE_BINARY,
+		[FRAME_PING] = LWS_WRITE_PING,
+	};
+	int64_t now = mono_us();
+	struct feed_frame fr;
+	unsigned char *buf;
+
+	feed_next_frame(f, now, &fr);
+	if (fr.kind == FRAME_NONE)
+		return 0;
+	if (fr.kind == FRAME_CLOSE) {
+		lws_close_reason(wsi, (enum lws_close_status)fr.close_code,
+				 (unsigned char *)fr.data, fr.len);
+		feed_frame_sent(f, &fr, now);
+		return -1;
+	}
+	buf = tx_space(w, fr.len);
+	if (!buf) {
+		feed_set_error(f, "out of memory for a %zu byte frame", fr.len);
+		return -1;
+	}
+	memcpy(buf, fr.data, fr.len);
+	/* For control frames lws returns the length with the header: only < 0 is failure. */
+	if (lws_write(wsi, buf, fr.len, kinds[fr.kind]) < 0) {
+		feed_set_error(f, "write failed");
+		return -1;
+	}
+	if (feed_frame_sent(f, &fr, now))
+		lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static void on_handshake_status(struct feed *f, struct lws *wsi)
+{
+	int status = (int)lws_http_client_http_response(wsi);
+
+	if (status == 101 || status == 0)
+		return;
+	feed_on_http_status(f, status, parse_retry_after(wsi));
+	feed_set_error(f, "server answered HTTP %d instead of 101", status);
+}
+
+static void on_peer_close(struct feed *f, const unsigned char *in, size_t len)
+{
+	int code = len >= 2 ? (in[0] << 8 | in[1]) : 1005;
+
+	feed_on_peer_close(f, code, len > 2 ? (const char *)in + 2 : "", len > 2 ? len - 2 : 0);
+}
+
+static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	struct ws *w = lws_context_user(lws_get_context(wsi));
+	struct feed *f = feed_of(wsi);
+	int64_t now = mono_us();
+
+	if (!f)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		return append_headers(f, wsi, (unsigned char **)in, len);
+	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
+		on_handshake_status(f, wsi);
+		return 0;
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		feed_on_open(f, now);
+		return 0;
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writeable(w, f, wsi);
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+			   lws_frame_is_binary(wsi), now);
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		feed_on_pong(f, in, len, now);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		on_peer_close(f, in, len);
+		return 0;
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		feed_on_gone(f, now, in ? (const char *)in : "connection error");
+		return 0;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		feed_on_gone(f, now, "server did not answer the WebSocket upgrade");
+		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		feed_on_gone(f, now, "connection lost");
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		feed_on_gone(f, now, "connection ended");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Our own descriptors in the loop: the timer queue driver and the signalfd. */
+static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			   void *in, size_t len)
+{
+	struct ws *w = lws_context_user(lws_get_context(wsi));
+	struct signalfd_siginfo si;
+
+	if (reason != LWS_CALLBACK_RAW_RX_FILE)
+		return 0;
+	if (lws_get_socket_fd(wsi) == w->timerfd) {
+		on_driver(w);
+		return 0;
+	}
+	while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		w->on_signal((int)si.ssi_signo, w->signal_arg);
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{"wsbeat", feed_callback, 0, WS_RX_BUFFER, 0, NULL, 0},
+	{"wsbeat-loop", loop_callback, 0, 0, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int ws_connect(struct feed *f)
+{
+	struct ws *w = f->env->shell_arg;
+	const struct url *u = &f->cfg->url;
+	struct lws_client_connect_info i = {0};
+	struct lws *wsi;
+
+	i.context = w->ctx;
+	i.vhost = w->vhost;
+	i.address = u->host;
+	i.port = u->port;
+	i.path = u->path;
+	i.host = u->host_header;
+	i.protocol = f->cfg->subprotocol;
+	i.local_protocol_name = protocols[0].name;
+	i.ssl_connection = u->tls ? LCCSCF_USE_SSL : 0;
+	i.retry_and_idle_policy = &no_validity;
+	i.opaque_user_data = f;
+	errno = 0;
+	wsi = lws_client_connect_via_info(&i);
+	if (!wsi) {
+		feed_set_error(f, "connect failed%s%s", errno ? ": " : "",
+			       errno ? strerror(errno) : "");
+		return -1;
+	}
+	f->conn = wsi;
+	return 0;
+}
+
+static void ws_want_write(struct feed *f)
+{
+	if (f->conn)
+		lws_callback_on_writable(f->conn);
+}
+
+static void ws_abort(struct feed *f)
+{
+	/* Closes on the next service pass; WSI_DESTROY then reports the feed's loss. */
+	if (f->conn)
+		lws_set_timeout(f->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+const struct feed_shell ws_feed_shell = {
+	.connect = ws_connect,
+	.want_write = ws_want_write,
+	.abort = ws_abort,
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+	enum log_level l = level == LLL_ERR ? LOG_LVL_ERROR
+			   : level == LLL_WARN ? LOG_LVL_WARNING
+					       : LOG_LVL_DEBUG;
+	size_t n = strlen(line);
+	char buf[300];
+
+	if (n && line[n - 1] == '\n')
+		n--;
+	if (n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	memcpy(buf, line, n);
+	buf[n] = '\0';
+	log_rec(l, (struct log_kv[]){{"component", "lws"}}, 1, "%s", buf);
+}
+
+static int raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -1;
+	rl.rlim_cur = rl.rlim_max > WS_NOFILE_CAP ? WS_NOFILE_CAP : rl.rlim_max;
+	return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int adopt_fd(struct ws *w, int fd)
+{
+	lws_sock_file_fd_type u;
+
+	u.filefd = fd;
+	return lws_adopt_descriptor_vhost(w->vhost, LWS_ADOPT_RAW_FILE_DESC, u, protocols[1].name,
+					  NULL)
+		       ? 0
+		       : -1;
+}
+
+static int adopt_signals(struct ws *w)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < ARRAY_SIZE(handled_signals); i++)
+		sigaddset(&set, handled_signals[i]);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (w->sigfd < 0)
+		return -1;
+	return adopt_fd(w, w->sigfd);
+}
+
+static int adopt_timer(struct ws *w)
+{
+	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (w->timerfd < 0)
+		return -1;
+	return adopt_fd(w, w->timerfd);
+}
+
+static int64_t max_connect_timeout_s(const struct cfg *cfg)
+{
+	int64_t m = 0;
+
+	for (size_t i = 0; i < cfg->n_feeds; i++)
+		if (cfg->feeds[i].connect_timeout_ms > m)
+			m = cfg->feeds[i].connect_timeout_ms;
+	return m / 1000 + WS_LWS_TIMEOUT_SLACK_S;
+}
+
+static int create_context(struct ws *w, const struct cfg *cfg)
+{
+	struct lws_context_creation_info info = {0};
+
+	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.user = w;
+	info.timeout_secs = (unsigned int)max_connect_timeout_s(cfg);
+	info.connect_timeout_secs = info.timeout_secs;
+	info.vhost_name = "client";
+	w->ctx = lws_create_context(&info);
+	if (!w->ctx) {
+		log_error("cannot create the libwebsockets context (is libwebsockets-evlib-ev "
+			  "installed?)");
+		return -1;
+	}
+	w->vhost = lws_create_vhost(w->ctx, &info);
+	if (!w->vhost) {
+		log_error("cannot create the client vhost");
+		return -1;
+	}
+	return 0;
+}
+
+struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_signal, void *arg)
+{
+	struct ws *w = calloc(1, sizeof(*w));
+	int mask = LLL_ERR | LLL_WARN;
+
+	if (!w)
+		return NULL;
+	*w = (struct ws){.tq = tq, .sigfd = -1, .timerfd = -1, .on_signal = on_signal, .signal_arg = arg};
+	if (log_enabled(LOG_LVL_DEBUG))
+		mask |= LLL_NOTICE;
+	lws_set_log_level(mask, lws_log_emit);
+	signal(SIGPIPE, SIG_IGN);
+	if (raise_nofile() < 0)
+		log_warn("cannot raise the open-files limit: %s", strerror(errno));
+	if (create_context(w, cfg) < 0)
+		goto fail;
+	if (adopt_signals(w) < 0 || adopt_timer(w) < 0) {
+		log_error("cannot add the signal and timer descriptors to the loop: %s",
+			  strerror(errno));
+		goto fail;
+	}
+	tq->rearm = rearm_driver;
+	tq->rearm_arg = w;
+	tq->announced_us = TQ_NEVER;
+	rearm_driver(tq, tq_next_wake(tq), w);
+	return w;
+fail:
+	ws_free(w);
+	return NULL;
+}
+
+int ws_run(struct ws *w)
+{
+	/* With an event-library backend this runs the whole loop until ws_quit. */
+	return lws_service(w->ctx, 0) < 0 ? -1 : 0;
+}
+
+void ws_quit(struct ws *w)
+{
+	/* Destroying the context from inside the loop makes lws_service return; ws_free then
+	 * destroys it a second time from outside, as lws requires. */
+	w->quitting = true;
+	lws_context_destroy(w->ctx);
+}
+
+void ws_free(struct ws *w)
+{
+	if (!w)
+		return;
+	w->quitting = true;
+	if (w->ctx)
+		lws_context_destroy(w->ctx);
+	if (w->sigfd >= 0)
+		close(w->sigfd);
+	if (w->timerfd >= 0)
+		close(w->timerfd);
+	free(w->txbuf);
+	free(w);
+}
+
+const char *ws_lws_version(void)
+{
+	return lws_get_library_version();
+}
