@@ -81,7 +81,7 @@ static void begin_stop(struct app *a, int signo)
 	int64_t now = mono_us();
 
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "stop"}}, 1,
-		"received %s: closing %zu feeds", sigabbrev_np(signo), a->n_feeds);
+	        "received %s: closing %zu feeds", sigabbrev_np(signo), a->n_feeds);
 	a->env.stopping = true;
 	tq_cancel(&a->tq, &a->t_status);
 	tq_arm(&a->tq, &a->t_quit, now + APP_STOP_GRACE_US);
@@ -107,7 +107,7 @@ static void on_signal(int signo, void *arg)
 		break;
 	case SIGHUP:
 		log_warn("SIGHUP: reloading the configuration is not supported by this version "
-			 "yet; restart to apply changes");
+		         "yet; restart to apply changes");
 		break;
 	default:
 		log_debug("ignoring SIG%s", sigabbrev_np(signo));
@@ -141,10 +141,10 @@ int app_init(struct app *a, struct cfg *cfg)
 	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
 		goto nomem;
 	a->env = (struct feed_env){.tq = &a->tq,
-				   .connq = &a->cq,
-				   .rng = &a->rng,
-				   .shell = &ws_feed_shell,
-				   .on_stopped = on_feed_stopped};
+	                           .connq = &a->cq,
+	                           .rng = &a->rng,
+	                           .shell = &ws_feed_shell,
+	                           .on_stopped = on_feed_stopped};
 	if (init_feeds(a) < 0)
 		goto nomem;
 	a->ws = ws_new(cfg, &a->tq, on_signal, a);
@@ -162,8 +162,8 @@ int app_run(struct app *a)
 	int64_t now = mono_us();
 
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "start"}}, 1,
-		"wsbeat %s starting with %zu feeds from %s", WSBEAT_VERSION, a->n_feeds,
-		a->cfg->path);
+	        "wsbeat %s starting with %zu feeds from %s", WSBEAT_VERSION, a->n_feeds,
+	        a->cfg->path);
 	for (size_t i = 0; i < a->n_feeds; i++)
 		feed_start(&a->feeds[i], now);
 	if (a->cfg->status_interval_ms > 0)

@@ -8,22 +8,24 @@
 
 #include "wsbeat/backoff.h"
 #include "wsbeat/log.h"
+#include "wsbeat/url.h"
 #include "wsbeat/util.h"
 
-enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8 };
+enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8, T_ADDR = 16 };
 
 /* Which timers each state may have armed; entering a state disarms all others. */
 static const unsigned state_timers[FEED_NSTATES] = {
-	[FEED_IDLE] = 0,
-	[FEED_CONNECTING] = T_STATE,
-	[FEED_OPEN] = T_BEAT | T_ANSWER | T_IDLE,
-	[FEED_CLOSING] = T_STATE,
-	[FEED_BACKOFF] = T_STATE,
-	[FEED_STOPPED] = 0,
+    [FEED_IDLE] = 0,
+    [FEED_RESOLVING] = T_STATE,
+    [FEED_CONNECTING] = T_STATE | T_ADDR,
+    [FEED_OPEN] = T_BEAT | T_ANSWER | T_IDLE,
+    [FEED_CLOSING] = T_STATE,
+    [FEED_BACKOFF] = T_STATE,
+    [FEED_STOPPED] = 0,
 };
 
 static const char *const state_names[FEED_NSTATES] = {
-	"idle", "connecting", "open", "closing", "backoff", "stopped",
+    "idle", "resolving", "connecting", "open", "closing", "backoff", "stopped",
 };
 
 const char *feed_state_name(enum feed_state s)
@@ -39,12 +41,12 @@ struct feed_event {
 };
 
 static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
 {
 	struct log_kv kv[3 + ARRAY_SIZE(ev->kv)] = {
-		{"feed", f->cfg->name}, {"event", ev->name}, {"state", state_names[f->state]}};
+	    {"feed", f->cfg->name}, {"event", ev->name}, {"state", state_names[f->state]}};
 	char msg[512];
 	va_list ap;
 
@@ -71,6 +73,8 @@ static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		tq_cancel(tq, &f->t_answer);
 	if (!(keep & T_IDLE))
 		tq_cancel(tq, &f->t_idle);
+	if (!(keep & T_ADDR))
+		tq_cancel(tq, &f->t_addr);
 	if (to != f->state)
 		f->state_since_us = now_us;
 	f->state = to;
@@ -85,6 +89,7 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us);
 static void on_beat_timer(struct tq_timer *t, int64_t now_us);
 static void on_answer_timer(struct tq_timer *t, int64_t now_us);
 static void on_idle_timer(struct tq_timer *t, int64_t now_us);
+static void on_addr_timer(struct tq_timer *t, int64_t now_us);
 
 int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 {
@@ -94,7 +99,8 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 	tq_timer_init(&f->t_beat, on_beat_timer);
 	tq_timer_init(&f->t_answer, on_answer_timer);
 	tq_timer_init(&f->t_idle, on_idle_timer);
-	return tq_reserve(env->tq, 4);
+	tq_timer_init(&f->t_addr, on_addr_timer);
+	return tq_reserve(env->tq, 5);
 }
 
 void feed_fini(struct feed *f)
@@ -146,26 +152,88 @@ static void reset_attempt(struct feed *f)
 	f->on_open_next = 0;
 	f->rx_len = 0;
 	f->rx_too_big = false;
+	f->n_addrs = 0;
+	f->addr_idx = 0;
+}
+
+static void start_connect(struct feed *f, int64_t now_us)
+{
+	if (f->env->shell->connect(f) < 0)
+		feed_on_gone(f, now_us, NULL);
 }
 
 void feed_on_slot(struct feed *f, int64_t now_us)
 {
+	const struct url *u = &f->cfg->url;
+	bool numeric = url_host_is_numeric(u);
 	char attempt[16];
 
 	if (f->state != FEED_IDLE || f->env->stopping)
 		return;
 	reset_attempt(f);
-	set_state(f, FEED_CONNECTING, now_us);
+	f->conn_live = true;
+	set_state(f, numeric ? FEED_CONNECTING : FEED_RESOLVING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
-		 &(struct feed_event){"connecting",
-				      LOG_LVL_INFO,
-				      {{"url", f->cfg->url.display}, {"attempt", attempt}}},
-		 "connecting (attempt %s)", attempt);
-	f->conn_live = true;
-	if (f->env->shell->connect(f) < 0)
+	         &(struct feed_event){
+	             "connecting", LOG_LVL_INFO, {{"url", u->display}, {"attempt", attempt}}},
+	         "connecting (attempt %s)", attempt);
+	if (numeric) {
+		snprintf(f->addrs[0], sizeof(f->addrs[0]), "%s", u->host);
+		f->n_addrs = 1;
+		start_connect(f, now_us);
+	} else if (f->env->shell->resolve(f) < 0) {
 		feed_on_gone(f, now_us, NULL);
+	}
+}
+
+void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us)
+{
+	int64_t deadline = f->t_state.deadline_us;
+
+	if (f->state != FEED_RESOLVING)
+		return;
+	f->dns_req = NULL;
+	if (res->error) {
+		feed_set_error(f, "cannot resolve %s: %s", f->cfg->url.host, res->error);
+		feed_on_gone(f, now_us, NULL);
+		return;
+	}
+	memcpy(f->addrs, res->addrs, sizeof(f->addrs));
+	f->n_addrs = res->n;
+	f->addr_idx = 0;
+	set_state(f, FEED_CONNECTING, now_us);
+	tq_arm(f->env->tq, &f->t_state, deadline); /* one deadline for resolving and connecting */
+	start_connect(f, now_us);
+}
+
+static void on_addr_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct feed *f = container_of(t, struct feed, t_addr);
+
+	if (f->state == FEED_CONNECTING && !f->aborting)
+		start_connect(f, now_us);
+}
+
+/* After an address failed, moves on to the next one of the same answer; false if none. */
+static bool try_next_address(struct feed *f, int64_t now_us)
+{
+	if (f->state != FEED_CONNECTING || f->aborting || f->http_status ||
+	    f->addr_idx + 1 >= f->n_addrs || f->env->stopping)
+		return false;
+	log_rec(LOG_LVL_DEBUG,
+	        (struct log_kv[]){{"feed", f->cfg->name},
+	                          {"event", "address_failed"},
+	                          {"address", f->addrs[f->addr_idx]},
+	                          {"reason", f->err}},
+	        4, "trying the next address");
+	f->conn = NULL;
+	f->err[0] = '\0';
+	f->addr_idx++;
+	/* Connect from a timer: never start a connection inside another's lws callback. */
+	tq_arm(f->env->tq, &f->t_addr, now_us);
+	return true;
 }
 
 /* Stops the current connection from our side: a close frame, then a bounded wait. */
@@ -180,12 +248,19 @@ static void begin_close(struct feed *f, int code, const char *reason, int64_t no
 	f->env->shell->want_write(f);
 }
 
-static void drop(struct feed *f)
+static void drop(struct feed *f, int64_t now_us)
 {
-	if (!f->aborting) {
-		f->aborting = true;
-		f->env->shell->abort(f);
+	if (f->aborting)
+		return;
+	f->aborting = true;
+	if (f->state == FEED_RESOLVING) {
+		f->env->shell->cancel_resolve(f);
+		f->dns_req = NULL;
 	}
+	if (f->conn)
+		f->env->shell->abort(f); /* feed_on_gone follows from the shell */
+	else
+		feed_on_gone(f, now_us, NULL);
 }
 
 void feed_stop(struct feed *f, int64_t now_us)
@@ -196,9 +271,10 @@ void feed_stop(struct feed *f, int64_t now_us)
 		connq_remove(f->env->connq, &f->qnode);
 		enter_stopped(f, now_us);
 		break;
+	case FEED_RESOLVING:
 	case FEED_CONNECTING:
 		feed_set_error(f, "stopped");
-		drop(f);
+		drop(f, now_us);
 		break;
 	case FEED_OPEN:
 		begin_close(f, WS_CLOSE_GOING_AWAY, "shutting down", now_us);
@@ -236,10 +312,9 @@ void feed_on_open(struct feed *f, int64_t now_us)
 		f->env->shell->want_write(f);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
-		 &(struct feed_event){"open",
-				      LOG_LVL_NOTICE,
-				      {{"url", f->cfg->url.display}, {"attempt", attempt}}},
-		 "connection open");
+	         &(struct feed_event){
+	             "open", LOG_LVL_NOTICE, {{"url", f->cfg->url.display}, {"attempt", attempt}}},
+	         "connection open");
 }
 
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
@@ -293,8 +368,8 @@ static void on_answer_timer(struct tq_timer *t, int64_t now_us)
 	fmt_u(ms, sizeof(ms), (uint64_t)f->cfg->heartbeat.timeout_ms);
 	feed_set_error(f, "heartbeat timeout");
 	feed_log(f,
-		 &(struct feed_event){"heartbeat_timeout", LOG_LVL_WARNING, {{"timeout_ms", ms}}},
-		 "no heartbeat answer within %s ms: connection declared dead", ms);
+	         &(struct feed_event){"heartbeat_timeout", LOG_LVL_WARNING, {{"timeout_ms", ms}}},
+	         "no heartbeat answer within %s ms: connection declared dead", ms);
 	begin_close(f, WS_CLOSE_GOING_AWAY, "heartbeat timeout", now_us);
 }
 
@@ -314,7 +389,7 @@ static void on_idle_timer(struct tq_timer *t, int64_t now_us)
 	fmt_u(ms, sizeof(ms), (uint64_t)f->cfg->idle_timeout_ms);
 	feed_set_error(f, "idle timeout");
 	feed_log(f, &(struct feed_event){"idle_timeout", LOG_LVL_WARNING, {{"idle_ms", ms}}},
-		 "no data message for %s ms", ms);
+	         "no data message for %s ms", ms);
 	begin_close(f, WS_CLOSE_GOING_AWAY, "idle timeout", now_us);
 }
 
@@ -323,13 +398,15 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 	struct feed *f = container_of(t, struct feed, t_state);
 
 	switch (f->state) {
+	case FEED_RESOLVING:
 	case FEED_CONNECTING:
-		feed_set_error(f, "connect timeout after %" PRId64 " ms",
-			       f->cfg->connect_timeout_ms);
-		drop(f);
+		feed_set_error(f, "connect timeout after %" PRId64 " ms%s",
+		               f->cfg->connect_timeout_ms,
+		               f->state == FEED_RESOLVING ? " (still resolving the name)" : "");
+		drop(f, now_us);
 		break;
 	case FEED_CLOSING:
-		drop(f);
+		drop(f, now_us);
 		break;
 	case FEED_BACKOFF:
 		enter_idle(f, now_us);
@@ -350,7 +427,7 @@ static void answered(struct feed *f, int64_t rtt_us)
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
 		feed_log(f, &(struct feed_event){"heartbeat", LOG_LVL_DEBUG, {{"rtt_ms", rtt}}},
-			 "heartbeat answered");
+		         "heartbeat answered");
 	}
 }
 
@@ -394,8 +471,7 @@ static void match_expect(struct feed *f, const void *data, size_t len, bool firs
 		f->rx_match = (hb->expect && binary == want_binary) ? 0 : SIZE_MAX;
 	if (f->rx_match == SIZE_MAX)
 		return;
-	if (f->rx_match + len > hb->expect_len ||
-	    memcmp(hb->expect + f->rx_match, data, len) != 0)
+	if (f->rx_match + len > hb->expect_len || memcmp(hb->expect + f->rx_match, data, len) != 0)
 		f->rx_match = SIZE_MAX;
 	else
 		f->rx_match += len;
@@ -422,8 +498,8 @@ static void message_done(struct feed *f, int64_t now_us)
 		f->last_data_us = now_us;
 }
 
-void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final,
-		bool binary, int64_t now_us)
+void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
+                int64_t now_us)
 {
 	if (f->state != FEED_OPEN)
 		return;
@@ -437,7 +513,7 @@ void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool f
 	if (f->rx_len > f->cfg->max_message_size) {
 		f->rx_too_big = true;
 		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
-			       f->cfg->max_message_size);
+		               f->cfg->max_message_size);
 		begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
 		return;
 	}
@@ -455,7 +531,7 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 		return;
 	if (f->close_pending) {
 		*fr = (struct feed_frame){FRAME_CLOSE, SRC_CLOSE, f->close_reason,
-					  strlen(f->close_reason), f->close_code};
+		                          strlen(f->close_reason), f->close_code};
 	} else if (f->state != FEED_OPEN) {
 		return;
 	} else if (f->on_open_next < f->cfg->n_on_open) {
@@ -466,7 +542,7 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 		*fr = (struct feed_frame){FRAME_PING, SRC_BEAT, f->ping_buf, 8, 0};
 	} else if (f->beat_pending) {
 		*fr = (struct feed_frame){hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
-					  SRC_BEAT, hb->payload, hb->payload_len, 0};
+		                          SRC_BEAT, hb->payload, hb->payload_len, 0};
 	}
 }
 
@@ -485,8 +561,7 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 		f->close_pending = false;
 		return false;
 	}
-	return f->state == FEED_OPEN &&
-	       (f->on_open_next < f->cfg->n_on_open || f->beat_pending);
+	return f->state == FEED_OPEN && (f->on_open_next < f->cfg->n_on_open || f->beat_pending);
 }
 
 /* An attempt that never opened: count it and log why. Returns the policy's delay. */
@@ -505,17 +580,17 @@ static int64_t attempt_failed(struct feed *f)
 	fmt_u(status, sizeof(status), (uint64_t)f->http_status);
 	fmt_u(retry, sizeof(retry), (uint64_t)f->retry_after_ms);
 	feed_log(f,
-		 &(struct feed_event){"connect_error",
-				      permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
-				      {{"url", f->cfg->url.display},
-				       {"attempt", attempt},
-				       {"reason", f->err[0] ? f->err : "connection failed"},
-				       {"http_status", f->http_status ? status : NULL},
-				       {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
-		 permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
-			     "retrying at the maximum delay"
-			   : "connection attempt failed%s",
-		 permanent ? status : "");
+	         &(struct feed_event){"connect_error",
+	                              permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
+	                              {{"url", f->cfg->url.display},
+	                               {"attempt", attempt},
+	                               {"reason", f->err[0] ? f->err : "connection failed"},
+	                               {"http_status", f->http_status ? status : NULL},
+	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
+	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
+	                     "retrying at the maximum delay"
+	                   : "connection attempt failed%s",
+	         permanent ? status : "");
 	return delay;
 }
 
@@ -533,13 +608,14 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	else
 		f->failures++;
 	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
-	feed_log(f,
-		 &(struct feed_event){"closed",
-				      f->env->stopping ? LOG_LVL_INFO : LOG_LVL_WARNING,
-				      {{"close_code", f->close_code ? code : NULL},
-				       {"reason", f->err[0] ? f->err : "connection lost"},
-				       {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
-		 "connection closed");
+	feed_log(
+	    f,
+	    &(struct feed_event){"closed",
+	                         f->env->stopping ? LOG_LVL_INFO : LOG_LVL_WARNING,
+	                         {{"close_code", f->close_code ? code : NULL},
+	                          {"reason", f->err[0] ? f->err : "connection lost"},
+	                          {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
+	    "connection closed");
 	return backoff_delay_ms(rc, f->failures ? f->failures : 1, rng_unit(f->env->rng));
 }
 
@@ -552,10 +628,12 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 
 	if (!f->conn_live)
 		return;
-	f->conn_live = false;
-	f->conn = NULL;
 	if (reason)
 		feed_set_error(f, "%s", reason);
+	if (try_next_address(f, now_us))
+		return;
+	f->conn_live = false;
+	f->conn = NULL;
 	/* Records carry the state the feed is in after the event. */
 	set_state(f, to, now_us);
 	delay = was_open ? connection_ended(f, now_us) : attempt_failed(f);
@@ -568,10 +646,9 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	fmt_u(delay_s, sizeof(delay_s), (uint64_t)delay);
 	feed_log(f,
-		 &(struct feed_event){"backoff",
-				      LOG_LVL_INFO,
-				      {{"attempt", attempt}, {"delay_ms", delay_s}}},
-		 "next attempt in %s ms", delay_s);
+	         &(struct feed_event){
+	             "backoff", LOG_LVL_INFO, {{"attempt", attempt}, {"delay_ms", delay_s}}},
+	         "next attempt in %s ms", delay_s);
 }
 
 void feed_log_status(const struct feed *f, int64_t now_us)
@@ -584,12 +661,12 @@ void feed_log_status(const struct feed *f, int64_t now_us)
 	if (f->stats.last_rtt_ms >= 0)
 		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
 	feed_log(f,
-		 &(struct feed_event){"status",
-				      LOG_LVL_INFO,
-				      {{"in_state_s", since},
-				       {"attempt", attempt},
-				       {"connects", conns},
-				       {"rtt_ms", f->stats.last_rtt_ms >= 0 ? rtt : NULL},
-				       {"last_error", f->err[0] ? f->err : NULL}}},
-		 "%s for %ss", state_names[f->state], since);
+	         &(struct feed_event){"status",
+	                              LOG_LVL_INFO,
+	                              {{"in_state_s", since},
+	                               {"attempt", attempt},
+	                               {"connects", conns},
+	                               {"rtt_ms", f->stats.last_rtt_ms >= 0 ? rtt : NULL},
+	                               {"last_error", f->err[0] ? f->err : NULL}}},
+	         "%s for %ss", state_names[f->state], since);
 }

@@ -113,13 +113,12 @@ static void put_ts(struct buf *b)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (int)(tv.tv_usec / 1000));
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (int)(tv.tv_usec / 1000));
 	puts_(b, ts);
 }
 
-static void emit(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt,
-		 va_list ap)
+static void emit(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt, va_list ap)
 {
 	char line[2048], msg[1024];
 	struct buf b = {line, 0, sizeof(line)};

@@ -15,21 +15,22 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [-V] [-h]\n"
-		"Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
-		"detection and reconnects with capped exponential backoff.\n"
-		"\n"
-		"  -c, --config FILE   configuration file (default %s)\n"
-		"  -t, --check         validate the configuration, print \"configuration OK\", exit\n"
-		"  -l, --log-level L   error, warning, notice, info or debug (overrides log_level)\n"
-		"  -V, --version       print versions and exit\n"
-		"  -h, --help          print this help and exit\n"
-		"\n"
-		"Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
-		"once); USR2 logs one status line per feed.\n"
-		"Exit status: 0 stopped on request, 1 start failure, 64 bad usage, 78 bad config.\n",
-		WSBEAT_DEFAULT_CONFIG);
+	fprintf(
+	    out,
+	    "Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [-V] [-h]\n"
+	    "Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
+	    "detection and reconnects with capped exponential backoff.\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "  -t, --check         validate the configuration, print \"configuration OK\", exit\n"
+	    "  -l, --log-level L   error, warning, notice, info or debug (overrides log_level)\n"
+	    "  -V, --version       print versions and exit\n"
+	    "  -h, --help          print this help and exit\n"
+	    "\n"
+	    "Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
+	    "once); USR2 logs one status line per feed.\n"
+	    "Exit status: 0 stopped on request, 1 start failure, 64 bad usage, 78 bad config.\n",
+	    WSBEAT_DEFAULT_CONFIG);
 }
 
 static void version(void)
@@ -48,20 +49,37 @@ struct opts {
 /* Returns -1 to exit with the status in *status. */
 static int parse_args(int argc, char **argv, struct opts *o, int *status)
 {
-	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
-		{"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+	                                         {"check", no_argument, NULL, 't'},
+	                                         {"log-level", required_argument, NULL, 'l'},
+	                                         {"version", no_argument, NULL, 'V'},
+	                                         {"help", no_argument, NULL, 'h'},
+	                                         {NULL, 0, NULL, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:tl:Vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 't': o->check = 1; break;
-		case 'l': o->level = optarg; break;
-		case 'V': version(); *status = 0; return -1;
-		case 'h': usage(stdout); *status = 0; return -1;
-		default: usage(stderr); *status = EXIT_USAGE; return -1;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 't':
+			o->check = 1;
+			break;
+		case 'l':
+			o->level = optarg;
+			break;
+		case 'V':
+			version();
+			*status = 0;
+			return -1;
+		case 'h':
+			usage(stdout);
+			*status = 0;
+			return -1;
+		default:
+			usage(stderr);
+			*status = EXIT_USAGE;
+			return -1;
 		}
 	}
 	if (optind < argc) {

@@ -2,6 +2,7 @@
 #include "wsbeat/ws.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <libwebsockets.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "wsbeat/dns.h"
 #include "wsbeat/log.h"
 #include "wsbeat/util.h"
 
@@ -28,6 +30,9 @@ struct ws {
 	struct timerq *tq;
 	int timerfd; /* the one timer that drives the timer queue */
 	int sigfd;
+	/* Our descriptors as lws sees them: it owns and closes duplicates of them. */
+	struct lws *timer_wsi, *signal_wsi, *dns_wsi;
+	struct dns *dns;
 	ws_signal_fn on_signal;
 	void *signal_arg;
 	unsigned char *txbuf;
@@ -37,7 +42,7 @@ struct ws {
 
 /* Our heartbeats do the liveness checking: switch lws's validity pinging off. */
 static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
-					   .secs_since_valid_hangup = 0};
+                                           .secs_since_valid_hangup = 0};
 
 static const int handled_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 
@@ -107,14 +112,14 @@ static int append_headers(struct feed *f, struct lws *wsi, unsigned char **p, si
 	for (size_t i = 0; i < c->n_headers; i++) {
 		snprintf(name, sizeof(name), "%s:", c->headers[i].name);
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-						(const unsigned char *)c->headers[i].value,
-						(int)strlen(c->headers[i].value), p, end))
+		                                (const unsigned char *)c->headers[i].value,
+		                                (int)strlen(c->headers[i].value), p, end))
 			goto too_big;
 	}
 	/* lws would prefix its own origin field with http://; send ours verbatim. */
 	if (c->origin && lws_add_http_header_by_name(wsi, (const unsigned char *)"origin:",
-						     (const unsigned char *)c->origin,
-						     (int)strlen(c->origin), p, end))
+	                                             (const unsigned char *)c->origin,
+	                                             (int)strlen(c->origin), p, end))
 		goto too_big;
 	return 0;
 too_big:
@@ -137,9 +142,9 @@ static unsigned char *tx_space(struct ws *w, size_t len)
 static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
 {
 	static const enum lws_write_protocol kinds[] = {
-		[FRAME_TEXT] = LWS_WRITE_TEXT,
-		[FRAME_BINARY] = LWS_WRITE_BINARY,
-		[FRAME_PING] = LWS_WRITE_PING,
+	    [FRAME_TEXT] = LWS_WRITE_TEXT,
+	    [FRAME_BINARY] = LWS_WRITE_BINARY,
+	    [FRAME_PING] = LWS_WRITE_PING,
 	};
 	int64_t now = mono_us();
 	struct feed_frame fr;
@@ -150,7 +155,7 @@ static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
 		return 0;
 	if (fr.kind == FRAME_CLOSE) {
 		lws_close_reason(wsi, (enum lws_close_status)fr.close_code,
-				 (unsigned char *)fr.data, fr.len);
+		                 (unsigned char *)fr.data, fr.len);
 		feed_frame_sent(f, &fr, now);
 		return -1;
 	}
@@ -188,7 +193,7 @@ static void on_peer_close(struct feed *f, const unsigned char *in, size_t len)
 }
 
 static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-			 size_t len)
+                         size_t len)
 {
 	struct ws *w = lws_context_user(lws_get_context(wsi));
 	struct feed *f = feed_of(wsi);
@@ -209,7 +214,7 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return on_writeable(w, f, wsi);
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-			   lws_frame_is_binary(wsi), now);
+		           lws_frame_is_binary(wsi), now);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		feed_on_pong(f, in, len, now);
@@ -235,16 +240,20 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 /* Our own descriptors in the loop: the timer queue driver and the signalfd. */
-static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-			   void *in, size_t len)
+static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
 	struct ws *w = lws_context_user(lws_get_context(wsi));
 	struct signalfd_siginfo si;
 
 	if (reason != LWS_CALLBACK_RAW_RX_FILE)
 		return 0;
-	if (lws_get_socket_fd(wsi) == w->timerfd) {
+	if (wsi == w->timer_wsi) {
 		on_driver(w);
+		return 0;
+	}
+	if (wsi == w->dns_wsi) {
+		dns_on_readable(w->dns);
 		return 0;
 	}
 	while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -253,10 +262,32 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 static const struct lws_protocols protocols[] = {
-	{"wsbeat", feed_callback, 0, WS_RX_BUFFER, 0, NULL, 0},
-	{"wsbeat-loop", loop_callback, 0, 0, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {"wsbeat", feed_callback, 0, WS_RX_BUFFER, 0, NULL, 0},
+    {"wsbeat-loop", loop_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+static void on_resolved(void *arg, const struct dns_result *res)
+{
+	feed_on_resolved(arg, res, mono_us());
+}
+
+static int ws_resolve(struct feed *f)
+{
+	struct ws *w = f->env->shell_arg;
+
+	f->dns_req = dns_resolve(w->dns, f->cfg->url.host, on_resolved, f);
+	if (!f->dns_req) {
+		feed_set_error(f, "out of memory starting a DNS query");
+		return -1;
+	}
+	return 0;
+}
+
+static void ws_cancel_resolve(struct feed *f)
+{
+	dns_cancel(f->dns_req);
+}
 
 static int ws_connect(struct feed *f)
 {
@@ -267,7 +298,7 @@ static int ws_connect(struct feed *f)
 
 	i.context = w->ctx;
 	i.vhost = w->vhost;
-	i.address = u->host;
+	i.address = f->addrs[f->addr_idx]; /* numeric: lws's own lookup would block the loop */
 	i.port = u->port;
 	i.path = u->path;
 	i.host = u->host_header;
@@ -280,7 +311,7 @@ static int ws_connect(struct feed *f)
 	wsi = lws_client_connect_via_info(&i);
 	if (!wsi) {
 		feed_set_error(f, "connect failed%s%s", errno ? ": " : "",
-			       errno ? strerror(errno) : "");
+		               errno ? strerror(errno) : "");
 		return -1;
 	}
 	f->conn = wsi;
@@ -301,16 +332,18 @@ static void ws_abort(struct feed *f)
 }
 
 const struct feed_shell ws_feed_shell = {
-	.connect = ws_connect,
-	.want_write = ws_want_write,
-	.abort = ws_abort,
+    .resolve = ws_resolve,
+    .cancel_resolve = ws_cancel_resolve,
+    .connect = ws_connect,
+    .want_write = ws_want_write,
+    .abort = ws_abort,
 };
 
 static void lws_log_emit(int level, const char *line)
 {
-	enum log_level l = level == LLL_ERR ? LOG_LVL_ERROR
-			   : level == LLL_WARN ? LOG_LVL_WARNING
-					       : LOG_LVL_DEBUG;
+	enum log_level l = level == LLL_ERR    ? LOG_LVL_ERROR
+	                   : level == LLL_WARN ? LOG_LVL_WARNING
+	                                       : LOG_LVL_DEBUG;
 	size_t n = strlen(line);
 	char buf[300];
 
@@ -333,15 +366,21 @@ static int raise_nofile(void)
 	return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-static int adopt_fd(struct ws *w, int fd)
+/* Adds fd to the loop. lws closes what it adopts, so it gets a duplicate and we keep fd. */
+static int adopt_fd(struct ws *w, int fd, struct lws **wsi)
 {
 	lws_sock_file_fd_type u;
 
-	u.filefd = fd;
-	return lws_adopt_descriptor_vhost(w->vhost, LWS_ADOPT_RAW_FILE_DESC, u, protocols[1].name,
-					  NULL)
-		       ? 0
-		       : -1;
+	u.filefd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (u.filefd < 0)
+		return -1;
+	*wsi = lws_adopt_descriptor_vhost(w->vhost, LWS_ADOPT_RAW_FILE_DESC, u, protocols[1].name,
+	                                  NULL);
+	if (!*wsi) {
+		close(u.filefd);
+		return -1;
+	}
+	return 0;
 }
 
 static int adopt_signals(struct ws *w)
@@ -356,7 +395,7 @@ static int adopt_signals(struct ws *w)
 	w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (w->sigfd < 0)
 		return -1;
-	return adopt_fd(w, w->sigfd);
+	return adopt_fd(w, w->sigfd, &w->signal_wsi);
 }
 
 static int adopt_timer(struct ws *w)
@@ -364,7 +403,7 @@ static int adopt_timer(struct ws *w)
 	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (w->timerfd < 0)
 		return -1;
-	return adopt_fd(w, w->timerfd);
+	return adopt_fd(w, w->timerfd, &w->timer_wsi);
 }
 
 static int64_t max_connect_timeout_s(const struct cfg *cfg)
@@ -382,7 +421,7 @@ static int create_context(struct ws *w, const struct cfg *cfg)
 	struct lws_context_creation_info info = {0};
 
 	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	               LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.user = w;
@@ -392,7 +431,7 @@ static int create_context(struct ws *w, const struct cfg *cfg)
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {
 		log_error("cannot create the libwebsockets context (is libwebsockets-evlib-ev "
-			  "installed?)");
+		          "installed?)");
 		return -1;
 	}
 	w->vhost = lws_create_vhost(w->ctx, &info);
@@ -407,10 +446,12 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 {
 	struct ws *w = calloc(1, sizeof(*w));
 	int mask = LLL_ERR | LLL_WARN;
+	char err[256];
 
 	if (!w)
 		return NULL;
-	*w = (struct ws){.tq = tq, .sigfd = -1, .timerfd = -1, .on_signal = on_signal, .signal_arg = arg};
+	*w = (struct ws){
+	    .tq = tq, .sigfd = -1, .timerfd = -1, .on_signal = on_signal, .signal_arg = arg};
 	if (log_enabled(LOG_LVL_DEBUG))
 		mask |= LLL_NOTICE;
 	lws_set_log_level(mask, lws_log_emit);
@@ -419,9 +460,16 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 		log_warn("cannot raise the open-files limit: %s", strerror(errno));
 	if (create_context(w, cfg) < 0)
 		goto fail;
-	if (adopt_signals(w) < 0 || adopt_timer(w) < 0) {
+	w->dns = dns_new(tq, cfg->dns_servers, (int)cfg->dns_timeout_ms, cfg->dns_tries, err,
+	                 sizeof(err));
+	if (!w->dns) {
+		log_error("%s", err);
+		goto fail;
+	}
+	if (adopt_signals(w) < 0 || adopt_timer(w) < 0 ||
+	    adopt_fd(w, dns_fd(w->dns), &w->dns_wsi) < 0) {
 		log_error("cannot add the signal and timer descriptors to the loop: %s",
-			  strerror(errno));
+		          strerror(errno));
 		goto fail;
 	}
 	tq->rearm = rearm_driver;
@@ -455,6 +503,7 @@ void ws_free(struct ws *w)
 	w->quitting = true;
 	if (w->ctx)
 		lws_context_destroy(w->ctx);
+	dns_free(w->dns);
 	if (w->sigfd >= 0)
 		close(w->sigfd);
 	if (w->timerfd >= 0)

@@ -83,6 +83,9 @@ struct cfg {
 	uint32_t max_connects_per_second;
 	int64_t timer_slack_ms; /* heartbeat coalescing window; beats are never early */
 	char *metrics_listen;   /* NULL = no listener */
+	char *dns_servers;      /* NULL = the system's (resolv.conf); else "ip[:port],..." */
+	int64_t dns_timeout_ms; /* per try; 0 = the resolver's default */
+	int dns_tries;          /* 0 = the resolver's default */
 	struct cfg_feed *feeds;
 	size_t n_feeds;
 };

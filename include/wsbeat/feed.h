@@ -7,7 +7,8 @@
  *
  *   state        timers armed
  *   idle         none (waiting in the connect queue)
- *   connecting   t_state = connect deadline
+ *   resolving    t_state = connect deadline (it covers resolving and connecting)
+ *   connecting   t_state = connect deadline; t_addr while moving on to the next address
  *   open         t_beat (next heartbeat), t_answer (while an answer is awaited), t_idle
  *   closing      t_state = close deadline (then the connection is dropped)
  *   backoff      t_state = retry time
@@ -22,11 +23,13 @@
 
 #include "wsbeat/cfg.h"
 #include "wsbeat/connq.h"
+#include "wsbeat/dns.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/timerq.h"
 
 enum feed_state {
 	FEED_IDLE,
+	FEED_RESOLVING,
 	FEED_CONNECTING,
 	FEED_OPEN,
 	FEED_CLOSING,
@@ -39,16 +42,22 @@ enum feed_state {
 #define FEED_CLOSE_TIMEOUT_US (1000 * 1000)
 
 /* WebSocket close codes we send. */
-#define WS_CLOSE_NORMAL 1000
+#define WS_CLOSE_NORMAL     1000
 #define WS_CLOSE_GOING_AWAY 1001
-#define WS_CLOSE_TOO_BIG 1009
+#define WS_CLOSE_TOO_BIG    1009
 
 struct feed;
 struct lws; /* the shell's connection handle; opaque here */
 
 /* What a feed needs from the connection layer; every call is made from the loop thread. */
 struct feed_shell {
-	/* Starts a connection attempt. On immediate failure: -1 with the reason in f->err. */
+	/* Starts resolving the feed's host; the answer comes through feed_on_resolved. -1 on
+	 * immediate failure, with the reason in f->err. */
+	int (*resolve)(struct feed *f);
+	/* Forgets a resolution in progress: feed_on_resolved will not be called for it. */
+	void (*cancel_resolve)(struct feed *f);
+	/* Starts a connection to f->addrs[f->addr_idx]. On immediate failure: -1 with the reason
+	 * in f->err. */
 	int (*connect)(struct feed *f);
 	/* Asks for a writeable callback; feed_next_frame then says what to send. */
 	void (*want_write)(struct feed *f);
@@ -63,7 +72,7 @@ struct feed_env {
 	struct rng *rng;
 	const struct feed_shell *shell;
 	void *shell_arg; /* the shell's own state */
-	bool stopping; /* shutting down: no reconnects */
+	bool stopping;   /* shutting down: no reconnects */
 	/* Called when a feed reaches FEED_STOPPED (may be NULL). */
 	void (*on_stopped)(struct feed_env *env, struct feed *f);
 };
@@ -95,14 +104,19 @@ struct feed {
 
 	enum feed_state state;
 	int64_t state_since_us;
-	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
-	unsigned conn_no;    /* connections opened since start */
-	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
-	bool aborting;       /* the shell was asked to drop the connection */
+	unsigned failures; /* consecutive failed attempts; the next attempt is failures + 1 */
+	unsigned conn_no;  /* connections opened since start */
+	bool conn_live;    /* an attempt or connection exists and has not been reported gone */
+	bool aborting;     /* the shell was asked to drop the connection */
 	int64_t open_since_us;
 
-	struct tq_timer t_state, t_beat, t_answer, t_idle;
+	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
 	struct connq_node qnode;
+
+	/* Where this attempt connects: the resolver's answer, tried in order. */
+	char addrs[DNS_MAX_ADDRS][DNS_ADDR_LEN];
+	size_t n_addrs, addr_idx;
+	struct dns_req *dns_req; /* the shell's resolution in progress */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited). */
 	int64_t hb_waiting_since_us;
@@ -113,7 +127,7 @@ struct feed {
 	size_t on_open_next;
 
 	bool close_pending;
-	int close_code;        /* sent by us, or received from the peer */
+	int close_code; /* sent by us, or received from the peer */
 	char close_reason[124];
 
 	/* The message being received. */
@@ -144,12 +158,13 @@ void feed_stop(struct feed *f, int64_t now_us);
 void feed_on_slot(struct feed *f, int64_t now_us);
 
 /* Connection events reported by the shell. */
+void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us);
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
 void feed_on_open(struct feed *f, int64_t now_us);
 void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
 /* A piece of a received message; first/final mark message boundaries. */
-void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final,
-		bool binary, int64_t now_us);
+void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
+                int64_t now_us);
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len);
 /* The attempt or connection is gone (any cause). Idempotent: only the first call counts. */
 void feed_on_gone(struct feed *f, int64_t now_us, const char *reason);
