@@ -1,6 +1,7 @@
 /* Wires the modules together and owns the process-level timers and signals. */
 #include "wsbeat/app.h"
 
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,35 @@
 #include <unistd.h>
 
 #include "wsbeat/log.h"
+#include "wsbeat/tls.h"
 #include "wsbeat/util.h"
 #include "wsbeat/version.h"
 #include "wsbeat/ws.h"
 
 /* How long connections may take to close on a stop before the loop ends anyway. */
 #define APP_STOP_GRACE_US (2 * 1000 * 1000)
+
+static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
+{
+	char why[512];
+
+	/* Build each TLS context once now, so a bad certificate is a config error, not a
+	 * start failure. */
+	for (size_t i = 0; i < cfg->n_feeds; i++) {
+		const struct cfg_feed *f = &cfg->feeds[i];
+		SSL_CTX *ctx;
+		if (!f->url.tls)
+			continue;
+		ctx = tls_client_ctx_new(&f->tls, why, sizeof(why));
+		if (!ctx) {
+			snprintf(err, errlen, "%s:%d: feed %s: %s", cfg->path, f->line, f->name,
+			         why);
+			return -1;
+		}
+		SSL_CTX_free(ctx);
+	}
+	return 0;
+}
 
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -23,22 +47,15 @@ int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 	if (cfg->metrics_listen)
 		what = "metrics: the metrics endpoint is not supported by this version yet";
 	for (size_t i = 0; !what && i < cfg->n_feeds; i++) {
-		const struct cfg_feed *f = &cfg->feeds[i];
-		const struct cfg_tls *t = &f->tls;
-		line = f->line;
-		if (f->sink.type != SINK_DISCARD)
+		line = cfg->feeds[i].line;
+		if (cfg->feeds[i].sink.type != SINK_DISCARD)
 			what = "sink: only type \"discard\" is supported by this version yet";
-		else if (!t->verify || t->ca_file || t->ca_path || t->cert_file || t->server_name)
-			what = "tls: only the default (verify against the system trust store) is "
-			       "supported by this version yet";
 	}
-	if (!what)
-		return 0;
-	if (line)
+	if (what) {
 		snprintf(err, errlen, "%s:%d: %s", cfg->path, line, what);
-	else
-		snprintf(err, errlen, "%s: %s", cfg->path, what);
-	return -1;
+		return -1;
+	}
+	return check_tls(cfg, err, errlen);
 }
 
 static void on_slot(struct connq *q, struct connq_node *n, int64_t now_us)

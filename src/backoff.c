@@ -26,7 +26,7 @@ int backoff_status_is_permanent(int status)
 }
 
 int64_t backoff_for_status(const struct cfg_reconnect *p, int status, int64_t retry_after_ms,
-			   int64_t policy_ms)
+                           int64_t policy_ms)
 {
 	if (backoff_status_is_permanent(status))
 		return p->max_ms;

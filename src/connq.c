@@ -32,7 +32,7 @@ static void on_timer(struct tq_timer *t, int64_t now_us)
 }
 
 int connq_init(struct connq *q, struct timerq *tq, double rate, connq_grant_fn grant,
-	       int64_t now_us)
+               int64_t now_us)
 {
 	*q = (struct connq){.tq = tq, .grant = grant, .last_us = now_us};
 	q->head.next = q->head.prev = &q->head;

@@ -28,6 +28,21 @@ static const char *const state_names[FEED_NSTATES] = {
     "idle", "resolving", "connecting", "open", "closing", "backoff", "stopped",
 };
 
+const double feed_rtt_bounds_s[FEED_RTT_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                    0.25,  0.5,    1,     2.5,  5,     10,   30};
+
+static void observe_rtt(struct feed_stats *st, double rtt_s)
+{
+	size_t i = 0;
+
+	while (i < FEED_RTT_BUCKETS && rtt_s > feed_rtt_bounds_s[i])
+		i++;
+	if (i < FEED_RTT_BUCKETS)
+		st->rtt_buckets[i]++;
+	st->rtt_sum_s += rtt_s;
+	st->rtt_count++;
+}
+
 const char *feed_state_name(enum feed_state s)
 {
 	return s < FEED_NSTATES ? state_names[s] : "?";
@@ -424,6 +439,7 @@ static void answered(struct feed *f, int64_t rtt_us)
 	tq_cancel(f->env->tq, &f->t_answer);
 	f->stats.beats_answered++;
 	f->stats.last_rtt_ms = (double)rtt_us / 1000.0;
+	observe_rtt(&f->stats, (double)rtt_us / 1e6);
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
 		feed_log(f, &(struct feed_event){"heartbeat", LOG_LVL_DEBUG, {{"rtt_ms", rtt}}},

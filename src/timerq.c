@@ -5,8 +5,8 @@
 
 void tq_init(struct timerq *q, int64_t slack_us, tq_rearm_fn rearm, void *arg)
 {
-	*q = (struct timerq){.slack_us = slack_us, .announced_us = TQ_NEVER, .rearm = rearm,
-			     .rearm_arg = arg};
+	*q = (struct timerq){
+	    .slack_us = slack_us, .announced_us = TQ_NEVER, .rearm = rearm, .rearm_arg = arg};
 }
 
 void tq_fini(struct timerq *q)

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 
 #include "wsbeat/dns.h"
 #include "wsbeat/log.h"
+#include "wsbeat/tls.h"
 #include "wsbeat/util.h"
 
 /* Receive buffer per connection: small, since it is most of an idle connection's memory. */
@@ -24,9 +27,19 @@
 /* Never above lws's 10,000,000 sanity cap, where it silently falls back to 2,560 fds. */
 #define WS_NOFILE_CAP (1024 * 1024)
 
+/* One client vhost per distinct TLS profile: lws keeps TLS settings per vhost. */
+struct ws_profile {
+	const struct cfg_tls *tls;
+	SSL_CTX *ssl_ctx; /* ours: lws does not free a provided context */
+	struct lws_vhost *vhost;
+	char name[24]; /* lws keeps the pointer */
+};
+
 struct ws {
 	struct lws_context *ctx;
-	struct lws_vhost *vhost;
+	struct lws_vhost *vhost; /* the first profile's: also hosts our own descriptors */
+	struct ws_profile *profiles;
+	size_t n_profiles, cap_profiles;
 	struct timerq *tq;
 	int timerfd; /* the one timer that drives the timer queue */
 	int sigfd;
@@ -192,6 +205,23 @@ static void on_peer_close(struct feed *f, const unsigned char *in, size_t len)
 	feed_on_peer_close(f, code, len > 2 ? (const char *)in + 2 : "", len > 2 ? len - 2 : 0);
 }
 
+/* Keeps the real reason of a failed verification: lws's own error text says nothing. */
+static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
+{
+	int err;
+
+	if (!f->cfg->tls.verify) {
+		X509_STORE_CTX_set_error(x, X509_V_OK);
+		return 0;
+	}
+	if (preverify_ok)
+		return 0;
+	err = X509_STORE_CTX_get_error(x);
+	feed_set_error(f, "TLS certificate verification failed: %s (depth %d)",
+	               X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(x));
+	return 0;
+}
+
 static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -202,6 +232,8 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	if (!f)
 		return 0;
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		return verify_cert(f, user, (int)len);
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		return append_headers(f, wsi, (unsigned char **)in, len);
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
@@ -289,6 +321,27 @@ static void ws_cancel_resolve(struct feed *f)
 	dns_cancel(f->dns_req);
 }
 
+static struct lws_vhost *profile_vhost(struct ws *w, const struct cfg_tls *t)
+{
+	for (size_t i = 0; i < w->n_profiles; i++)
+		if (tls_same_profile(w->profiles[i].tls, t))
+			return w->profiles[i].vhost;
+	return w->vhost; /* not reached: add_profiles made one for every feed */
+}
+
+static int tls_flags(const struct feed *f)
+{
+	if (!f->cfg->url.tls)
+		return 0;
+	if (f->cfg->tls.verify)
+		return LCCSCF_USE_SSL;
+	log_rec(LOG_LVL_WARNING,
+	        (struct log_kv[]){{"feed", f->cfg->name}, {"event", "tls_unverified"}}, 2,
+	        "tls.verify is off: the server's certificate is not checked");
+	return LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+	       LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+}
+
 static int ws_connect(struct feed *f)
 {
 	struct ws *w = f->env->shell_arg;
@@ -297,14 +350,15 @@ static int ws_connect(struct feed *f)
 	struct lws *wsi;
 
 	i.context = w->ctx;
-	i.vhost = w->vhost;
+	i.vhost = profile_vhost(w, &f->cfg->tls); /* never NULL: that binds to the first vhost */
 	i.address = f->addrs[f->addr_idx]; /* numeric: lws's own lookup would block the loop */
 	i.port = u->port;
 	i.path = u->path;
-	i.host = u->host_header;
+	/* lws takes the Host header, SNI and the certificate name from host. */
+	i.host = f->cfg->tls.server_name ? f->cfg->tls.server_name : u->host_header;
 	i.protocol = f->cfg->subprotocol;
 	i.local_protocol_name = protocols[0].name;
-	i.ssl_connection = u->tls ? LCCSCF_USE_SSL : 0;
+	i.ssl_connection = tls_flags(f);
 	i.retry_and_idle_policy = &no_validity;
 	i.opaque_user_data = f;
 	errno = 0;
@@ -425,19 +479,66 @@ static int create_context(struct ws *w, const struct cfg *cfg)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.user = w;
-	info.timeout_secs = (unsigned int)max_connect_timeout_s(cfg);
-	info.connect_timeout_secs = info.timeout_secs;
-	info.vhost_name = "client";
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {
 		log_error("cannot create the libwebsockets context (is libwebsockets-evlib-ev "
 		          "installed?)");
 		return -1;
 	}
-	w->vhost = lws_create_vhost(w->ctx, &info);
-	if (!w->vhost) {
-		log_error("cannot create the client vhost");
+	return 0;
+}
+
+static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *cfg)
+{
+	struct lws_context_creation_info info = {0};
+	struct ws_profile *p;
+	char err[512];
+
+	if (w->n_profiles == w->cap_profiles) {
+		/* lws keeps pointers to the names, so the array never moves. */
+		log_error("too many TLS profiles");
 		return -1;
+	}
+	p = &w->profiles[w->n_profiles];
+	p->tls = t;
+	p->ssl_ctx = tls_client_ctx_new(t, err, sizeof(err));
+	if (!p->ssl_ctx) {
+		log_error("%s", err);
+		return -1;
+	}
+	snprintf(p->name, sizeof(p->name), "client-%zu", w->n_profiles);
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.vhost_name = p->name;
+	info.provided_client_ssl_ctx = p->ssl_ctx;
+	info.timeout_secs = (unsigned int)max_connect_timeout_s(cfg);
+	info.connect_timeout_secs = info.timeout_secs;
+	p->vhost = lws_create_vhost(w->ctx, &info);
+	if (!p->vhost) {
+		SSL_CTX_free(p->ssl_ctx);
+		log_error("cannot create the client vhost %s", p->name);
+		return -1;
+	}
+	w->n_profiles++;
+	return 0;
+}
+
+/* Makes sure every feed of cfg has the client vhost of its TLS profile. */
+static int add_profiles(struct ws *w, const struct cfg *cfg)
+{
+	static const struct cfg_tls system_trust = {.verify = true};
+
+	if (w->n_profiles == 0 && add_profile(w, &system_trust, cfg) < 0)
+		return -1;
+	w->vhost = w->profiles[0].vhost;
+	for (size_t i = 0; i < cfg->n_feeds; i++) {
+		const struct cfg_tls *t = &cfg->feeds[i].tls;
+		bool have = false;
+		for (size_t j = 0; j < w->n_profiles && !have; j++)
+			have = tls_same_profile(w->profiles[j].tls, t);
+		if (!have && add_profile(w, t, cfg) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -458,7 +559,9 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 	signal(SIGPIPE, SIG_IGN);
 	if (raise_nofile() < 0)
 		log_warn("cannot raise the open-files limit: %s", strerror(errno));
-	if (create_context(w, cfg) < 0)
+	w->cap_profiles = cfg->n_feeds + 1;
+	w->profiles = calloc(w->cap_profiles, sizeof(*w->profiles));
+	if (!w->profiles || create_context(w, cfg) < 0 || add_profiles(w, cfg) < 0)
 		goto fail;
 	w->dns = dns_new(tq, cfg->dns_servers, (int)cfg->dns_timeout_ms, cfg->dns_tries, err,
 	                 sizeof(err));
@@ -504,6 +607,9 @@ void ws_free(struct ws *w)
 	if (w->ctx)
 		lws_context_destroy(w->ctx);
 	dns_free(w->dns);
+	for (size_t i = 0; i < w->n_profiles; i++)
+		SSL_CTX_free(w->profiles[i].ssl_ctx);
+	free(w->profiles);
 	if (w->sigfd >= 0)
 		close(w->sigfd);
 	if (w->timerfd >= 0)

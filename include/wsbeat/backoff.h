@@ -19,7 +19,7 @@ int64_t backoff_delay_ms(const struct cfg_reconnect *p, unsigned k, double r);
  * Otherwise returns policy_ms unchanged.
  */
 int64_t backoff_for_status(const struct cfg_reconnect *p, int status, int64_t retry_after_ms,
-			   int64_t policy_ms);
+                           int64_t policy_ms);
 
 /* True when status is one a retry will not fix by itself (401, 403, 404). */
 int backoff_status_is_permanent(int status);

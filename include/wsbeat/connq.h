@@ -24,8 +24,8 @@ struct connq {
 	struct connq_node head; /* circular list sentinel */
 	struct timerq *tq;
 	struct tq_timer timer;
-	double rate;   /* tokens per second */
-	double burst;  /* bucket size */
+	double rate;  /* tokens per second */
+	double burst; /* bucket size */
 	double tokens;
 	int64_t last_us;
 	connq_grant_fn grant;
@@ -34,7 +34,7 @@ struct connq {
 
 /* rate: attempts per second (>= 1). Reserves its one timer in tq. 0 or -1. */
 int connq_init(struct connq *q, struct timerq *tq, double rate, connq_grant_fn grant,
-	       int64_t now_us);
+               int64_t now_us);
 void connq_fini(struct connq *q);
 void connq_set_rate(struct connq *q, double rate);
 

@@ -89,12 +89,20 @@ struct feed_frame {
 	int close_code;
 };
 
+/* Upper bounds (seconds) of the heartbeat round-trip histogram; +Inf is implied. */
+#define FEED_RTT_BUCKETS 14
+extern const double feed_rtt_bounds_s[FEED_RTT_BUCKETS];
+
 struct feed_stats {
 	uint64_t connects, connect_errors, disconnects;
 	uint64_t beats_sent, beats_answered, beat_timeouts;
 	uint64_t messages, bytes;
-	double last_rtt_ms; /* < 0 until the first answer */
-	int64_t last_msg_us;
+	double last_rtt_ms;  /* < 0 until the first answer */
+	int64_t last_msg_us; /* CLOCK_MONOTONIC of the last complete message, 0 = none */
+	/* Round trips: per-bucket counts (not cumulative), their sum and count. */
+	uint64_t rtt_buckets[FEED_RTT_BUCKETS];
+	double rtt_sum_s;
+	uint64_t rtt_count;
 };
 
 struct feed {

@@ -31,7 +31,7 @@ int log_level_parse(const char *name, enum log_level *out);
  * Fields with a NULL value are left out.
  */
 void log_rec(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Plain process-level messages: log_rec with only msg. log_warn_errno appends strerror(errno). */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

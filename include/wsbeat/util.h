@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+#define ARRAY_SIZE(a)                 (sizeof(a) / sizeof((a)[0]))
 
 /* CLOCK_MONOTONIC in microseconds: the time base of every deadline. */
 static inline int64_t mono_us(void)

@@ -1,0 +1,27 @@
+/*
+ * tls: client TLS contexts, one per distinct TLS profile (trust anchors and client
+ * certificate). lws keeps TLS settings per vhost, so the shell creates one client vhost per
+ * profile and hands it the context built here. OpenSSL only; no lws.
+ */
+#ifndef WSBEAT_TLS_H
+#define WSBEAT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wsbeat/cfg.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * Builds a client context: TLS 1.2 or later; trust from tls.ca_file / tls.ca_path, which
+ * replace the system store (as curl's --cacert does), else the system store; the client
+ * certificate chain and key when given; OpenSSL's buffers released while a connection is idle.
+ * Returns NULL with a reason naming the file in err.
+ */
+SSL_CTX *tls_client_ctx_new(const struct cfg_tls *t, char *err, size_t errlen);
+
+/* True when a and b can share one context (same trust anchors and client certificate). */
+bool tls_same_profile(const struct cfg_tls *a, const struct cfg_tls *b);
+
+#endif
