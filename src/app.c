@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "wsbeat/log.h"
+#include "wsbeat/notify.h"
 #include "wsbeat/tls.h"
 #include "wsbeat/util.h"
 #include "wsbeat/version.h"
@@ -63,13 +64,75 @@ static void on_slot(struct connq *q, struct connq_node *n, int64_t now_us)
 	feed_on_slot(container_of(n, struct feed, qnode), now_us);
 }
 
+int feed_set_add(struct feed_set *s, struct feed *f)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		struct feed **v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = f;
+	return 0;
+}
+
+struct feed *app_feed_new(struct app *a, const struct cfg_feed *c)
+{
+	struct feed *f = malloc(sizeof(*f));
+
+	if (!f)
+		return NULL;
+	if (feed_init(f, c, &a->env) < 0) {
+		free(f);
+		return NULL;
+	}
+	a->n_live++;
+	return f;
+}
+
+void app_feed_free(struct app *a, struct feed *f)
+{
+	if (f->state != FEED_STOPPED)
+		a->n_live--;
+	feed_fini(f);
+	free(f);
+}
+
 static void on_feed_stopped(struct feed_env *env, struct feed *f)
 {
 	struct app *a = container_of(env, struct app, env);
+	int64_t now = mono_us();
 
-	/* End the loop from a timer, never from inside an lws callback. */
-	if (++a->n_stopped == a->n_feeds)
-		tq_arm(&a->tq, &a->t_quit, mono_us());
+	a->n_live--;
+	/* Never free or quit inside an lws callback: leave it to a timer. */
+	if (env->stopping && a->n_live == 0)
+		tq_arm(&a->tq, &a->t_quit, now);
+	else if (!env->stopping)
+		tq_arm(&a->tq, &a->t_reap, now);
+}
+
+/* Frees the retiring feeds that have stopped, and the configurations nobody uses any more. */
+static void on_reap_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct app *a = container_of(t, struct app, t_reap);
+	size_t kept = 0;
+
+	for (size_t i = 0; i < a->retiring.n; i++) {
+		struct feed *f = a->retiring.v[i];
+		if (f->state == FEED_STOPPED && !f->conn)
+			app_feed_free(a, f);
+		else
+			a->retiring.v[kept++] = f;
+	}
+	a->retiring.n = kept;
+	if (kept == 0) {
+		for (size_t i = 0; i < a->n_old_cfgs; i++)
+			cfg_free(a->old_cfgs[i]);
+		a->n_old_cfgs = 0;
+	}
+	app_update_status(a);
 }
 
 static void on_quit_timer(struct tq_timer *t, int64_t now_us)
@@ -81,8 +144,8 @@ static void on_quit_timer(struct tq_timer *t, int64_t now_us)
 
 static void log_status(struct app *a, int64_t now_us)
 {
-	for (size_t i = 0; i < a->n_feeds; i++)
-		feed_log_status(&a->feeds[i], now_us);
+	for (size_t i = 0; i < a->feeds.n; i++)
+		feed_log_status(a->feeds.v[i], now_us);
 }
 
 static void on_status_timer(struct tq_timer *t, int64_t now_us)
@@ -93,17 +156,64 @@ static void on_status_timer(struct tq_timer *t, int64_t now_us)
 	tq_arm(&a->tq, t, t->deadline_us + a->cfg->status_interval_ms * 1000);
 }
 
+void app_update_status(struct app *a)
+{
+	const size_t *n = a->env.n_in_state;
+	size_t pending = n[FEED_IDLE] + n[FEED_RESOLVING] + n[FEED_CONNECTING];
+	char text[320];
+	int len;
+
+	len = snprintf(text, sizeof(text), "%zu/%zu feeds open", n[FEED_OPEN], a->feeds.n);
+	if (n[FEED_BACKOFF])
+		len += snprintf(text + len, sizeof(text) - (size_t)len, ", %zu in backoff",
+		                n[FEED_BACKOFF]);
+	if (pending && len < (int)sizeof(text))
+		len +=
+		    snprintf(text + len, sizeof(text) - (size_t)len, ", %zu connecting", pending);
+	if (a->reload_error[0] && len < (int)sizeof(text))
+		snprintf(text + len, sizeof(text) - (size_t)len,
+		         "; reload failed, running the previous configuration: %s",
+		         a->reload_error);
+	notify_status(text);
+}
+
+static void on_notify_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct app *a = container_of(t, struct app, t_notify);
+
+	app_update_status(a);
+	tq_arm(&a->tq, t, t->deadline_us + 1000 * 1000);
+}
+
+static void on_watchdog_timer(struct tq_timer *t, int64_t now_us)
+{
+	struct app *a = container_of(t, struct app, t_watchdog);
+
+	/* Sent from the loop: a loop that stops turning stops the pings and gets restarted. */
+	notify_watchdog();
+	tq_arm(&a->tq, t, t->deadline_us + (int64_t)notify_watchdog_usec() / 2);
+}
+
+static void stop_set(struct feed_set *s, int64_t now_us)
+{
+	for (size_t i = 0; i < s->n; i++)
+		feed_stop(s->v[i], now_us);
+}
+
 static void begin_stop(struct app *a, int signo)
 {
 	int64_t now = mono_us();
 
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "stop"}}, 1,
-	        "received %s: closing %zu feeds", sigabbrev_np(signo), a->n_feeds);
+	        "received %s: closing %zu feeds", sigabbrev_np(signo), a->feeds.n);
+	notify_stopping();
 	a->env.stopping = true;
 	tq_cancel(&a->tq, &a->t_status);
 	tq_arm(&a->tq, &a->t_quit, now + APP_STOP_GRACE_US);
-	for (size_t i = 0; i < a->n_feeds; i++)
-		feed_stop(&a->feeds[i], now);
+	if (a->n_live == 0)
+		tq_arm(&a->tq, &a->t_quit, now);
+	stop_set(&a->feeds, now);
+	stop_set(&a->retiring, now);
 }
 
 static void on_signal(int signo, void *arg)
@@ -114,17 +224,17 @@ static void on_signal(int signo, void *arg)
 	case SIGTERM:
 	case SIGINT:
 		if (a->env.stopping) {
-			log_warn("second %s: exiting at once", sigabbrev_np(signo));
+			log_warn("second SIG%s: exiting at once", sigabbrev_np(signo));
 			_exit(0);
 		}
 		begin_stop(a, signo);
 		break;
+	case SIGHUP:
+		if (!a->env.stopping)
+			app_reload(a);
+		break;
 	case SIGUSR2:
 		log_status(a, mono_us());
-		break;
-	case SIGHUP:
-		log_warn("SIGHUP: reloading the configuration is not supported by this version "
-		         "yet; restart to apply changes");
 		break;
 	default:
 		log_debug("ignoring SIG%s", sigabbrev_np(signo));
@@ -134,27 +244,36 @@ static void on_signal(int signo, void *arg)
 
 static int init_feeds(struct app *a)
 {
-	a->feeds = calloc(a->cfg->n_feeds, sizeof(*a->feeds));
-	if (!a->feeds)
-		return -1;
 	for (size_t i = 0; i < a->cfg->n_feeds; i++) {
-		if (feed_init(&a->feeds[i], &a->cfg->feeds[i], &a->env) < 0)
+		struct feed *f = app_feed_new(a, &a->cfg->feeds[i]);
+		if (!f || feed_set_add(&a->feeds, f) < 0) {
+			if (f)
+				app_feed_free(a, f);
 			return -1;
-		a->n_feeds++;
+		}
 	}
 	return 0;
 }
 
-int app_init(struct app *a, struct cfg *cfg)
+static int init_timers(struct app *a)
+{
+	tq_init(&a->tq, a->cfg->timer_slack_ms * 1000, NULL, NULL);
+	tq_timer_init(&a->t_status, on_status_timer);
+	tq_timer_init(&a->t_quit, on_quit_timer);
+	tq_timer_init(&a->t_reap, on_reap_timer);
+	tq_timer_init(&a->t_watchdog, on_watchdog_timer);
+	tq_timer_init(&a->t_notify, on_notify_timer);
+	return tq_reserve(&a->tq, 5);
+}
+
+int app_init(struct app *a, struct cfg *cfg, bool level_from_cli)
 {
 	int64_t now = mono_us();
 
-	*a = (struct app){.cfg = cfg};
+	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli};
+	notify_init();
 	rng_seed(&a->rng, 0);
-	tq_init(&a->tq, cfg->timer_slack_ms * 1000, NULL, NULL);
-	tq_timer_init(&a->t_status, on_status_timer);
-	tq_timer_init(&a->t_quit, on_quit_timer);
-	if (tq_reserve(&a->tq, 2) < 0 ||
+	if (init_timers(a) < 0 ||
 	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
 		goto nomem;
 	a->env = (struct feed_env){.tq = &a->tq,
@@ -174,17 +293,28 @@ nomem:
 	return -1;
 }
 
+static void arm_process_timers(struct app *a, int64_t now)
+{
+	if (a->cfg->status_interval_ms > 0)
+		tq_arm(&a->tq, &a->t_status, now + a->cfg->status_interval_ms * 1000);
+	if (notify_watchdog_usec() > 0)
+		tq_arm(&a->tq, &a->t_watchdog, now + (int64_t)notify_watchdog_usec() / 2);
+	if (getenv("NOTIFY_SOCKET"))
+		tq_arm(&a->tq, &a->t_notify, now + 1000 * 1000);
+}
+
 int app_run(struct app *a)
 {
 	int64_t now = mono_us();
 
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "start"}}, 1,
-	        "wsbeat %s starting with %zu feeds from %s", WSBEAT_VERSION, a->n_feeds,
+	        "wsbeat %s starting with %zu feeds from %s", WSBEAT_VERSION, a->feeds.n,
 	        a->cfg->path);
-	for (size_t i = 0; i < a->n_feeds; i++)
-		feed_start(&a->feeds[i], now);
-	if (a->cfg->status_interval_ms > 0)
-		tq_arm(&a->tq, &a->t_status, now + a->cfg->status_interval_ms * 1000);
+	for (size_t i = 0; i < a->feeds.n; i++)
+		feed_start(a->feeds.v[i], now);
+	arm_process_timers(a, now);
+	app_update_status(a);
+	notify_ready(); /* every feed is started (not necessarily connected) */
 	if (ws_run(a->ws) < 0) {
 		log_error("the event loop failed");
 		return 1;
@@ -193,15 +323,25 @@ int app_run(struct app *a)
 	return 0;
 }
 
+static void free_set(struct app *a, struct feed_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		app_feed_free(a, s->v[i]);
+	free(s->v);
+	*s = (struct feed_set){0};
+}
+
 void app_fini(struct app *a)
 {
 	/* The context goes first: its last callbacks still reach live feeds. */
 	ws_free(a->ws);
-	for (size_t i = 0; i < a->n_feeds; i++)
-		feed_fini(&a->feeds[i]);
-	free(a->feeds);
+	free_set(a, &a->feeds);
+	free_set(a, &a->retiring);
 	connq_fini(&a->cq);
 	tq_fini(&a->tq);
+	for (size_t i = 0; i < a->n_old_cfgs; i++)
+		cfg_free(a->old_cfgs[i]);
+	free(a->old_cfgs);
 	cfg_free(a->cfg);
 	*a = (struct app){0};
 }

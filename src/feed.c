@@ -12,6 +12,7 @@
 #include "wsbeat/util.h"
 
 enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8, T_ADDR = 16 };
+#define FEED_TIMERS 5
 
 /* Which timers each state may have armed; entering a state disarms all others. */
 static const unsigned state_timers[FEED_NSTATES] = {
@@ -90,8 +91,11 @@ static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		tq_cancel(tq, &f->t_idle);
 	if (!(keep & T_ADDR))
 		tq_cancel(tq, &f->t_addr);
-	if (to != f->state)
+	if (to != f->state) {
 		f->state_since_us = now_us;
+		f->env->n_in_state[f->state]--;
+		f->env->n_in_state[to]++;
+	}
 	f->state = to;
 }
 
@@ -110,18 +114,27 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 {
 	*f = (struct feed){.cfg = cfg, .env = env, .state = FEED_IDLE, .retry_after_ms = -1};
 	f->stats.last_rtt_ms = -1;
+	env->n_in_state[FEED_IDLE]++;
 	tq_timer_init(&f->t_state, on_state_timer);
 	tq_timer_init(&f->t_beat, on_beat_timer);
 	tq_timer_init(&f->t_answer, on_answer_timer);
 	tq_timer_init(&f->t_idle, on_idle_timer);
 	tq_timer_init(&f->t_addr, on_addr_timer);
-	return tq_reserve(env->tq, 5);
+	return tq_reserve(env->tq, FEED_TIMERS);
 }
 
 void feed_fini(struct feed *f)
 {
 	set_state(f, FEED_STOPPED, f->state_since_us);
+	f->env->n_in_state[FEED_STOPPED]--;
 	connq_remove(f->env->connq, &f->qnode);
+	tq_unreserve(f->env->tq, FEED_TIMERS);
+}
+
+/* No more reconnects: the process is stopping or this feed was removed. */
+static bool winding_down(const struct feed *f)
+{
+	return f->env->stopping || f->stop_requested;
 }
 
 static void enter_idle(struct feed *f, int64_t now_us)
@@ -183,7 +196,7 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	bool numeric = url_host_is_numeric(u);
 	char attempt[16];
 
-	if (f->state != FEED_IDLE || f->env->stopping)
+	if (f->state != FEED_IDLE || winding_down(f))
 		return;
 	reset_attempt(f);
 	f->conn_live = true;
@@ -235,7 +248,7 @@ static void on_addr_timer(struct tq_timer *t, int64_t now_us)
 static bool try_next_address(struct feed *f, int64_t now_us)
 {
 	if (f->state != FEED_CONNECTING || f->aborting || f->http_status ||
-	    f->addr_idx + 1 >= f->n_addrs || f->env->stopping)
+	    f->addr_idx + 1 >= f->n_addrs || winding_down(f))
 		return false;
 	log_rec(LOG_LVL_DEBUG,
 	        (struct log_kv[]){{"feed", f->cfg->name},
@@ -280,6 +293,12 @@ static void drop(struct feed *f, int64_t now_us)
 
 void feed_stop(struct feed *f, int64_t now_us)
 {
+	feed_stop_why(f, now_us, "shutting down");
+}
+
+void feed_stop_why(struct feed *f, int64_t now_us, const char *why)
+{
+	f->stop_requested = true;
 	switch (f->state) {
 	case FEED_IDLE:
 	case FEED_BACKOFF:
@@ -288,11 +307,11 @@ void feed_stop(struct feed *f, int64_t now_us)
 		break;
 	case FEED_RESOLVING:
 	case FEED_CONNECTING:
-		feed_set_error(f, "stopped");
+				feed_set_error(f, "%s", why);
 		drop(f, now_us);
 		break;
 	case FEED_OPEN:
-		begin_close(f, WS_CLOSE_GOING_AWAY, "shutting down", now_us);
+				begin_close(f, WS_CLOSE_GOING_AWAY, why, now_us);
 		break;
 	case FEED_CLOSING:
 	case FEED_STOPPED:
@@ -627,7 +646,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	feed_log(
 	    f,
 	    &(struct feed_event){"closed",
-	                         f->env->stopping ? LOG_LVL_INFO : LOG_LVL_WARNING,
+	                         winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
 	                         {{"close_code", f->close_code ? code : NULL},
 	                          {"reason", f->err[0] ? f->err : "connection lost"},
 	                          {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
@@ -638,7 +657,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 {
 	bool was_open = f->state == FEED_OPEN || f->state == FEED_CLOSING;
-	enum feed_state to = f->env->stopping ? FEED_STOPPED : FEED_BACKOFF;
+	enum feed_state to = winding_down(f) ? FEED_STOPPED : FEED_BACKOFF;
 	char attempt[16], delay_s[24];
 	int64_t delay;
 

@@ -125,8 +125,9 @@ int main(int argc, char **argv)
 		cfg_free(cfg);
 		return 0;
 	}
+	log_init();
 	log_set_level(o.level ? level : cfg->log_level);
-	if (app_init(&app, cfg) < 0) {
+	if (app_init(&app, cfg, o.level != NULL) < 0) {
 		app_fini(&app);
 		return 1;
 	}

@@ -15,19 +15,31 @@ void tq_fini(struct timerq *q)
 		q->heap[i]->slot = 0;
 	free(q->heap);
 	q->heap = NULL;
-	q->n = q->cap = 0;
+	q->n = q->cap = q->reserved = 0;
 }
 
 int tq_reserve(struct timerq *q, size_t n)
 {
-	size_t want = q->cap + n;
-	struct tq_timer **h = realloc(q->heap, want * sizeof(*h));
+	size_t want = q->reserved + n;
+	struct tq_timer **h;
 
-	if (!h)
-		return -1;
-	q->heap = h;
-	q->cap = want;
+	if (want > q->cap) {
+		/* Grow geometrically: thousands of feeds each reserve a few timers. */
+		if (want < 2 * q->cap)
+			want = 2 * q->cap;
+		h = realloc(q->heap, want * sizeof(*h));
+		if (!h)
+			return -1;
+		q->heap = h;
+		q->cap = want;
+	}
+	q->reserved += n;
 	return 0;
+}
+
+void tq_unreserve(struct timerq *q, size_t n)
+{
+	q->reserved = n > q->reserved ? 0 : q->reserved - n;
 }
 
 void tq_timer_init(struct tq_timer *t, tq_cb cb)

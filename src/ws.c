@@ -29,17 +29,17 @@
 
 /* One client vhost per distinct TLS profile: lws keeps TLS settings per vhost. */
 struct ws_profile {
-	const struct cfg_tls *tls;
-	SSL_CTX *ssl_ctx; /* ours: lws does not free a provided context */
+	struct cfg_tls tls; /* its own copy of the paths */
+	SSL_CTX *ssl_ctx;   /* ours: lws does not free a provided context */
 	struct lws_vhost *vhost;
 	char name[24]; /* lws keeps the pointer */
 };
 
 struct ws {
 	struct lws_context *ctx;
-	struct lws_vhost *vhost; /* the first profile's: also hosts our own descriptors */
-	struct ws_profile *profiles;
-	size_t n_profiles, cap_profiles;
+	struct lws_vhost *vhost;      /* the first profile's: also hosts our own descriptors */
+	struct ws_profile **profiles; /* each allocated alone: lws keeps pointers to the names */
+	size_t n_profiles;
 	struct timerq *tq;
 	int timerfd; /* the one timer that drives the timer queue */
 	int sigfd;
@@ -324,9 +324,9 @@ static void ws_cancel_resolve(struct feed *f)
 static struct lws_vhost *profile_vhost(struct ws *w, const struct cfg_tls *t)
 {
 	for (size_t i = 0; i < w->n_profiles; i++)
-		if (tls_same_profile(w->profiles[i].tls, t))
-			return w->profiles[i].vhost;
-	return w->vhost; /* not reached: add_profiles made one for every feed */
+		if (tls_same_profile(&w->profiles[i]->tls, t))
+			return w->profiles[i]->vhost;
+	return w->vhost; /* not reached: ws_prepare made one for every feed */
 }
 
 static int tls_flags(const struct feed *f)
@@ -488,25 +488,61 @@ static int create_context(struct ws *w, const struct cfg *cfg)
 	return 0;
 }
 
-static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *cfg)
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void profile_free(struct ws_profile *p)
+{
+	if (!p)
+		return;
+	SSL_CTX_free(p->ssl_ctx);
+	free(p->tls.ca_file);
+	free(p->tls.ca_path);
+	free(p->tls.cert_file);
+	free(p->tls.key_file);
+	free(p);
+}
+
+/* A profile keeps its own copy of the settings: it outlives the snapshot it came from. */
+static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char *err, size_t errlen)
+{
+	struct ws_profile *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->tls = (struct cfg_tls){.verify = true,
+	                          .ca_file = dup_or_null(t->ca_file),
+	                          .ca_path = dup_or_null(t->ca_path),
+	                          .cert_file = dup_or_null(t->cert_file),
+	                          .key_file = dup_or_null(t->key_file)};
+	snprintf(p->name, sizeof(p->name), "client-%zu", idx);
+	p->ssl_ctx = tls_client_ctx_new(&p->tls, err, errlen);
+	if (!p->ssl_ctx) {
+		profile_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *cfg, char *err,
+                       size_t errlen)
 {
 	struct lws_context_creation_info info = {0};
-	struct ws_profile *p;
-	char err[512];
+	struct ws_profile *p, **v;
 
-	if (w->n_profiles == w->cap_profiles) {
-		/* lws keeps pointers to the names, so the array never moves. */
-		log_error("too many TLS profiles");
+	v = realloc(w->profiles, (w->n_profiles + 1) * sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	p = &w->profiles[w->n_profiles];
-	p->tls = t;
-	p->ssl_ctx = tls_client_ctx_new(t, err, sizeof(err));
-	if (!p->ssl_ctx) {
-		log_error("%s", err);
+	w->profiles = v;
+	p = profile_new(t, w->n_profiles, err, errlen);
+	if (!p)
 		return -1;
-	}
-	snprintf(p->name, sizeof(p->name), "client-%zu", w->n_profiles);
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
@@ -516,28 +552,27 @@ static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *
 	info.connect_timeout_secs = info.timeout_secs;
 	p->vhost = lws_create_vhost(w->ctx, &info);
 	if (!p->vhost) {
-		SSL_CTX_free(p->ssl_ctx);
-		log_error("cannot create the client vhost %s", p->name);
+		snprintf(err, errlen, "cannot create the client vhost %s", p->name);
+		profile_free(p);
 		return -1;
 	}
-	w->n_profiles++;
+	w->profiles[w->n_profiles++] = p;
 	return 0;
 }
 
-/* Makes sure every feed of cfg has the client vhost of its TLS profile. */
-static int add_profiles(struct ws *w, const struct cfg *cfg)
+int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 {
 	static const struct cfg_tls system_trust = {.verify = true};
 
-	if (w->n_profiles == 0 && add_profile(w, &system_trust, cfg) < 0)
+	if (w->n_profiles == 0 && add_profile(w, &system_trust, cfg, err, errlen) < 0)
 		return -1;
-	w->vhost = w->profiles[0].vhost;
+	w->vhost = w->profiles[0]->vhost;
 	for (size_t i = 0; i < cfg->n_feeds; i++) {
 		const struct cfg_tls *t = &cfg->feeds[i].tls;
 		bool have = false;
 		for (size_t j = 0; j < w->n_profiles && !have; j++)
-			have = tls_same_profile(w->profiles[j].tls, t);
-		if (!have && add_profile(w, t, cfg) < 0)
+			have = tls_same_profile(&w->profiles[j]->tls, t);
+		if (!have && add_profile(w, t, cfg, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -559,10 +594,12 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 	signal(SIGPIPE, SIG_IGN);
 	if (raise_nofile() < 0)
 		log_warn("cannot raise the open-files limit: %s", strerror(errno));
-	w->cap_profiles = cfg->n_feeds + 1;
-	w->profiles = calloc(w->cap_profiles, sizeof(*w->profiles));
-	if (!w->profiles || create_context(w, cfg) < 0 || add_profiles(w, cfg) < 0)
+	if (create_context(w, cfg) < 0)
 		goto fail;
+	if (ws_prepare(w, cfg, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		goto fail;
+	}
 	w->dns = dns_new(tq, cfg->dns_servers, (int)cfg->dns_timeout_ms, cfg->dns_tries, err,
 	                 sizeof(err));
 	if (!w->dns) {
@@ -608,7 +645,7 @@ void ws_free(struct ws *w)
 		lws_context_destroy(w->ctx);
 	dns_free(w->dns);
 	for (size_t i = 0; i < w->n_profiles; i++)
-		SSL_CTX_free(w->profiles[i].ssl_ctx);
+		profile_free(w->profiles[i]);
 	free(w->profiles);
 	if (w->sigfd >= 0)
 		close(w->sigfd);

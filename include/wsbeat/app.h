@@ -1,7 +1,11 @@
-/* app: the daemon's parts wired together: config, feeds, timers, connect queue and the shell. */
+/*
+ * app: the daemon's parts wired together: configuration, feeds, timers, the connect queue,
+ * the shell, systemd notifications, signals and reload.
+ */
 #ifndef WSBEAT_APP_H
 #define WSBEAT_APP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "wsbeat/cfg.h"
@@ -12,32 +16,52 @@
 
 struct ws;
 
+/* A set of feeds that grows and shrinks with reloads. */
+struct feed_set {
+	struct feed **v;
+	size_t n, cap;
+};
+
 struct app {
-	struct cfg *cfg;
-	struct feed *feeds;
-	size_t n_feeds;
+	struct cfg *cfg;       /* the configuration in force */
+	struct cfg **old_cfgs; /* replaced ones, kept while retiring feeds still use them */
+	size_t n_old_cfgs;
+	struct feed_set feeds;    /* the feeds of cfg */
+	struct feed_set retiring; /* removed or changed by a reload, closing */
+	size_t n_live;            /* feeds of both sets not yet stopped */
+	bool level_from_cli;      /* -l given: reloads keep it */
 	struct timerq tq;
 	struct connq cq;
 	struct rng rng;
 	struct feed_env env;
 	struct ws *ws;
-	struct tq_timer t_status, t_quit;
-	size_t n_stopped;
+	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify;
+	char reload_error[200]; /* why the last reload failed, "" if it did not */
 };
 
 /*
- * Checks that this build supports every setting cfg uses. Returns 0, or -1 with
- * "FILE:LINE: message" in err.
+ * Checks that this build supports every setting cfg uses and that its TLS files load.
+ * Returns 0, or -1 with "FILE:LINE: message" in err.
  */
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen);
 
 /* Takes ownership of cfg and builds everything up to the loop. 0, or -1 after logging. */
-int app_init(struct app *a, struct cfg *cfg);
+int app_init(struct app *a, struct cfg *cfg, bool level_from_cli);
 
 /* Starts every feed and runs the loop until a stop is requested. Returns the exit status. */
 int app_run(struct app *a);
 
+/* Re-reads the configuration file (SIGHUP): on success adds, removes and restarts feeds by
+ * name, leaving unchanged feeds' connections alone; on error keeps everything as it is. */
+void app_reload(struct app *a);
+
 /* Releases everything, in reverse order of app_init. */
 void app_fini(struct app *a);
+
+/* Internal to app*.c: feed sets and the systemd status line. */
+struct feed *app_feed_new(struct app *a, const struct cfg_feed *c);
+void app_feed_free(struct app *a, struct feed *f);
+int feed_set_add(struct feed_set *s, struct feed *f);
+void app_update_status(struct app *a);
 
 #endif

@@ -71,8 +71,9 @@ struct feed_env {
 	struct connq *connq;
 	struct rng *rng;
 	const struct feed_shell *shell;
-	void *shell_arg; /* the shell's own state */
-	bool stopping;   /* shutting down: no reconnects */
+	void *shell_arg;                 /* the shell's own state */
+	bool stopping;                   /* shutting down: no reconnects */
+	size_t n_in_state[FEED_NSTATES]; /* how many feeds are in each state */
 	/* Called when a feed reaches FEED_STOPPED (may be NULL). */
 	void (*on_stopped)(struct feed_env *env, struct feed *f);
 };
@@ -112,10 +113,11 @@ struct feed {
 
 	enum feed_state state;
 	int64_t state_since_us;
-	unsigned failures; /* consecutive failed attempts; the next attempt is failures + 1 */
-	unsigned conn_no;  /* connections opened since start */
-	bool conn_live;    /* an attempt or connection exists and has not been reported gone */
-	bool aborting;     /* the shell was asked to drop the connection */
+	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
+	unsigned conn_no;    /* connections opened since start */
+	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
+	bool aborting;       /* the shell was asked to drop the connection */
+	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
 	int64_t open_since_us;
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
@@ -162,6 +164,8 @@ void feed_fini(struct feed *f);
 void feed_start(struct feed *f, int64_t now_us);
 /* Winds the feed down: closes an open connection with 1001, then reaches FEED_STOPPED. */
 void feed_stop(struct feed *f, int64_t now_us);
+/* As feed_stop, with the reason sent in the close frame and logged. */
+void feed_stop_why(struct feed *f, int64_t now_us, const char *why);
 /* The connect queue lets f start its attempt. */
 void feed_on_slot(struct feed *f, int64_t now_us);
 

@@ -18,6 +18,14 @@ struct log_kv {
 	const char *val;
 };
 
+/*
+ * Decides where records go: under journald ($JOURNAL_STREAM names our stderr) each record is
+ * a structured journal entry (MESSAGE, PRIORITY, MESSAGE_ID, WSBEAT_FEED, WSBEAT_EVENT, ...),
+ * otherwise a logfmt line on stderr. Call once at start.
+ */
+void log_init(void);
+int log_to_journal(void);
+
 /* Sets the most verbose level that is emitted. */
 void log_set_level(enum log_level l);
 enum log_level log_get_level(void);

@@ -30,6 +30,7 @@ typedef void (*tq_rearm_fn)(struct timerq *q, int64_t wake_us, void *arg);
 struct timerq {
 	struct tq_timer **heap;
 	size_t n, cap;
+	size_t reserved; /* timers that may be armed at once, as promised by tq_reserve */
 	int64_t slack_us;
 	int64_t announced_us; /* wake time the driver is armed for, TQ_NEVER if none */
 	tq_rearm_fn rearm;
@@ -42,6 +43,8 @@ void tq_fini(struct timerq *q);
 
 /* Makes room for n more timers so that arming never allocates; 0 or -1 (ENOMEM). */
 int tq_reserve(struct timerq *q, size_t n);
+/* Gives back what tq_reserve(q, n) promised, when n timers will never be armed again. */
+void tq_unreserve(struct timerq *q, size_t n);
 
 void tq_timer_init(struct tq_timer *t, tq_cb cb);
 static inline bool tq_armed(const struct tq_timer *t)

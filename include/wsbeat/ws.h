@@ -24,6 +24,12 @@ typedef void (*ws_signal_fn)(int signo, void *arg);
  */
 struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_signal, void *arg);
 
+/*
+ * Makes sure every feed of cfg has a client vhost for its TLS profile (used at start and by
+ * reload). Returns 0, or -1 with a reason in err.
+ */
+int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen);
+
 /* Runs the loop until ws_quit; returns 0, or -1 if the loop failed. */
 int ws_run(struct ws *w);
 

@@ -1,0 +1,199 @@
+/*
+ * Reload (SIGHUP): a new configuration replaces the old one only if it is valid. Feeds are
+ * matched by name: new ones start, removed ones close, changed ones restart, and unchanged
+ * ones keep their connection untouched (they only move to the new snapshot, which holds the
+ * same settings). Everything that can fail happens before anything is changed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wsbeat/app.h"
+#include "wsbeat/log.h"
+#include "wsbeat/notify.h"
+#include "wsbeat/util.h"
+#include "wsbeat/ws.h"
+
+struct plan {
+	struct cfg *nc;
+	struct feed **sorted; /* old feeds by name; an entry is cleared when the feed is kept */
+	struct feed **next;   /* the new set, one per feed of nc */
+	bool *fresh;          /* next[i] was created by this reload */
+	size_t added, removed, changed, unchanged;
+};
+
+static int by_name(const void *a, const void *b)
+{
+	const struct feed *fa = *(struct feed *const *)a, *fb = *(struct feed *const *)b;
+
+	return strcmp(fa->cfg->name, fb->cfg->name);
+}
+
+/* Index of the old feed called name in the sorted array, or -1. */
+static long find(struct feed **sorted, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, sorted[mid]->cfg->name);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static void fail(struct app *a, const char *why)
+{
+	size_t n = strnlen(why, sizeof(a->reload_error) - 1);
+
+	memcpy(a->reload_error, why, n); /* cut: it goes into the one-line STATUS */
+	a->reload_error[n] = '\0';
+	log_rec(LOG_LVL_ERROR, (struct log_kv[]){{"event", "reload"}, {"reason", why}}, 2,
+	        "configuration not reloaded, still running the previous one");
+	app_update_status(a);
+}
+
+static void plan_free(struct app *a, struct plan *p, bool drop_fresh)
+{
+	for (size_t i = 0; drop_fresh && p->next && i < p->nc->n_feeds; i++)
+		if (p->fresh[i] && p->next[i])
+			app_feed_free(a, p->next[i]);
+	free(p->sorted);
+	free(p->next);
+	free(p->fresh);
+}
+
+/* Decides, for every feed of the new configuration, whether an old feed carries on. */
+static int plan_build(struct app *a, struct plan *p)
+{
+	size_t n_old = a->feeds.n, n_new = p->nc->n_feeds;
+
+	p->sorted = malloc((n_old + 1) * sizeof(*p->sorted));
+	p->next = calloc(n_new + 1, sizeof(*p->next));
+	p->fresh = calloc(n_new + 1, sizeof(*p->fresh));
+	if (!p->sorted || !p->next || !p->fresh)
+		return -1;
+	memcpy(p->sorted, a->feeds.v, n_old * sizeof(*p->sorted));
+	qsort(p->sorted, n_old, sizeof(*p->sorted), by_name);
+	for (size_t i = 0; i < n_new; i++) {
+		const struct cfg_feed *c = &p->nc->feeds[i];
+		long k = find(p->sorted, n_old, c->name);
+		if (k >= 0 && cfg_feed_equal(p->sorted[k]->cfg, c)) {
+			p->next[i] = p->sorted[k];
+			p->unchanged++;
+		} else {
+			p->next[i] = app_feed_new(a, c);
+			p->fresh[i] = true;
+			if (!p->next[i])
+				return -1;
+			k >= 0 ? p->changed++ : p->added++;
+		}
+	}
+	return 0;
+}
+
+/* Commits the plan; nothing here can fail (room was reserved beforehand). */
+static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
+{
+	for (size_t i = 0; i < p->nc->n_feeds; i++) {
+		long k = p->fresh[i] ? -1 : find(p->sorted, a->feeds.n, p->nc->feeds[i].name);
+		if (k >= 0) {
+			p->next[i]->cfg = &p->nc->feeds[i];
+			p->sorted[k] = NULL;
+		}
+	}
+	for (size_t i = 0; i < a->feeds.n; i++) {
+		struct feed *f = p->sorted[i];
+		if (!f)
+			continue;
+				bool removed = !cfg_find_feed(p->nc, f->cfg->name);
+		p->removed += removed;
+		a->retiring.v[a->retiring.n++] = f;
+		feed_stop_why(f, now_us,
+			      removed ? "removed from the configuration" : "configuration changed");
+	}
+	free(a->feeds.v);
+	a->feeds = (struct feed_set){p->next, p->nc->n_feeds, p->nc->n_feeds + 1};
+	p->next = NULL;
+	for (size_t i = 0; i < a->feeds.n; i++)
+		if (p->fresh[i])
+			feed_start(a->feeds.v[i], now_us);
+}
+
+static int reserve_retiring(struct app *a, size_t more)
+{
+	size_t want = a->retiring.n + more;
+	struct feed **v;
+
+	if (want <= a->retiring.cap)
+		return 0;
+	v = realloc(a->retiring.v, want * sizeof(*v));
+	if (!v)
+		return -1;
+	a->retiring.v = v;
+	a->retiring.cap = want;
+	return 0;
+}
+
+static void apply_globals(struct app *a, const struct cfg *nc, int64_t now_us)
+{
+	if (!a->level_from_cli)
+		log_set_level(nc->log_level);
+	connq_set_rate(&a->cq, nc->max_connects_per_second);
+	a->tq.slack_us = nc->timer_slack_ms * 1000;
+	tq_cancel(&a->tq, &a->t_status);
+	if (nc->status_interval_ms > 0)
+		tq_arm(&a->tq, &a->t_status, now_us + nc->status_interval_ms * 1000);
+}
+
+static int load(struct app *a, struct cfg **nc, char *err, size_t errlen)
+{
+	if (cfg_load(a->cfg->path, nc, err, errlen) < 0 ||
+	    app_check_supported(*nc, err, errlen) < 0 || ws_prepare(a->ws, *nc, err, errlen) < 0) {
+		cfg_free(*nc);
+		*nc = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void app_reload(struct app *a)
+{
+	struct plan p = {0};
+	struct cfg **old;
+	int64_t now = mono_us();
+	char err[1024];
+
+	if (load(a, &p.nc, err, sizeof(err)) < 0) {
+		fail(a, err);
+		return;
+	}
+	notify_reloading();
+	old = realloc(a->old_cfgs, (a->n_old_cfgs + 1) * sizeof(*old));
+	if (old)
+		a->old_cfgs = old;
+	if (!old || reserve_retiring(a, a->feeds.n) < 0 || plan_build(a, &p) < 0) {
+		plan_free(a, &p, true);
+		cfg_free(p.nc);
+		fail(a, "out of memory");
+		notify_ready();
+		return;
+	}
+	plan_apply(a, &p, now);
+	a->old_cfgs[a->n_old_cfgs++] = a->cfg;
+	a->cfg = p.nc;
+	apply_globals(a, p.nc, now);
+	a->reload_error[0] = '\0';
+	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "reload"}}, 1,
+	        "configuration reloaded: %zu added, %zu removed, %zu changed, %zu unchanged",
+	        p.added, p.removed, p.changed, p.unchanged);
+	plan_free(a, &p, false);
+	tq_arm(&a->tq, &a->t_reap, now);
+	app_update_status(a);
+	notify_ready();
+}
