@@ -19,6 +19,7 @@ struct plan {
 	struct feed **sorted; /* old feeds by name; an entry is cleared when the feed is kept */
 	struct feed **next;   /* the new set, one per feed of nc */
 	bool *fresh;          /* next[i] was created by this reload */
+	long *kept;           /* index in sorted of the old feed next[i] continues, or -1 */
 	size_t added, removed, changed, unchanged;
 };
 
@@ -66,6 +67,7 @@ static void plan_free(struct app *a, struct plan *p, bool drop_fresh)
 	free(p->sorted);
 	free(p->next);
 	free(p->fresh);
+	free(p->kept);
 }
 
 /* Decides, for every feed of the new configuration, whether an old feed carries on. */
@@ -76,15 +78,18 @@ static int plan_build(struct app *a, struct plan *p)
 	p->sorted = malloc((n_old + 1) * sizeof(*p->sorted));
 	p->next = calloc(n_new + 1, sizeof(*p->next));
 	p->fresh = calloc(n_new + 1, sizeof(*p->fresh));
-	if (!p->sorted || !p->next || !p->fresh)
+	p->kept = calloc(n_new + 1, sizeof(*p->kept));
+	if (!p->sorted || !p->next || !p->fresh || !p->kept)
 		return -1;
 	memcpy(p->sorted, a->feeds.v, n_old * sizeof(*p->sorted));
 	qsort(p->sorted, n_old, sizeof(*p->sorted), by_name);
 	for (size_t i = 0; i < n_new; i++) {
 		const struct cfg_feed *c = &p->nc->feeds[i];
 		long k = find(p->sorted, n_old, c->name);
+		p->kept[i] = -1;
 		if (k >= 0 && cfg_feed_equal(p->sorted[k]->cfg, c)) {
 			p->next[i] = p->sorted[k];
+			p->kept[i] = k;
 			p->unchanged++;
 		} else {
 			p->next[i] = app_feed_new(a, c);
@@ -101,21 +106,20 @@ static int plan_build(struct app *a, struct plan *p)
 static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
 {
 	for (size_t i = 0; i < p->nc->n_feeds; i++) {
-		long k = p->fresh[i] ? -1 : find(p->sorted, a->feeds.n, p->nc->feeds[i].name);
-		if (k >= 0) {
+		if (p->kept[i] >= 0) {
 			p->next[i]->cfg = &p->nc->feeds[i];
-			p->sorted[k] = NULL;
+			p->sorted[p->kept[i]] = NULL;
 		}
 	}
 	for (size_t i = 0; i < a->feeds.n; i++) {
 		struct feed *f = p->sorted[i];
 		if (!f)
 			continue;
-				bool removed = !cfg_find_feed(p->nc, f->cfg->name);
+		bool removed = !cfg_find_feed(p->nc, f->cfg->name);
 		p->removed += removed;
 		a->retiring.v[a->retiring.n++] = f;
 		feed_stop_why(f, now_us,
-			      removed ? "removed from the configuration" : "configuration changed");
+		              removed ? "removed from the configuration" : "configuration changed");
 	}
 	free(a->feeds.v);
 	a->feeds = (struct feed_set){p->next, p->nc->n_feeds, p->nc->n_feeds + 1};
