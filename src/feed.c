@@ -307,11 +307,11 @@ void feed_stop_why(struct feed *f, int64_t now_us, const char *why)
 		break;
 	case FEED_RESOLVING:
 	case FEED_CONNECTING:
-				feed_set_error(f, "%s", why);
+		feed_set_error(f, "%s", why);
 		drop(f, now_us);
 		break;
 	case FEED_OPEN:
-				begin_close(f, WS_CLOSE_GOING_AWAY, why, now_us);
+		begin_close(f, WS_CLOSE_GOING_AWAY, why, now_us);
 		break;
 	case FEED_CLOSING:
 	case FEED_STOPPED:
@@ -377,8 +377,11 @@ static void on_beat_timer(struct tq_timer *t, int64_t now_us)
 	if (f->state != FEED_OPEN)
 		return;
 	if (f->hb_waiting_since_us == 0) {
+		/* The answer has `timeout` from when we could first ask: a loop that woke up late
+		 * must not count its own delay against the peer. */
 		f->hb_waiting_since_us = due;
-		tq_arm(f->env->tq, &f->t_answer, due + hb->timeout_ms * 1000);
+		tq_arm(f->env->tq, &f->t_answer,
+		       (now_us > due ? now_us : due) + hb->timeout_ms * 1000);
 	}
 	if (!f->beat_pending) {
 		f->beat_pending = true;
@@ -506,6 +509,8 @@ static void match_expect(struct feed *f, const void *data, size_t len, bool firs
 		f->rx_match = (hb->expect && binary == want_binary) ? 0 : SIZE_MAX;
 	if (f->rx_match == SIZE_MAX)
 		return;
+	if (len == 0)
+		return; /* an empty piece (lws may pass NULL) matches trivially */
 	if (f->rx_match + len > hb->expect_len || memcmp(hb->expect + f->rx_match, data, len) != 0)
 		f->rx_match = SIZE_MAX;
 	else

@@ -1,0 +1,294 @@
+/*
+ * A recording stand-in for the lws shell, for unit tests of the feed state machine: it counts
+ * connect/want_write/abort, writes the frames the feed asks for, can answer heartbeats like a
+ * server would, and plays the loop by firing the timer queue at explicit times.
+ */
+#ifndef WSBEAT_TEST_FAKE_SHELL_H
+#define WSBEAT_TEST_FAKE_SHELL_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "wsbeat/feed.h"
+#include "wsbeat/log.h"
+#include "wsbeat/util.h"
+
+#define FAKE_MAX_FRAMES 256
+#define FAKE_MAX_LOG    256
+
+struct fake_frame {
+	enum frame_kind kind;
+	enum frame_src src;
+	char data[128];
+	size_t len;
+	int close_code;
+	int64_t at;
+};
+
+struct fake {
+	struct timerq tq;
+	struct connq cq;
+	struct rng rng;
+	struct feed_env env;
+	struct feed f;
+	struct cfg_feed cfg;
+	int64_t now;
+
+	/* What the feed asked of the shell. */
+	int n_resolve, n_cancel_resolve, n_connect, n_want_write, n_abort, n_stopped;
+	int resolve_ret, connect_ret; /* what resolve and connect return: 0 or -1 */
+	size_t connect_addr_idx;      /* f->addr_idx at the last connect */
+	bool write_wanted;
+	/* Grants by the connect queue, with the feed's state at that moment. */
+	int n_grants;
+	enum feed_state state_at_grant;
+
+	/* Frames written by pump(). */
+	struct fake_frame frames[FAKE_MAX_FRAMES];
+	size_t n_frames;
+	/* When set, pump() answers each heartbeat it writes, answer_delay_us later. */
+	bool auto_answer;
+	int64_t answer_delay_us;
+
+	char log[FAKE_MAX_LOG][512];
+	size_t n_log;
+};
+
+static struct fake *fake_of(struct feed *f)
+{
+	return f->env->shell_arg;
+}
+
+static int fake_resolve(struct feed *f)
+{
+	struct fake *k = fake_of(f);
+
+	k->n_resolve++;
+	if (k->resolve_ret < 0) {
+		feed_set_error(f, "resolver unavailable");
+		return -1;
+	}
+	f->dns_req = (struct dns_req *)(void *)k; /* any non-NULL handle */
+	return 0;
+}
+
+static void fake_cancel_resolve(struct feed *f)
+{
+	fake_of(f)->n_cancel_resolve++;
+}
+
+static int fake_connect(struct feed *f)
+{
+	struct fake *k = fake_of(f);
+
+	k->n_connect++;
+	k->connect_addr_idx = f->addr_idx;
+	if (k->connect_ret < 0) {
+		feed_set_error(f, "connection refused");
+		return -1;
+	}
+	f->conn = (struct lws *)(void *)k; /* any non-NULL handle */
+	return 0;
+}
+
+static void fake_want_write(struct feed *f)
+{
+	struct fake *k = fake_of(f);
+
+	k->n_want_write++;
+	k->write_wanted = true;
+}
+
+static void fake_abort(struct feed *f)
+{
+	fake_of(f)->n_abort++;
+}
+
+static const struct feed_shell fake_shell_ops = {
+    .resolve = fake_resolve,
+    .cancel_resolve = fake_cancel_resolve,
+    .connect = fake_connect,
+    .want_write = fake_want_write,
+    .abort = fake_abort,
+};
+
+static void fake_on_stopped(struct feed_env *env, struct feed *f)
+{
+	struct fake *k = env->shell_arg;
+
+	assert_ptr_equal(f, &k->f);
+	assert_int_equal(f->state, FEED_STOPPED);
+	k->n_stopped++;
+}
+
+static void fake_grant(struct connq *q, struct connq_node *n, int64_t now_us)
+{
+	struct feed *f = container_of(n, struct feed, qnode);
+	struct fake *k = fake_of(f);
+
+	(void)q;
+	k->n_grants++;
+	k->state_at_grant = f->state;
+	feed_on_slot(f, now_us);
+}
+
+static void fake_log_sink(enum log_level l, const char *line, void *arg)
+{
+	struct fake *k = arg;
+
+	(void)l;
+	if (k->n_log < FAKE_MAX_LOG)
+		snprintf(k->log[k->n_log++], sizeof(k->log[0]), "%s", line);
+}
+
+/* How many captured records contain a and, unless it is NULL, b. */
+static int fake_log_count(const struct fake *k, const char *a, const char *b)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < k->n_log; i++)
+		if (strstr(k->log[i], a) && (!b || strstr(k->log[i], b)))
+			n++;
+	return n;
+}
+
+/* A numeric host (no resolving), a ping heartbeat, no idle timeout, no jitter: every delay is
+ * exact. */
+static void fake_default_cfg(struct cfg_feed *c)
+{
+	static char name[] = "t1", host[] = "127.0.0.1", display[] = "ws://127.0.0.1/";
+
+	*c = (struct cfg_feed){
+	    .name = name,
+	    .heartbeat = {.type = HB_PING, .interval_ms = 5000, .timeout_ms = 2000},
+	    .reconnect = {.initial_ms = 1000,
+	                  .max_ms = 60000,
+	                  .multiplier = 2.0,
+	                  .jitter = 0.0,
+	                  .stable_after_ms = 30000},
+	    .connect_timeout_ms = 10000,
+	    .max_message_size = 1 << 20};
+	c->url.host = host;
+	c->url.port = 80;
+	c->url.display = display;
+}
+
+static void fake_init(struct fake *k)
+{
+	memset(k, 0, sizeof(*k));
+	fake_default_cfg(&k->cfg);
+	k->now = 1000000000LL;
+	rng_seed(&k->rng, 99);
+	tq_init(&k->tq, 0, NULL, NULL);
+	assert_int_equal(connq_init(&k->cq, &k->tq, 1000, fake_grant, k->now), 0);
+	k->env = (struct feed_env){.tq = &k->tq,
+	                           .connq = &k->cq,
+	                           .rng = &k->rng,
+	                           .shell = &fake_shell_ops,
+	                           .shell_arg = k,
+	                           .on_stopped = fake_on_stopped};
+	log_set_sink(fake_log_sink, k);
+}
+
+/* Call after changing k->cfg. */
+static void fake_feed_init(struct fake *k)
+{
+	assert_int_equal(feed_init(&k->f, &k->cfg, &k->env), 0);
+}
+
+static void fake_fini(struct fake *k)
+{
+	log_set_sink(NULL, NULL);
+	if (k->f.env) {
+		k->f.conn = NULL;
+		feed_fini(&k->f);
+		/* A finished feed is counted in no state. */
+		for (int i = 0; i < FEED_NSTATES; i++)
+			assert_int_equal(k->env.n_in_state[i], 0);
+	}
+	connq_fini(&k->cq);
+	tq_fini(&k->tq);
+}
+
+/* Writes what the feed has to send, as the writeable callback would. */
+static void fake_pump(struct fake *k)
+{
+	struct feed_frame fr;
+
+	if (!k->write_wanted)
+		return;
+	k->write_wanted = false;
+	for (;;) {
+		struct fake_frame *w = &k->frames[k->n_frames % FAKE_MAX_FRAMES];
+		bool more;
+
+		feed_next_frame(&k->f, k->now, &fr);
+		if (fr.kind == FRAME_NONE)
+			break;
+		*w = (struct fake_frame){fr.kind, fr.src, "", fr.len, fr.close_code, k->now};
+		assert_true(fr.len <= sizeof(w->data));
+		if (fr.len)
+			memcpy(w->data, fr.data, fr.len);
+		k->n_frames++;
+		more = feed_frame_sent(&k->f, &fr, k->now);
+		if (k->auto_answer && fr.src == SRC_BEAT) {
+			int64_t t = k->now + k->answer_delay_us;
+			const struct cfg_heartbeat *hb = &k->cfg.heartbeat;
+			if (fr.kind == FRAME_PING)
+				feed_on_pong(&k->f, w->data, w->len, t);
+			else
+				feed_on_rx(&k->f, hb->expect ? hb->expect : "x",
+				           hb->expect ? hb->expect_len : 1, true, true,
+				           hb->type == HB_BINARY, t);
+		}
+		if (!more)
+			break;
+	}
+}
+
+/* Plays the loop up to t: fires every timer at its exact deadline, writing when asked. */
+static void fake_advance(struct fake *k, int64_t t)
+{
+	int64_t w;
+
+	while ((w = tq_next_wake(&k->tq)) <= t) {
+		k->now = w;
+		tq_driver_fired(&k->tq, w);
+		fake_pump(k);
+	}
+	k->now = t;
+}
+
+/* The timers armed, as a set: S(tate) B(eat) A(nswer) I(dle). */
+static void fake_assert_timers(const struct fake *k, bool s, bool b, bool a, bool i)
+{
+	/* The per-state census counts this one feed, in its current state. */
+	for (int st = 0; st < FEED_NSTATES; st++)
+		assert_int_equal(k->env.n_in_state[st], st == (int)k->f.state);
+	assert_int_equal(tq_armed(&k->f.t_state), s);
+	assert_int_equal(tq_armed(&k->f.t_beat), b);
+	assert_int_equal(tq_armed(&k->f.t_answer), a);
+	assert_int_equal(tq_armed(&k->f.t_idle), i);
+}
+
+/* Starts the feed and lets the connect queue grant it: CONNECTING at k->now. */
+static void fake_to_connecting(struct fake *k)
+{
+	int before = k->n_connect;
+
+	feed_start(&k->f, k->now);
+	fake_advance(k, k->now);
+	assert_int_equal(k->f.state, FEED_CONNECTING);
+	assert_int_equal(k->n_connect, before + 1);
+}
+
+/* CONNECTING, then open at k->now. */
+static void fake_to_open(struct fake *k)
+{
+	if (k->f.state != FEED_CONNECTING)
+		fake_to_connecting(k);
+	feed_on_open(&k->f, k->now);
+	assert_int_equal(k->f.state, FEED_OPEN);
+}
+
+#endif

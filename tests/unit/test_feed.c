@@ -1,0 +1,990 @@
+/*
+ * Unit tests for the feed state machine, driven through a recording fake shell and explicit
+ * times: transitions, the timers each state owns, heartbeats, timeouts, backoff and stop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_shell.h"
+
+#define SEC 1000000LL
+#define MS  1000LL
+
+static struct fake k;
+
+static int setup(void **state)
+{
+	(void)state;
+	fake_init(&k);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fake_fini(&k);
+	return 0;
+}
+
+static const struct fake_frame *last_frame(void)
+{
+	assert_true(k.n_frames > 0);
+	return &k.frames[(k.n_frames - 1) % FAKE_MAX_FRAMES];
+}
+
+/* The retry delay the feed armed, in ms from now. */
+static int64_t backoff_ms(void)
+{
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	fake_assert_timers(&k, true, false, false, false);
+	return (k.f.t_state.deadline_us - k.now) / MS;
+}
+
+/* Open, one ping written at its due time and never answered: CLOSING at due + timeout. */
+static int64_t to_closing_by_timeout(void)
+{
+	int64_t due;
+
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due + k.cfg.heartbeat.timeout_ms * MS);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	return due;
+}
+
+static void test_start_queue_connect(void **state)
+{
+	(void)state;
+	fake_feed_init(&k);
+	assert_int_equal(k.f.state, FEED_IDLE);
+	fake_assert_timers(&k, false, false, false, false);
+
+	feed_start(&k.f, k.now);
+	assert_int_equal(k.f.state, FEED_IDLE);
+	assert_true(k.f.qnode.queued);
+	assert_int_equal(k.n_connect, 0); /* the queue grants from its timer only */
+	fake_assert_timers(&k, false, false, false, false);
+
+	tq_driver_fired(&k.tq, k.now);
+	assert_int_equal(k.n_grants, 1);
+	assert_int_equal(k.state_at_grant, FEED_IDLE);
+	assert_false(k.f.qnode.queued);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.n_connect, 1);
+	fake_assert_timers(&k, true, false, false, false);
+	assert_int_equal(k.f.t_state.deadline_us, k.now + 10 * SEC);
+	assert_int_equal(k.f.state_since_us, k.now);
+	assert_int_equal(fake_log_count(&k, "event=connecting", "attempt=1"), 1);
+	assert_int_equal(fake_log_count(&k, "event=connecting", "state=connecting"), 1);
+	/* A second grant (start again while connecting) does nothing. */
+	feed_on_slot(&k.f, k.now);
+	assert_int_equal(k.n_connect, 1);
+	fake_advance(&k, k.now + 10 * SEC - 1);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.n_abort, 0);
+}
+
+static void test_open_timers(void **state)
+{
+	int64_t t;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_connecting(&k);
+	t = k.now += 300 * MS;
+	feed_on_open(&k.f, t);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	fake_assert_timers(&k, false, true, false, false); /* no idle_timeout: no t_idle */
+	assert_in_range(k.f.t_beat.deadline_us, t, t + 5 * SEC - 1);
+	assert_int_equal(k.f.stats.connects, 1);
+	assert_int_equal(k.f.conn_no, 1);
+	assert_int_equal(k.n_want_write, 0); /* nothing on_open to send */
+	assert_int_equal(fake_log_count(&k, "event=open", "state=open"), 1);
+}
+
+static void test_open_idle_timer(void **state)
+{
+	(void)state;
+
+	k.cfg.idle_timeout_ms = 60000;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_assert_timers(&k, false, true, false, true);
+	assert_int_equal(k.f.t_idle.deadline_us, k.now + 60 * SEC);
+}
+
+static void test_no_heartbeat(void **state)
+{
+	(void)state;
+
+	k.cfg.heartbeat.type = HB_NONE;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_assert_timers(&k, false, false, false, false);
+	fake_advance(&k, k.now + 3600 * SEC);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(k.n_want_write, 0);
+}
+
+static void test_ping_cycle(void **state)
+{
+	struct feed_frame fr;
+	unsigned char payload[8];
+	int64_t due, sent;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due - 1);
+	assert_int_equal(k.n_want_write, 0);
+
+	/* The loop wakes 3 ms late. */
+	k.now = due + 3 * MS;
+	tq_driver_fired(&k.tq, k.now);
+	assert_int_equal(k.n_want_write, 1);
+	fake_assert_timers(&k, false, true, true, false);
+	/* The answer gets the full timeout from when the late loop could ask. */
+	assert_int_equal(k.f.t_answer.deadline_us, k.now + 2 * SEC);
+	assert_int_equal(k.f.t_beat.deadline_us, due + 5 * SEC); /* on the grid, no drift */
+
+	sent = due + 4 * MS;
+	feed_next_frame(&k.f, sent, &fr);
+	assert_int_equal(fr.kind, FRAME_PING);
+	assert_int_equal(fr.src, SRC_BEAT);
+	assert_int_equal(fr.len, 8);
+	memcpy(payload, fr.data, 8);
+	assert_false(feed_frame_sent(&k.f, &fr, sent));
+	assert_int_equal(k.f.stats.beats_sent, 1);
+	feed_next_frame(&k.f, sent, &fr);
+	assert_int_equal(fr.kind, FRAME_NONE);
+
+	assert_true(k.f.stats.last_rtt_ms < 0);
+	feed_on_pong(&k.f, payload, 8, sent + 25 * MS);
+	fake_assert_timers(&k, false, true, false, false);
+	assert_true(k.f.stats.last_rtt_ms == 25.0);
+	assert_int_equal(k.f.stats.beats_answered, 1);
+	assert_int_equal(k.f.state, FEED_OPEN);
+
+	/* The next beat, exactly one interval after the first was due. */
+	k.now = sent + 25 * MS;
+	fake_advance(&k, due + 5 * SEC - 1);
+	assert_int_equal(k.n_want_write, 1);
+	fake_advance(&k, due + 5 * SEC);
+	assert_int_equal(k.n_want_write, 2);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 7 * SEC);
+	assert_int_equal(k.f.t_beat.deadline_us, due + 10 * SEC);
+	assert_int_equal(last_frame()->kind, FRAME_PING);
+	assert_int_equal(k.f.stats.beats_sent, 2);
+}
+
+static void test_pong_filtering(void **state)
+{
+	struct feed_frame fr;
+	unsigned char good[8], zero[8] = {0}, future[8];
+	int64_t due;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	/* Nothing awaited: a PONG proves nothing. */
+	feed_on_pong(&k.f, zero, 8, k.now);
+	assert_int_equal(k.f.stats.beats_answered, 0);
+
+	due = k.f.t_beat.deadline_us;
+	k.now = due;
+	tq_driver_fired(&k.tq, due);
+	feed_next_frame(&k.f, due, &fr);
+	memcpy(good, fr.data, 8);
+	feed_frame_sent(&k.f, &fr, due);
+	memcpy(future, good, 8);
+	future[0] ^= 0x40; /* a send time far in the future */
+
+	feed_on_pong(&k.f, good, 7, due + MS);
+	feed_on_pong(&k.f, zero, 8, due + MS);
+	feed_on_pong(&k.f, future, 8, due + MS);
+	assert_true(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 0);
+	feed_on_pong(&k.f, good, 8, due + MS);
+	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 1);
+	/* The same PONG again is not a second answer. */
+	feed_on_pong(&k.f, good, 8, due + 2 * MS);
+	assert_int_equal(k.f.stats.beats_answered, 1);
+}
+
+static void test_late_beats_stay_on_grid(void **state)
+{
+	int64_t due;
+	(void)state;
+
+	k.cfg.heartbeat.timeout_ms = 30000;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	/* 1.5 intervals late: the missed beat is skipped, the grid kept. */
+	k.now = due + 7500 * MS;
+	tq_driver_fired(&k.tq, k.now);
+	assert_int_equal(k.n_want_write, 1);
+	assert_int_equal(k.f.t_beat.deadline_us, due + 10 * SEC);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 7500 * MS + 30 * SEC);
+	/* The next beat comes due before the socket was writeable: still one beat to send. */
+	k.now = due + 10 * SEC;
+	tq_driver_fired(&k.tq, k.now);
+	assert_int_equal(k.n_want_write, 1);
+	fake_pump(&k);
+	assert_int_equal(k.n_frames, 1);
+	assert_int_equal(k.f.stats.beats_sent, 1);
+	/* The next beat, still unanswered: sent, the answer deadline stays the oldest's. */
+	fake_advance(&k, due + 15 * SEC);
+	assert_int_equal(k.n_want_write, 2);
+	assert_int_equal(k.f.stats.beats_sent, 2);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 7500 * MS + 30 * SEC);
+	assert_int_equal(k.f.t_beat.deadline_us, due + 20 * SEC);
+}
+
+static void test_heartbeat_timeout_to_backoff_to_idle(void **state)
+{
+	int64_t due, retry;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due + 2 * SEC - 1);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(last_frame()->kind, FRAME_PING);
+	assert_int_equal(fake_log_count(&k, "event=heartbeat_timeout", NULL), 0);
+
+	fake_advance(&k, due + 2 * SEC);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	assert_int_equal(k.f.stats.beat_timeouts, 1);
+	assert_int_equal(fake_log_count(&k, "event=heartbeat_timeout", "state=open"), 1);
+	fake_assert_timers(&k, true, false, false, false);
+	assert_int_equal(k.f.t_state.deadline_us, k.now + FEED_CLOSE_TIMEOUT_US);
+	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+	assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
+	assert_string_equal(k.f.err, "heartbeat timeout");
+
+	k.now += 5 * MS;
+	feed_on_gone(&k.f, k.now, "closed");
+	assert_int_equal(backoff_ms(), 1000);
+	assert_int_equal(k.f.failures, 1);
+	assert_int_equal(k.f.stats.disconnects, 1);
+	assert_int_equal(fake_log_count(&k, "event=closed", "state=backoff"), 1);
+	assert_int_equal(fake_log_count(&k, "event=backoff", "delay_ms=1000"), 1);
+	assert_int_equal(fake_log_count(&k, "event=backoff", "attempt=2"), 1);
+	assert_int_equal(k.n_abort, 0);
+
+	retry = k.f.t_state.deadline_us;
+	fake_advance(&k, retry - 1);
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	assert_int_equal(k.n_grants, 1);
+	fake_advance(&k, retry);
+	assert_int_equal(k.n_grants, 2);
+	assert_int_equal(k.state_at_grant, FEED_IDLE);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.n_connect, 2);
+	assert_int_equal(fake_log_count(&k, "event=connecting", "attempt=2"), 1);
+}
+
+static void test_close_timeout_aborts(void **state)
+{
+	(void)state;
+
+	fake_feed_init(&k);
+	to_closing_by_timeout();
+	fake_advance(&k, k.now + FEED_CLOSE_TIMEOUT_US - 1);
+	assert_int_equal(k.n_abort, 0);
+	fake_advance(&k, k.now + 1);
+	assert_int_equal(k.n_abort, 1);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+}
+
+static void set_text_heartbeat(const char *expect)
+{
+	static char payload[] = "ping";
+
+	k.cfg.heartbeat.type = HB_TEXT;
+	k.cfg.heartbeat.payload = payload;
+	k.cfg.heartbeat.payload_len = 4;
+	k.cfg.heartbeat.expect = (char *)expect;
+	k.cfg.heartbeat.expect_len = expect ? strlen(expect) : 0;
+}
+
+static void rx(const char *s, bool first, bool final, bool binary)
+{
+	feed_on_rx(&k.f, s, strlen(s), first, final, binary, k.now);
+}
+
+static void test_text_heartbeat_expect(void **state)
+{
+	int64_t due;
+	(void)state;
+
+	set_text_heartbeat("pong");
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due);
+	assert_int_equal(last_frame()->kind, FRAME_TEXT);
+	assert_int_equal(last_frame()->src, SRC_BEAT);
+	assert_int_equal(last_frame()->len, 4);
+	assert_memory_equal(last_frame()->data, "ping", 4);
+	assert_true(tq_armed(&k.f.t_answer));
+
+	k.now += 10 * MS;
+	rx("pon", true, true, false);
+	rx("pongs", true, true, false);
+	rx("xpong", true, true, false);
+	rx("pong", true, true, true); /* binary: not the text answer */
+	rx("po", true, false, false);
+	rx("ngx", false, true, false);
+	assert_true(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 0);
+	rx("po", true, false, false);
+	rx("ng", false, true, false);
+	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 1);
+	assert_true(k.f.stats.last_rtt_ms == 10.0);
+	assert_int_equal(k.f.stats.messages, 6);
+
+	/* Next beat: answered by a message split into four fragments. */
+	fake_advance(&k, due + 5 * SEC);
+	assert_true(tq_armed(&k.f.t_answer));
+	rx("p", true, false, false);
+	rx("o", false, false, false);
+	rx("n", false, false, false);
+	rx("g", false, true, false);
+	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 2);
+	/* Unanswered from now on: timeout at due + timeout. */
+	fake_advance(&k, due + 10 * SEC + 2 * SEC - 1);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	fake_advance(&k, due + 12 * SEC);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+}
+
+/* An empty message is a message, never the answer; an empty last fragment may end one. */
+static void check_empty_messages(const void *empty)
+{
+	set_text_heartbeat("pong");
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_advance(&k, k.f.t_beat.deadline_us);
+	k.now += MS;
+	feed_on_rx(&k.f, empty, 0, true, true, false, k.now);
+	assert_true(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.messages, 1);
+	assert_int_equal(k.f.last_data_us, k.now);
+	feed_on_rx(&k.f, "pong", 4, true, false, false, k.now);
+	feed_on_rx(&k.f, empty, 0, false, true, false, k.now);
+	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.messages, 2);
+}
+
+static void test_empty_message(void **state)
+{
+	(void)state;
+	check_empty_messages("");
+}
+
+/* The shell may pass no buffer at all for an empty frame (UBSan checks memcmp(p, NULL, 0)). */
+static void test_empty_message_null_data(void **state)
+{
+	(void)state;
+	check_empty_messages(NULL);
+}
+
+static void test_text_heartbeat_any_message(void **state)
+{
+	(void)state;
+
+	set_text_heartbeat(NULL);
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_advance(&k, k.f.t_beat.deadline_us);
+	assert_true(tq_armed(&k.f.t_answer));
+	rx("{\"anything\":1}", true, true, false);
+	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.stats.beats_answered, 1);
+}
+
+static void test_binary_heartbeat(void **state)
+{
+	static char payload[] = "\x01\x02", expect[] = "\x03\x04";
+	(void)state;
+
+	k.cfg.heartbeat = (struct cfg_heartbeat){HB_BINARY, 5000, 2000, payload, 2, expect, 2};
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_advance(&k, k.f.t_beat.deadline_us);
+	assert_int_equal(last_frame()->kind, FRAME_BINARY);
+	assert_memory_equal(last_frame()->data, payload, 2);
+	rx("\x03\x04", true, true, false); /* text: not the answer */
+	assert_true(tq_armed(&k.f.t_answer));
+	rx("\x03\x04", true, true, true);
+	assert_false(tq_armed(&k.f.t_answer));
+}
+
+static void test_idle_timeout_ignores_answers(void **state)
+{
+	int64_t t0;
+	(void)state;
+
+	set_text_heartbeat("pong");
+	k.cfg.heartbeat.interval_ms = 3000;
+	k.cfg.idle_timeout_ms = 10000;
+	k.auto_answer = true;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	t0 = k.now;
+	fake_advance(&k, t0 + 4 * SEC);
+	rx("data", true, true, false);
+	fake_advance(&k, t0 + 14 * SEC - 1);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_true(k.f.stats.beats_answered >= 3);
+	assert_int_equal(k.f.t_idle.deadline_us, t0 + 14 * SEC);
+	fake_advance(&k, t0 + 14 * SEC);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	assert_int_equal(k.f.stats.beat_timeouts, 0);
+	assert_int_equal(fake_log_count(&k, "event=idle_timeout", NULL), 1);
+	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+	assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
+}
+
+static void test_idle_not_while_data_flows(void **state)
+{
+	int64_t t0;
+	(void)state;
+
+	k.cfg.idle_timeout_ms = 10000;
+	k.auto_answer = true;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	t0 = k.now;
+	for (int i = 1; i <= 12; i++) {
+		fake_advance(&k, t0 + i * 9 * SEC);
+		rx("tick", true, true, false);
+	}
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(fake_log_count(&k, "event=idle_timeout", NULL), 0);
+	/* Any-message heartbeats (no expect) count as data too. */
+	fake_fini(&k);
+	fake_init(&k);
+	set_text_heartbeat(NULL);
+	k.cfg.idle_timeout_ms = 10000;
+	k.auto_answer = true;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	fake_advance(&k, k.now + 120 * SEC);
+	assert_int_equal(k.f.state, FEED_OPEN);
+}
+
+static void test_on_open_frames_first(void **state)
+{
+	static char s1[] = "sub1", s2[] = "sub2", s3[] = "sub3";
+	static char *msgs[] = {s1, s2, s3};
+	static const bool more[] = {true, true, true, false};
+	struct feed_frame fr;
+	(void)state;
+
+	k.cfg.on_open = msgs;
+	k.cfg.n_on_open = 3;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	assert_int_equal(k.n_want_write, 1);
+	/* The first beat comes due before anything is written. */
+	k.now = k.f.t_beat.deadline_us;
+	tq_driver_fired(&k.tq, k.now);
+	for (int i = 0; i < 4; i++) {
+		feed_next_frame(&k.f, k.now, &fr);
+		if (i < 3) {
+			assert_int_equal(fr.kind, FRAME_TEXT);
+			assert_int_equal(fr.src, SRC_ON_OPEN);
+			assert_int_equal(fr.len, 4);
+			assert_memory_equal(fr.data, msgs[i], 4);
+		} else {
+			assert_int_equal(fr.kind, FRAME_PING);
+		}
+		assert_int_equal(feed_frame_sent(&k.f, &fr, k.now), more[i]);
+	}
+	feed_next_frame(&k.f, k.now, &fr);
+	assert_int_equal(fr.kind, FRAME_NONE);
+
+	/* Every new connection sends them again. */
+	feed_on_gone(&k.f, k.now, "gone");
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_open(&k.f, k.now);
+	fake_pump(&k);
+	assert_int_equal(k.n_frames, 3);
+	assert_memory_equal(k.frames[0].data, "sub1", 4);
+	assert_memory_equal(k.frames[2].data, "sub3", 4);
+}
+
+static void set_named_host(void)
+{
+	static char host[] = "feed.example", display[] = "ws://feed.example/";
+
+	k.cfg.url.host = host;
+	k.cfg.url.display = display;
+}
+
+static const struct dns_result two_addrs = {2, {"::1", "127.0.0.1"}, NULL};
+
+static void test_resolving_then_addresses(void **state)
+{
+	int64_t deadline;
+	(void)state;
+
+	set_named_host();
+	fake_feed_init(&k);
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	assert_int_equal(k.f.state, FEED_RESOLVING);
+	assert_int_equal(k.n_resolve, 1);
+	assert_int_equal(k.n_connect, 0);
+	fake_assert_timers(&k, true, false, false, false);
+	deadline = k.f.t_state.deadline_us;
+	assert_int_equal(deadline, k.now + 10 * SEC);
+	assert_int_equal(fake_log_count(&k, "event=connecting", "state=resolving"), 1);
+	feed_on_open(&k.f, k.now); /* nonsense while resolving: ignored */
+	assert_int_equal(k.f.state, FEED_RESOLVING);
+
+	/* One deadline covers resolving and connecting. */
+	k.now += 200 * MS;
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.n_connect, 1);
+	assert_int_equal(k.connect_addr_idx, 0);
+	assert_string_equal(k.f.addrs[0], "::1");
+	assert_int_equal(k.f.t_state.deadline_us, deadline);
+	/* A second answer (or a late one) changes nothing. */
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	assert_int_equal(k.n_connect, 1);
+
+	/* The first address fails: the next one is tried, from a timer, same attempt. */
+	feed_on_gone(&k.f, k.now, "refused");
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.n_connect, 1);
+	assert_int_equal(k.f.stats.connect_errors, 0);
+	assert_true(k.f.conn_live);
+	assert_true(tq_armed(&k.f.t_addr));
+	fake_advance(&k, k.now);
+	assert_int_equal(k.n_connect, 2);
+	assert_int_equal(k.connect_addr_idx, 1);
+	assert_int_equal(k.f.t_state.deadline_us, deadline);
+
+	/* The last address fails: the attempt has failed. */
+	feed_on_gone(&k.f, k.now, "refused");
+	assert_int_equal(backoff_ms(), 1000);
+	assert_int_equal(k.f.stats.connect_errors, 1);
+	assert_int_equal(k.f.failures, 1);
+	assert_false(tq_armed(&k.f.t_addr));
+	/* The next attempt resolves again. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_RESOLVING);
+	assert_int_equal(k.n_resolve, 2);
+}
+
+static void test_http_status_ends_attempt(void **state)
+{
+	(void)state;
+
+	/* An HTTP answer is the server's: another address of it would say the same. */
+	set_named_host();
+	fake_feed_init(&k);
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	feed_on_http_status(&k.f, 503, -1);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.n_connect, 1);
+	assert_int_equal(backoff_ms(), 1000);
+}
+
+static void test_resolve_errors(void **state)
+{
+	static const struct dns_result nx = {0, {{0}}, "domain name not found"};
+	(void)state;
+
+	set_named_host();
+	fake_feed_init(&k);
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	feed_on_resolved(&k.f, &nx, k.now);
+	assert_int_equal(backoff_ms(), 1000);
+	assert_int_equal(k.n_connect, 0);
+	assert_non_null(strstr(k.f.err, "cannot resolve feed.example"));
+	assert_int_equal(fake_log_count(&k, "event=connect_error", "domain name not found"), 1);
+
+	/* The resolver refuses at once. */
+	k.resolve_ret = -1;
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.n_resolve, 2);
+	assert_int_equal(backoff_ms(), 2000);
+	assert_int_equal(fake_log_count(&k, "event=connect_error", "resolver unavailable"), 1);
+
+	/* The name never resolves: the connect deadline cancels the query; no connection to
+	 * abort, so the attempt ends at once. */
+	k.resolve_ret = 0;
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_RESOLVING);
+	fake_advance(&k, k.now + 10 * SEC);
+	assert_int_equal(k.n_cancel_resolve, 1);
+	assert_int_equal(k.n_abort, 0);
+	assert_int_equal(backoff_ms(), 4000);
+	assert_non_null(strstr(k.f.err, "still resolving"));
+	feed_on_resolved(&k.f, &two_addrs, k.now); /* too late: ignored */
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	assert_int_equal(k.n_connect, 0);
+}
+
+static void test_connect_timeout(void **state)
+{
+	int64_t t0, retry;
+	size_t nlog;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_connecting(&k);
+	t0 = k.now;
+	fake_advance(&k, t0 + 10 * SEC - 1);
+	assert_int_equal(k.n_abort, 0);
+	fake_advance(&k, t0 + 10 * SEC);
+	assert_int_equal(k.n_abort, 1);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	fake_assert_timers(&k, false, false, false, false);
+	/* An open racing the abort is ignored. */
+	feed_on_open(&k.f, k.now);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+
+	k.now += 100 * MS;
+	feed_on_gone(&k.f, k.now, "aborted");
+	assert_int_equal(backoff_ms(), 1000);
+	assert_int_equal(k.f.stats.connect_errors, 1);
+	assert_int_equal(k.f.failures, 1);
+	assert_non_null(strstr(k.f.err, "connect timeout"));
+	assert_int_equal(fake_log_count(&k, "event=connect_error", "connect timeout"), 1);
+
+	/* Idempotent: a second report changes nothing. */
+	retry = k.f.t_state.deadline_us;
+	nlog = k.n_log;
+	feed_on_gone(&k.f, k.now + 50 * MS, "again");
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	assert_int_equal(k.f.t_state.deadline_us, retry);
+	assert_int_equal(k.f.stats.connect_errors, 1);
+	assert_int_equal(k.f.failures, 1);
+	assert_int_equal(k.n_log, nlog);
+	assert_int_equal(k.n_abort, 1);
+}
+
+static void test_connect_fails_at_once(void **state)
+{
+	static const int64_t want[] = {1000, 2000, 4000, 8000};
+	(void)state;
+
+	k.connect_ret = -1;
+	fake_feed_init(&k);
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	for (int i = 0; i < 4; i++) {
+		char a[32];
+		assert_int_equal(k.n_connect, i + 1);
+		assert_int_equal(backoff_ms(), want[i]);
+		assert_int_equal(k.f.failures, i + 1);
+		assert_int_equal(k.f.stats.connect_errors, i + 1);
+		assert_false(k.f.conn_live);
+		snprintf(a, sizeof(a), "attempt=%d", i + 1);
+		assert_int_equal(fake_log_count(&k, "event=connecting", a), 1);
+		assert_int_equal(fake_log_count(&k, "event=connect_error", a), 1);
+		fake_advance(&k, k.f.t_state.deadline_us);
+	}
+	assert_int_equal(fake_log_count(&k, "event=connect_error", "connection refused"), 5);
+}
+
+static void test_http_status(void **state)
+{
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_connecting(&k);
+	feed_on_http_status(&k.f, 401, -1);
+	feed_on_gone(&k.f, k.now, "handshake failed");
+	assert_int_equal(backoff_ms(), 60000);
+	assert_int_equal(fake_log_count(&k, "level=error", "http_status=401"), 1);
+
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	feed_on_http_status(&k.f, 429, 30000);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(backoff_ms(), 30000); /* policy: 2000 */
+
+	/* Retry-After below the policy's delay: the policy wins. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_http_status(&k.f, 503, 500);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(backoff_ms(), 4000);
+
+	/* The status belongs to one attempt only. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(backoff_ms(), 8000);
+}
+
+/* One connection that stays open for `open_us`, then is lost. Returns the retry delay. */
+static int64_t open_for(int64_t open_us)
+{
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	feed_on_open(&k.f, k.now);
+	fake_advance(&k, k.now + open_us);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	feed_on_peer_close(&k.f, 1000, "bye", 3);
+	feed_on_gone(&k.f, k.now, NULL);
+	return backoff_ms();
+}
+
+static void test_failures_and_stable_after(void **state)
+{
+	(void)state;
+
+	k.auto_answer = true;
+	k.connect_ret = -1;
+	fake_feed_init(&k);
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.failures, 2);
+	k.connect_ret = 0;
+
+	/* Open, but not for stable_after: still failing. */
+	assert_int_equal(open_for(10 * SEC), 4000);
+	assert_int_equal(k.f.failures, 3);
+	assert_int_equal(fake_log_count(&k, "event=open", "attempt=3"), 1);
+	assert_int_equal(fake_log_count(&k, "event=closed", "close_code=1000"), 1);
+	assert_int_equal(fake_log_count(&k, "event=backoff", "attempt=4"), 1);
+	assert_int_equal(open_for(30 * SEC - 1), 8000);
+	assert_int_equal(k.f.failures, 4);
+	/* Open for stable_after: the counter starts again. */
+	assert_int_equal(open_for(30 * SEC), 1000);
+	assert_int_equal(k.f.failures, 0);
+	assert_int_equal(fake_log_count(&k, "event=backoff", "attempt=1"), 1);
+	assert_int_equal(open_for(1 * SEC), 1000);
+	assert_int_equal(k.f.failures, 1);
+	assert_int_equal(open_for(1 * SEC), 2000);
+	assert_int_equal(open_for(31 * SEC), 1000);
+	assert_int_equal(k.f.stats.connects, 6);
+	assert_int_equal(k.f.stats.disconnects, 6);
+	assert_int_equal(k.f.stats.beat_timeouts, 0);
+}
+
+static void test_max_message_size(void **state)
+{
+	(void)state;
+
+	k.cfg.max_message_size = 16;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	rx("0123456789abcdef", true, true, false); /* exactly the limit */
+	rx("0123456789", true, false, false);
+	rx("012345", false, true, false); /* the limit again, in two fragments */
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(k.f.stats.messages, 2);
+	assert_int_equal(k.f.stats.bytes, 32);
+
+	rx("0123456789", true, false, false);
+	rx("0123456789", false, true, false);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	fake_assert_timers(&k, true, false, false, false);
+	fake_pump(&k);
+	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+	assert_int_equal(last_frame()->close_code, WS_CLOSE_TOO_BIG);
+	assert_int_equal(k.f.stats.messages, 2);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(fake_log_count(&k, "event=closed", "close_code=1009"), 1);
+}
+
+/* Brings a fresh feed to state s. */
+static void bring_to(enum feed_state s)
+{
+	fake_feed_init(&k);
+	switch (s) {
+	case FEED_IDLE:
+		feed_start(&k.f, k.now);
+		break;
+	case FEED_RESOLVING:
+		k.cfg.url.host = (char *)"feed.example";
+		feed_start(&k.f, k.now);
+		fake_advance(&k, k.now);
+		break;
+	case FEED_CONNECTING:
+		fake_to_connecting(&k);
+		break;
+	case FEED_OPEN:
+		fake_to_open(&k);
+		break;
+	case FEED_CLOSING:
+		to_closing_by_timeout();
+		break;
+	case FEED_BACKOFF:
+		fake_to_connecting(&k);
+		feed_on_gone(&k.f, k.now, "refused");
+		break;
+	default:
+		fail();
+	}
+	assert_int_equal(k.f.state, s);
+}
+
+/* Stops a feed in state s; returns the state it ended in (FEED_STOPPED if all is well). */
+static enum feed_state stop_in(enum feed_state s, bool env_stopping)
+{
+	enum feed_state end;
+	int connects;
+
+	bring_to(s);
+	connects = k.n_connect;
+	k.env.stopping = env_stopping;
+	feed_stop(&k.f, k.now);
+	if (s == FEED_OPEN) {
+		assert_int_equal(k.f.state, FEED_CLOSING);
+		fake_pump(&k);
+		assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+		assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
+	}
+	if (s == FEED_CONNECTING)
+		assert_int_equal(k.n_abort, 1);
+	if (s == FEED_RESOLVING)
+		assert_int_equal(k.n_cancel_resolve, 1);
+	/* The shell reports the connection gone (after the close or the abort). */
+	if (s == FEED_CONNECTING || s == FEED_OPEN || s == FEED_CLOSING)
+		feed_on_gone(&k.f, k.now + 10 * MS, NULL);
+	fake_advance(&k, k.now + 3600 * SEC);
+	end = k.f.state;
+	if (end != FEED_STOPPED)
+		return end;
+	assert_int_equal(k.n_stopped, 1);
+	assert_int_equal(k.n_connect, connects);
+	assert_false(k.f.qnode.queued);
+	fake_assert_timers(&k, false, false, false, false);
+	/* Stopping a stopped feed does nothing. */
+	feed_stop(&k.f, k.now);
+	assert_int_equal(k.f.state, FEED_STOPPED);
+	assert_int_equal(k.n_stopped, 1);
+	return end;
+}
+
+static void test_stop_every_state_shutdown(void **state)
+{
+	(void)state;
+
+	for (enum feed_state s = FEED_IDLE; s < FEED_STOPPED; s++) {
+		fake_fini(&k);
+		fake_init(&k);
+		if (stop_in(s, true) != FEED_STOPPED)
+			fail_msg("feed_stop in %s with env.stopping: ended %s", feed_state_name(s),
+			         feed_state_name(k.f.state));
+	}
+}
+
+static void test_stop_every_state_one_feed(void **state)
+{
+	char bad[128] = "";
+	(void)state;
+
+	/* feed_stop alone (as a reload removing one feed would use it) must stop the feed. */
+	for (enum feed_state s = FEED_IDLE; s < FEED_STOPPED; s++) {
+		fake_fini(&k);
+		fake_init(&k);
+		if (stop_in(s, false) != FEED_STOPPED) {
+			size_t n = strlen(bad);
+			snprintf(bad + n, sizeof(bad) - n, " %s->%s", feed_state_name(s),
+			         feed_state_name(k.f.state));
+		}
+	}
+	if (bad[0])
+		fail_msg("feed_stop without env.stopping did not reach stopped:%s", bad);
+}
+
+static void test_stop_why(void **state)
+{
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	feed_stop_why(&k.f, k.now, "removed from the configuration");
+	fake_pump(&k);
+	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+	assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
+	assert_int_equal(last_frame()->len, strlen("removed from the configuration"));
+	assert_memory_equal(last_frame()->data, "removed from the configuration",
+	                    last_frame()->len);
+	/* No close answer: dropped at the close deadline, then stopped. */
+	fake_advance(&k, k.now + FEED_CLOSE_TIMEOUT_US);
+	assert_int_equal(k.n_abort, 1);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_STOPPED);
+	assert_int_equal(k.n_stopped, 1);
+	fake_assert_timers(&k, false, false, false, false);
+	assert_int_equal(fake_log_count(&k, "event=closed", "removed from the configuration"), 1);
+}
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(feed_state_name(FEED_IDLE), "idle");
+	assert_string_equal(feed_state_name(FEED_RESOLVING), "resolving");
+	assert_string_equal(feed_state_name(FEED_CONNECTING), "connecting");
+	assert_string_equal(feed_state_name(FEED_OPEN), "open");
+	assert_string_equal(feed_state_name(FEED_CLOSING), "closing");
+	assert_string_equal(feed_state_name(FEED_BACKOFF), "backoff");
+	assert_string_equal(feed_state_name(FEED_STOPPED), "stopped");
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_start_queue_connect),
+	    T(test_open_timers),
+	    T(test_open_idle_timer),
+	    T(test_no_heartbeat),
+	    T(test_ping_cycle),
+	    T(test_pong_filtering),
+	    T(test_late_beats_stay_on_grid),
+	    T(test_heartbeat_timeout_to_backoff_to_idle),
+	    T(test_close_timeout_aborts),
+	    T(test_text_heartbeat_expect),
+	    T(test_empty_message),
+	    T(test_text_heartbeat_any_message),
+	    T(test_binary_heartbeat),
+	    T(test_idle_timeout_ignores_answers),
+	    T(test_idle_not_while_data_flows),
+	    T(test_on_open_frames_first),
+	    T(test_resolving_then_addresses),
+	    T(test_http_status_ends_attempt),
+	    T(test_resolve_errors),
+	    T(test_connect_timeout),
+	    T(test_connect_fails_at_once),
+	    T(test_http_status),
+	    T(test_failures_and_stable_after),
+	    T(test_max_message_size),
+	    T(test_stop_every_state_shutdown),
+	    T(test_stop_every_state_one_feed),
+	    T(test_stop_why),
+	    T(test_state_names),
+	    /* Last: under -fno-sanitize-recover a UBSan report ends the whole program. */
+	    T(test_empty_message_null_data),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
