@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wsbeat/log.h"
@@ -14,6 +15,8 @@
 #include "wsbeat/util.h"
 #include "wsbeat/version.h"
 #include "wsbeat/ws.h"
+#include "wsbeat/ws_http.h"
+#include "wsbeat/metrics.h"
 
 /* How long connections may take to close on a stop before the loop ends anyway. */
 #define APP_STOP_GRACE_US (2 * 1000 * 1000)
@@ -45,8 +48,6 @@ int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 	const char *what = NULL;
 	int line = 0;
 
-	if (cfg->metrics_listen)
-		what = "metrics: the metrics endpoint is not supported by this version yet";
 	for (size_t i = 0; !what && i < cfg->n_feeds; i++) {
 		line = cfg->feeds[i].line;
 		if (cfg->feeds[i].sink.type != SINK_DISCARD)
@@ -242,6 +243,39 @@ static void on_signal(int signo, void *arg)
 	}
 }
 
+static int render_http(void *arg, const char *path, struct mbuf *body, const char **type)
+{
+	struct app *a = arg;
+	struct timespec real;
+	int64_t now = mono_us();
+
+	clock_gettime(CLOCK_REALTIME, &real);
+	if (strcmp(path, "/metrics") == 0) {
+		*type = "text/plain; version=0.0.4; charset=utf-8";
+		metrics_render_prometheus(body, a->feeds.v, a->feeds.n, now,
+		                          (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000);
+		return 200;
+	}
+	if (strcmp(path, "/status") == 0) {
+		*type = "application/json";
+		metrics_render_status(body, a->feeds.v, a->feeds.n, now);
+		return 200;
+	}
+	return 404;
+}
+
+static int listen_http(struct app *a)
+{
+	char err[256];
+
+	a->http = (struct ws_http_hooks){render_http, a};
+	if (ws_listen_http(a->ws, a->cfg->metrics_listen, &a->http, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int init_feeds(struct app *a)
 {
 	for (size_t i = 0; i < a->cfg->n_feeds; i++) {
@@ -287,7 +321,7 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli)
 	if (!a->ws)
 		return -1;
 	a->env.shell_arg = a->ws;
-	return 0;
+	return cfg->metrics_listen ? listen_http(a) : 0;
 nomem:
 	log_error("out of memory");
 	return -1;

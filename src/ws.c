@@ -18,6 +18,7 @@
 #include "wsbeat/dns.h"
 #include "wsbeat/log.h"
 #include "wsbeat/tls.h"
+#include "wsbeat/ws_http.h"
 #include "wsbeat/util.h"
 
 /* Receive buffer per connection: small, since it is most of an idle connection's memory. */
@@ -620,6 +621,12 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 fail:
 	ws_free(w);
 	return NULL;
+}
+
+int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks *hooks, char *err,
+                   size_t errlen)
+{
+	return ws_http_listen(w->ctx, listen, hooks, err, errlen);
 }
 
 int ws_run(struct ws *w)

@@ -13,6 +13,7 @@
 #include "wsbeat/feed.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/timerq.h"
+#include "wsbeat/ws_http.h"
 
 struct ws;
 
@@ -36,7 +37,8 @@ struct app {
 	struct feed_env env;
 	struct ws *ws;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify;
-	char reload_error[200]; /* why the last reload failed, "" if it did not */
+	char reload_error[200];    /* why the last reload failed, "" if it did not */
+	struct ws_http_hooks http; /* the metrics endpoint's renderer */
 };
 
 /*

@@ -30,6 +30,11 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
  */
 int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen);
 
+struct ws_http_hooks;
+/* Serves /metrics and /status on listen ("ADDR:PORT") from the same loop. 0, or -1 + err. */
+int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks *hooks, char *err,
+                   size_t errlen);
+
 /* Runs the loop until ws_quit; returns 0, or -1 if the loop failed. */
 int ws_run(struct ws *w);
 

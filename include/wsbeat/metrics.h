@@ -1,0 +1,45 @@
+/*
+ * metrics: renders what the feeds know as Prometheus text (GET /metrics) and JSON
+ * (GET /status). Pure: no sockets, no clocks; the caller passes the times in.
+ */
+#ifndef WSBEAT_METRICS_H
+#define WSBEAT_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsbeat/feed.h"
+
+/* A growable output buffer; after an allocation failure it stays failed (oom) and stops. */
+struct mbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+void mbuf_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mbuf_put(struct mbuf *b, const char *s, size_t n);
+void mbuf_free(struct mbuf *b);
+
+/*
+ * Prometheus text exposition format 0.0.4: per feed (label feed="name") wsbeat_feed_up,
+ * wsbeat_connects_total, wsbeat_connect_errors_total, wsbeat_disconnects_total,
+ * wsbeat_heartbeats_sent_total, wsbeat_heartbeat_timeouts_total, wsbeat_heartbeat_rtt_seconds
+ * (histogram), wsbeat_messages_received_total, wsbeat_bytes_received_total,
+ * wsbeat_last_message_timestamp_seconds (only for feeds that received one), plus
+ * wsbeat_feeds{state="..."} for every state. Returns 0, or -1 on allocation failure.
+ */
+int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_t n,
+                              int64_t now_mono_us, int64_t now_real_us);
+
+/*
+ * {"feeds":[{"name":..,"url":..,"state":..,"in_state_s":..,"attempt":..,"rtt_ms":..|null,
+ *  "last_message_age_s":..|null,"connects":..,"reconnects":..,"last_error":..|null,
+ *  "close_code":..|null}, ...], "counts":{"open":n,...}}
+ * url is the display form (no credentials, no query). Returns 0, or -1 on allocation failure.
+ */
+int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
+                          int64_t now_mono_us);
+
+#endif

@@ -1,0 +1,388 @@
+/* Metrics rendering: Prometheus text and the /status JSON document, from feed snapshots. */
+#include "wsbeat/metrics.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wsbeat/cfg.h"
+#include "wsbeat/url.h"
+#include "wsbeat/util.h"
+
+/* Makes room for n more bytes plus a NUL; growth is geometric so appends are amortised O(1). */
+static bool mbuf_reserve(struct mbuf *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->oom)
+		return false;
+	if (b->cap - b->len > n)
+		return true;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len <= n) {
+		if (cap > SIZE_MAX / 2) {
+			b->oom = true;
+			return false;
+		}
+		cap *= 2;
+	}
+	p = realloc(b->p, cap);
+	if (!p) {
+		b->oom = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+void mbuf_put(struct mbuf *b, const char *s, size_t n)
+{
+	if (!mbuf_reserve(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void mbuf_printf(struct mbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!mbuf_reserve(b, 64))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= b->cap - b->len) {
+		if (!mbuf_reserve(b, (size_t)n))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+void mbuf_free(struct mbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static void mbuf_puts(struct mbuf *b, const char *s)
+{
+	mbuf_put(b, s, strlen(s));
+}
+
+/* ---- Prometheus text format 0.0.4 ---- */
+
+/* " <v>\n" without printf: a scrape of 10,000 feeds writes a quarter million of these. */
+static void put_value_line(struct mbuf *b, uint64_t v)
+{
+	char buf[24];
+	char *p = buf + sizeof(buf);
+
+	*--p = '\n';
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	*--p = ' ';
+	mbuf_put(b, p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* Label values escape backslash, double quote and newline; nothing else. */
+static void put_label_value(struct mbuf *b, const char *s)
+{
+	const char *run = s;
+
+	for (; *s; s++) {
+		const char *esc = *s == '\\'   ? "\\\\"
+		                  : *s == '"'  ? "\\\""
+		                  : *s == '\n' ? "\\n"
+		                               : NULL;
+
+		if (!esc)
+			continue;
+		mbuf_put(b, run, (size_t)(s - run));
+		mbuf_puts(b, esc);
+		run = s + 1;
+	}
+	mbuf_put(b, run, (size_t)(s - run));
+}
+
+static const char *feed_name(const struct feed *f)
+{
+	return f->cfg && f->cfg->name ? f->cfg->name : "";
+}
+
+/* Writes `name{feed="..."` without the closing brace, so callers can add labels. */
+static void put_series(struct mbuf *b, const char *name, const struct feed *f)
+{
+	mbuf_puts(b, name);
+	mbuf_puts(b, "{feed=\"");
+	put_label_value(b, feed_name(f));
+	mbuf_puts(b, "\"");
+}
+
+static void put_family(struct mbuf *b, const char *name, const char *type, const char *help)
+{
+	mbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+struct counter_def {
+	const char *name;
+	const char *help;
+	size_t off; /* of a uint64_t in struct feed_stats */
+};
+
+#define COUNTER(n, field, h)                                                                       \
+	{                                                                                          \
+		n, h, offsetof(struct feed_stats, field)                                           \
+	}
+
+static const struct counter_def counters[] = {
+    COUNTER("wsbeat_connects_total", connects, "Connections opened (handshake completed)."),
+    COUNTER("wsbeat_connect_errors_total", connect_errors,
+            "Connection attempts that failed before the handshake completed."),
+    COUNTER("wsbeat_disconnects_total", disconnects, "Open connections that ended."),
+    COUNTER("wsbeat_heartbeats_sent_total", beats_sent, "Heartbeats sent."),
+    COUNTER("wsbeat_heartbeat_timeouts_total", beat_timeouts,
+            "Heartbeats not answered within the timeout."),
+    COUNTER("wsbeat_messages_received_total", messages, "Complete messages received."),
+    COUNTER("wsbeat_bytes_received_total", bytes, "Message payload bytes received."),
+};
+
+static uint64_t stat_at(const struct feed *f, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)&f->stats + off, sizeof(v));
+	return v;
+}
+
+static void render_counter(struct mbuf *b, const struct counter_def *c, struct feed *const *feeds,
+                           size_t n)
+{
+	put_family(b, c->name, "counter", c->help);
+	for (size_t i = 0; i < n; i++) {
+		put_series(b, c->name, feeds[i]);
+		mbuf_put(b, "}", 1);
+		put_value_line(b, stat_at(feeds[i], c->off));
+	}
+}
+
+static void render_up(struct mbuf *b, struct feed *const *feeds, size_t n)
+{
+	put_family(b, "wsbeat_feed_up", "gauge", "1 when the feed's connection is open, else 0.");
+	for (size_t i = 0; i < n; i++) {
+		put_series(b, "wsbeat_feed_up", feeds[i]);
+		mbuf_put(b, "}", 1);
+		put_value_line(b, feeds[i]->state == FEED_OPEN);
+	}
+}
+
+/* The le label of each bucket, formatted once per scrape. */
+struct le_labels {
+	char s[FEED_RTT_BUCKETS + 1][24];
+	size_t len[FEED_RTT_BUCKETS + 1];
+};
+
+static void render_histogram_one(struct mbuf *b, const struct feed *f, const struct le_labels *le)
+{
+	const struct feed_stats *st = &f->stats;
+	uint64_t cum = 0;
+
+	for (size_t k = 0; k <= FEED_RTT_BUCKETS; k++) {
+		cum = k < FEED_RTT_BUCKETS ? cum + st->rtt_buckets[k] : st->rtt_count;
+		put_series(b, "wsbeat_heartbeat_rtt_seconds_bucket", f);
+		mbuf_put(b, le->s[k], le->len[k]);
+		put_value_line(b, cum);
+	}
+	put_series(b, "wsbeat_heartbeat_rtt_seconds_sum", f);
+	mbuf_printf(b, "} %.9g\n", st->rtt_sum_s);
+	put_series(b, "wsbeat_heartbeat_rtt_seconds_count", f);
+	mbuf_put(b, "}", 1);
+	put_value_line(b, st->rtt_count);
+}
+
+static void render_histogram(struct mbuf *b, struct feed *const *feeds, size_t n)
+{
+	struct le_labels le;
+
+	for (size_t k = 0; k <= FEED_RTT_BUCKETS; k++) {
+		int w = k < FEED_RTT_BUCKETS ? snprintf(le.s[k], sizeof(le.s[k]), ",le=\"%g\"}",
+		                                        feed_rtt_bounds_s[k])
+		                             : snprintf(le.s[k], sizeof(le.s[k]), ",le=\"+Inf\"}");
+
+		le.len[k] = (size_t)w;
+	}
+	put_family(b, "wsbeat_heartbeat_rtt_seconds", "histogram",
+	           "Heartbeat round-trip time (send to answer).");
+	for (size_t i = 0; i < n; i++)
+		render_histogram_one(b, feeds[i], &le);
+}
+
+/* Integer arithmetic keeps the printed value exact (a double has too few digits for us). */
+static void put_seconds_ms(struct mbuf *b, int64_t us)
+{
+	if (us < 0)
+		us = 0;
+	mbuf_printf(b, "%" PRId64 ".%03d", us / 1000000, (int)(us % 1000000 / 1000));
+}
+
+static void render_last_msg(struct mbuf *b, struct feed *const *feeds, size_t n, int64_t now_mono,
+                            int64_t now_real)
+{
+	put_family(b, "wsbeat_last_message_timestamp_seconds", "gauge",
+	           "Unix time of the last complete message received.");
+	for (size_t i = 0; i < n; i++) {
+		int64_t last = feeds[i]->stats.last_msg_us;
+
+		if (last == 0)
+			continue;
+		put_series(b, "wsbeat_last_message_timestamp_seconds", feeds[i]);
+		mbuf_puts(b, "} ");
+		put_seconds_ms(b, now_real - (now_mono - last));
+		mbuf_puts(b, "\n");
+	}
+}
+
+static void count_states(struct feed *const *feeds, size_t n, size_t counts[FEED_NSTATES])
+{
+	memset(counts, 0, FEED_NSTATES * sizeof(counts[0]));
+	for (size_t i = 0; i < n; i++)
+		if (feeds[i]->state < FEED_NSTATES)
+			counts[feeds[i]->state]++;
+}
+
+static void render_state_counts(struct mbuf *b, struct feed *const *feeds, size_t n)
+{
+	size_t counts[FEED_NSTATES];
+
+	count_states(feeds, n, counts);
+	put_family(b, "wsbeat_feeds", "gauge", "Feeds in each state.");
+	for (int s = 0; s < FEED_NSTATES; s++)
+		mbuf_printf(b, "wsbeat_feeds{state=\"%s\"} %zu\n",
+		            feed_state_name((enum feed_state)s), counts[s]);
+}
+
+int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_t n,
+                              int64_t now_mono_us, int64_t now_real_us)
+{
+	render_up(out, feeds, n);
+	for (size_t c = 0; c < ARRAY_SIZE(counters); c++)
+		render_counter(out, &counters[c], feeds, n);
+	render_histogram(out, feeds, n);
+	render_last_msg(out, feeds, n, now_mono_us, now_real_us);
+	render_state_counts(out, feeds, n);
+	return out->oom ? -1 : 0;
+}
+
+/* ---- /status JSON ---- */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n = c < 0xc2 ? 0 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : c < 0xf5 ? 4 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
+	    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+		return 0; /* overlong forms, surrogates, beyond U+10FFFF */
+	return n;
+}
+
+/* JSON must be valid UTF-8: error texts may carry a peer's bytes, so bad ones become U+FFFD. */
+static void put_json_string(struct mbuf *b, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	mbuf_puts(b, "\"");
+	while (*s) {
+		size_t n = *s < 0x80 ? 1 : utf8_len(s);
+
+		if (*s == '"' || *s == '\\')
+			mbuf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			mbuf_puts(b, "\\n");
+		else if (*s < 0x20 || *s == 0x7f)
+			mbuf_printf(b, "\\u%04x", *s);
+		else if (n == 0)
+			mbuf_puts(b, "\\ufffd");
+		else
+			mbuf_put(b, (const char *)s, n);
+		s += n ? n : 1;
+	}
+	mbuf_puts(b, "\"");
+}
+
+static void put_json_string_or_null(struct mbuf *b, const char *s)
+{
+	if (s && *s)
+		put_json_string(b, s);
+	else
+		mbuf_puts(b, "null");
+}
+
+static void render_feed_json(struct mbuf *b, const struct feed *f, int64_t now)
+{
+	const struct feed_stats *st = &f->stats;
+	char err[sizeof(f->err) + 1];
+
+	mbuf_puts(b, "{\"name\":");
+	put_json_string(b, feed_name(f));
+	mbuf_puts(b, ",\"url\":");
+	put_json_string_or_null(b, f->cfg ? f->cfg->url.display : NULL);
+	mbuf_printf(b, ",\"state\":\"%s\",\"in_state_s\":", feed_state_name(f->state));
+	put_seconds_ms(b, now - f->state_since_us);
+	mbuf_printf(b, ",\"attempt\":%u,\"rtt_ms\":", f->failures + 1);
+	if (st->last_rtt_ms >= 0 && isfinite(st->last_rtt_ms))
+		mbuf_printf(b, "%.3f", st->last_rtt_ms);
+	else
+		mbuf_puts(b, "null");
+	mbuf_puts(b, ",\"last_message_age_s\":");
+	if (st->last_msg_us != 0)
+		put_seconds_ms(b, now - st->last_msg_us);
+	else
+		mbuf_puts(b, "null");
+	mbuf_printf(b, ",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"last_error\":",
+	            st->connects, st->connects > 0 ? st->connects - 1 : 0);
+	/* f->err is a fixed array; never trust it to be terminated. */
+	snprintf(err, sizeof(err), "%.*s", (int)sizeof(f->err), f->err);
+	put_json_string_or_null(b, err);
+	if (f->close_code)
+		mbuf_printf(b, ",\"close_code\":%d}", f->close_code);
+	else
+		mbuf_puts(b, ",\"close_code\":null}");
+}
+
+int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
+                          int64_t now_mono_us)
+{
+	size_t counts[FEED_NSTATES];
+
+	mbuf_puts(out, "{\"feeds\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			mbuf_puts(out, ",\n");
+		render_feed_json(out, feeds[i], now_mono_us);
+	}
+	mbuf_puts(out, "],\n\"counts\":{");
+	count_states(feeds, n, counts);
+	for (int s = 0; s < FEED_NSTATES; s++)
+		mbuf_printf(out, "%s\"%s\":%zu", s ? "," : "", feed_state_name((enum feed_state)s),
+		            counts[s]);
+	mbuf_puts(out, "}}\n");
+	return out->oom ? -1 : 0;
+}

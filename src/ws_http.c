@@ -1,0 +1,138 @@
+/*
+ * The optional HTTP endpoint (metrics.listen): a server vhost in the same lws context and loop
+ * as the feeds. GET /metrics and GET /status are rendered by the app; anything else is 404.
+ * Bodies are written from HTTP_WRITEABLE in bounded chunks so a large scrape never holds the
+ * loop for long.
+ */
+#include "wsbeat/ws_http.h"
+
+#include <arpa/inet.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wsbeat/log.h"
+#include "wsbeat/url.h"
+
+#define HTTP_CHUNK (16 * 1024)
+
+struct http_pss {
+	struct mbuf body;
+	size_t sent;
+};
+
+static int send_headers(struct lws *wsi, int status, const char *type, size_t len)
+{
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+	                                  *end = buf + sizeof(buf) - 1;
+
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, type, len, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	return 0;
+}
+
+static int on_request(struct lws *wsi, struct http_pss *pss, const char *path)
+{
+	const struct ws_http_hooks *h = lws_get_protocol(wsi)->user;
+	const char *type = "text/plain; charset=utf-8";
+	int status;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+		lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	pss->body = (struct mbuf){0};
+	pss->sent = 0;
+	status = h->render(h->arg, path, &pss->body, &type);
+	if (status != 200 || pss->body.oom) {
+		mbuf_free(&pss->body);
+		lws_return_http_status(wsi, status == 200 ? 500 : (unsigned int)status, NULL);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	if (send_headers(wsi, 200, type, pss->body.len) < 0)
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int on_writeable(struct lws *wsi, struct http_pss *pss)
+{
+	size_t left = pss->body.len - pss->sent, n = left > HTTP_CHUNK ? HTTP_CHUNK : left;
+	unsigned char buf[LWS_PRE + HTTP_CHUNK];
+	bool last = n == left;
+
+	memcpy(buf + LWS_PRE, pss->body.p + pss->sent, n);
+	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+		return -1;
+	pss->sent += n;
+	if (!last) {
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	mbuf_free(&pss->body);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+	struct http_pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return on_request(wsi, pss, in ? (const char *)in : "/");
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return pss && pss->body.p ? on_writeable(wsi, pss) : 0;
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss)
+			mbuf_free(&pss->body);
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static bool is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int ws_http_listen(struct lws_context *ctx, const char *listen, const struct ws_http_hooks *hooks,
+                   char *err, size_t errlen)
+{
+	static struct lws_protocols protocols[] = {
+	    {"wsbeat-http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
+	    {NULL, NULL, 0, 0, 0, NULL, 0},
+	};
+	static char host[64];
+	struct lws_context_creation_info info = {0};
+	uint16_t port;
+
+	if (url_parse_hostport(listen, host, sizeof(host), &port, err, errlen) < 0)
+		return -1;
+	protocols[0].user = (void *)hooks;
+	info.vhost_name = "metrics";
+	info.port = port;
+	info.iface = host;
+	info.protocols = protocols;
+	/* lws 4.1 binds an IPv4 iface on [::] when IPv6 is on (upstream 2290): keep it v4 only. */
+	if (strchr(host, ':') == NULL)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (!lws_create_vhost(ctx, &info)) {
+		snprintf(err, errlen,
+		         "metrics.listen %s: cannot listen (address in use or invalid)", listen);
+		return -1;
+	}
+	if (!is_loopback(host))
+		log_warn("metrics endpoint listens on %s, which is not a loopback address", listen);
+	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "metrics"}, {"listen", listen}}, 2,
+	        "serving /metrics and /status on %s", listen);
+	return 0;
+}
