@@ -4,10 +4,13 @@
 #include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "wsbeat/app.h"
 #include "wsbeat/cfg.h"
 #include "wsbeat/log.h"
+#include "wsbeat/status_client.h"
 #include "wsbeat/version.h"
 #include "wsbeat/ws.h"
 
@@ -18,6 +21,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [-V] [-h]\n"
+	    "       wsbeat status [-c FILE | --listen ADDR:PORT]\n"
 	    "Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
 	    "detection and reconnects with capped exponential backoff.\n"
 	    "\n"
@@ -26,6 +30,8 @@ static void usage(FILE *out)
 	    "  -l, --log-level L   error, warning, notice, info or debug (overrides log_level)\n"
 	    "  -V, --version       print versions and exit\n"
 	    "  -h, --help          print this help and exit\n"
+	    "  status, --status    print a table of every feed from the running daemon's\n"
+	    "                      /status endpoint (metrics.listen, or --listen ADDR:PORT)\n"
 	    "\n"
 	    "Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
 	    "once); USR2 logs one status line per feed.\n"
@@ -43,13 +49,17 @@ static void version(void)
 struct opts {
 	const char *config;
 	const char *level;
+	const char *listen; /* status: where the daemon's metrics endpoint is */
 	int check;
+	int status; /* `wsbeat status` or --status */
 };
 
 /* Returns -1 to exit with the status in *status. */
 static int parse_args(int argc, char **argv, struct opts *o, int *status)
 {
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+	                                         {"status", no_argument, NULL, 's'},
+	                                         {"listen", required_argument, NULL, 'L'},
 	                                         {"check", no_argument, NULL, 't'},
 	                                         {"log-level", required_argument, NULL, 'l'},
 	                                         {"version", no_argument, NULL, 'V'},
@@ -59,6 +69,12 @@ static int parse_args(int argc, char **argv, struct opts *o, int *status)
 
 	while ((c = getopt_long(argc, argv, "c:tl:Vh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 's':
+			o->status = 1;
+			break;
+		case 'L':
+			o->listen = optarg;
+			break;
 		case 'c':
 			o->config = optarg;
 			break;
@@ -82,6 +98,10 @@ static int parse_args(int argc, char **argv, struct opts *o, int *status)
 			return -1;
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "status") == 0) {
+		o->status = 1;
+		optind++;
+	}
 	if (optind < argc) {
 		fprintf(stderr, "wsbeat: unexpected argument '%s'\n", argv[optind]);
 		*status = EXIT_USAGE;
@@ -104,6 +124,36 @@ static int load_config(const struct opts *o, struct cfg **cfg)
 	return 0;
 }
 
+/* `wsbeat status`: a table of every feed, from the running daemon's /status endpoint. */
+static int run_status(const struct opts *o)
+{
+	struct cfg *cfg = NULL;
+	const char *listen = o->listen;
+	char err[1024];
+	int rc;
+
+	if (!listen) {
+		if (cfg_load(o->config, &cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			return CFG_EXIT_CONFIG;
+		}
+		listen = cfg->metrics_listen;
+		if (!listen) {
+			fprintf(stderr,
+			        "wsbeat status: %s has no metrics.listen: the status command reads "
+			        "the daemon's /status endpoint (or give --listen ADDR:PORT)\n",
+			        o->config);
+			cfg_free(cfg);
+			return 1;
+		}
+	}
+	rc = status_client_run(listen, stdout, isatty(STDOUT_FILENO), err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "wsbeat status: %s\n", err);
+	cfg_free(cfg);
+	return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.config = WSBEAT_DEFAULT_CONFIG};
@@ -114,6 +164,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o, &status) < 0)
 		return status;
+	if (o.status)
+		return run_status(&o);
 	if (o.level && log_level_parse(o.level, &level) < 0) {
 		fprintf(stderr, "wsbeat: unknown log level '%s'\n", o.level);
 		return EXIT_USAGE;
