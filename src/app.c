@@ -11,6 +11,7 @@
 
 #include "wsbeat/log.h"
 #include "wsbeat/notify.h"
+#include "wsbeat/sink.h"
 #include "wsbeat/tls.h"
 #include "wsbeat/util.h"
 #include "wsbeat/version.h"
@@ -20,6 +21,8 @@
 
 /* How long connections may take to close on a stop before the loop ends anyway. */
 #define APP_STOP_GRACE_US (2 * 1000 * 1000)
+/* How long buffered sink records may take to reach their files at exit. */
+#define APP_FLUSH_TIMEOUT_MS 5000
 
 static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -45,17 +48,16 @@ static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
 
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 {
-	const char *what = NULL;
-	int line = 0;
 
-	for (size_t i = 0; !what && i < cfg->n_feeds; i++) {
-		line = cfg->feeds[i].line;
-		if (cfg->feeds[i].sink.type != SINK_DISCARD)
-			what = "sink: only type \"discard\" is supported by this version yet";
-	}
-	if (what) {
-		snprintf(err, errlen, "%s:%d: %s", cfg->path, line, what);
-		return -1;
+	char why[512];
+
+	for (size_t i = 0; i < cfg->n_feeds; i++) {
+		const struct cfg_feed *f = &cfg->feeds[i];
+		if (sink_check(&f->sink, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s:%d: feed %s: %s", cfg->path, f->line, f->name,
+			         why);
+			return -1;
+		}
 	}
 	return check_tls(cfg, err, errlen);
 }
@@ -82,6 +84,7 @@ int feed_set_add(struct feed_set *s, struct feed *f)
 struct feed *app_feed_new(struct app *a, const struct cfg_feed *c)
 {
 	struct feed *f = malloc(sizeof(*f));
+	char err[512];
 
 	if (!f)
 		return NULL;
@@ -90,6 +93,14 @@ struct feed *app_feed_new(struct app *a, const struct cfg_feed *c)
 		return NULL;
 	}
 	a->n_live++;
+	f->sink = sinks_get(a->sinks, &c->sink, err, sizeof(err));
+	if (!f->sink && err[0]) {
+		log_rec(LOG_LVL_ERROR,
+		        (struct log_kv[]){{"feed", c->name}, {"event", "sink_error"}}, 2, "%s",
+		        err);
+		app_feed_free(a, f);
+		return NULL;
+	}
 	return f;
 }
 
@@ -97,6 +108,8 @@ void app_feed_free(struct app *a, struct feed *f)
 {
 	if (f->state != FEED_STOPPED)
 		a->n_live--;
+	if (f->sink)
+		sink_put(f->sink);
 	feed_fini(f);
 	free(f);
 }
@@ -234,6 +247,9 @@ static void on_signal(int signo, void *arg)
 		if (!a->env.stopping)
 			app_reload(a);
 		break;
+	case SIGUSR1:
+		sinks_reopen_all(a->sinks);
+		break;
 	case SIGUSR2:
 		log_status(a, mono_us());
 		break;
@@ -307,7 +323,7 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli)
 	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli};
 	notify_init();
 	rng_seed(&a->rng, 0);
-	if (init_timers(a) < 0 ||
+	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||
 	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
 		goto nomem;
 	a->env = (struct feed_env){.tq = &a->tq,
@@ -353,6 +369,10 @@ int app_run(struct app *a)
 		log_error("the event loop failed");
 		return 1;
 	}
+	/* Every connection is closed and recorded; now nothing buffered may be lost. */
+	if (sinks_flush_all(a->sinks, APP_FLUSH_TIMEOUT_MS) < 0)
+		log_error("could not write everything buffered for the sinks within %d ms",
+		          APP_FLUSH_TIMEOUT_MS);
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "exit"}}, 1, "stopped");
 	return 0;
 }
@@ -371,6 +391,7 @@ void app_fini(struct app *a)
 	ws_free(a->ws);
 	free_set(a, &a->feeds);
 	free_set(a, &a->retiring);
+	sinks_free(a->sinks);
 	connq_fini(&a->cq);
 	tq_fini(&a->tq);
 	for (size_t i = 0; i < a->n_old_cfgs; i++)

@@ -4,7 +4,9 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wsbeat/backoff.h"
 #include "wsbeat/log.h"
@@ -47,6 +49,14 @@ static void observe_rtt(struct feed_stats *st, double rtt_s)
 const char *feed_state_name(enum feed_state s)
 {
 	return s < FEED_NSTATES ? state_names[s] : "?";
+}
+
+static int64_t real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* An event record about a feed: extra fields beyond feed, event and state. */
@@ -125,6 +135,8 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 
 void feed_fini(struct feed *f)
 {
+	free(f->msg_buf);
+	f->msg_buf = NULL;
 	set_state(f, FEED_STOPPED, f->state_since_us);
 	f->env->n_in_state[FEED_STOPPED]--;
 	connq_remove(f->env->connq, &f->qnode);
@@ -349,6 +361,8 @@ void feed_on_open(struct feed *f, int64_t now_us)
 	         &(struct feed_event){
 	             "open", LOG_LVL_NOTICE, {{"url", f->cfg->url.display}, {"attempt", attempt}}},
 	         "connection open");
+	if (f->sink)
+		sink_open_record(f->sink, real_us(), f->cfg->name, f->conn_no, f->cfg->url.display);
 }
 
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
@@ -517,6 +531,27 @@ static void match_expect(struct feed *f, const void *data, size_t len, bool firs
 		f->rx_match += len;
 }
 
+/* Appends a piece of the current message for the sink; the size limit is checked before. */
+static int buffer_piece(struct feed *f, const void *data, size_t len)
+{
+	if (f->rx_len > f->msg_cap) {
+		size_t cap = f->msg_cap ? f->msg_cap : 4096;
+		char *p;
+		while (cap < f->rx_len)
+			cap *= 2;
+		if (cap > f->cfg->max_message_size)
+			cap = f->cfg->max_message_size;
+		p = realloc(f->msg_buf, cap);
+		if (!p)
+			return -1;
+		f->msg_buf = p;
+		f->msg_cap = cap;
+	}
+	if (len)
+		memcpy(f->msg_buf + f->rx_len - len, data, len);
+	return 0;
+}
+
 static void message_done(struct feed *f, int64_t now_us)
 {
 	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
@@ -525,6 +560,9 @@ static void message_done(struct feed *f, int64_t now_us)
 	f->stats.messages++;
 	f->stats.bytes += f->rx_len;
 	f->stats.last_msg_us = now_us;
+	if (f->sink)
+		sink_message(f->sink, real_us(), f->cfg->name, f->conn_no, f->rx_binary, f->msg_buf,
+		             f->rx_len);
 	if (hb->type == HB_TEXT || hb->type == HB_BINARY) {
 		if (!hb->expect)
 			is_answer = true;
@@ -546,6 +584,7 @@ void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool f
 	if (first) {
 		f->rx_len = 0;
 		f->rx_too_big = false;
+		f->rx_binary = binary;
 	}
 	if (f->rx_too_big)
 		return;
@@ -555,6 +594,12 @@ void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool f
 		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
 		               f->cfg->max_message_size);
 		begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
+		return;
+	}
+	if (f->sink && buffer_piece(f, data, len) < 0) {
+		f->rx_too_big = true;
+		feed_set_error(f, "out of memory buffering a %zu byte message", f->rx_len);
+		begin_close(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
 		return;
 	}
 	match_expect(f, data, len, first, binary);
@@ -656,6 +701,10 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	                          {"reason", f->err[0] ? f->err : "connection lost"},
 	                          {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
 	    "connection closed");
+	if (f->sink)
+		sink_closed_record(f->sink, real_us(), f->cfg->name, f->conn_no,
+		                   f->close_code ? f->close_code : 1006 /* abnormal closure */,
+		                   f->err[0] ? f->err : "connection lost");
 	return backoff_delay_ms(rc, f->failures ? f->failures : 1, rng_unit(f->env->rng));
 }
 

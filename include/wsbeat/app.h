@@ -35,7 +35,8 @@ struct app {
 	struct connq cq;
 	struct rng rng;
 	struct feed_env env;
-	struct ws *ws;
+		struct ws *ws;
+	struct sinks *sinks;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify;
 	char reload_error[200];    /* why the last reload failed, "" if it did not */
 	struct ws_http_hooks http; /* the metrics endpoint's renderer */

@@ -25,6 +25,7 @@
 #include "wsbeat/connq.h"
 #include "wsbeat/dns.h"
 #include "wsbeat/rng.h"
+#include "wsbeat/sink.h"
 #include "wsbeat/timerq.h"
 
 enum feed_state {
@@ -140,7 +141,12 @@ struct feed {
 	int close_code; /* sent by us, or received from the peer */
 	char close_reason[124];
 
-	/* The message being received. */
+	/* Where received messages go (NULL: discard, count only); set by the owner. */
+	struct sink *sink;
+	/* The message being received; whole messages are only buffered for a sink. */
+	char *msg_buf;
+	size_t msg_cap;
+	bool rx_binary;
 	size_t rx_len;
 	size_t rx_match; /* bytes of heartbeat.expect matched so far, or SIZE_MAX: no match */
 	bool rx_too_big;
