@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
 libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libcmocka-dev
-python3 python3-websockets python3-pytest openssl procps"
+python3 python3-websockets python3-pytest python3-prometheus-client openssl procps
+systemd-container debootstrap"
 
 missing=""
 for p in $PKGS; do

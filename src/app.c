@@ -358,8 +358,8 @@ int app_run(struct app *a)
 	int64_t now = mono_us();
 
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "start"}}, 1,
-	        "wsbeat %s starting with %zu feeds from %s", WSBEAT_VERSION, a->feeds.n,
-	        a->cfg->path);
+	        "wsbeat %s starting with %zu feed%s from %s", WSBEAT_VERSION, a->feeds.n,
+	        a->feeds.n == 1 ? "" : "s", a->cfg->path);
 	for (size_t i = 0; i < a->feeds.n; i++)
 		feed_start(a->feeds.v[i], now);
 	arm_process_timers(a, now);

@@ -34,7 +34,8 @@ static void usage(FILE *out)
 	    "                      /status endpoint (metrics.listen, or --listen ADDR:PORT)\n"
 	    "\n"
 	    "Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
-	    "once); USR2 logs one status line per feed.\n"
+	    "once); HUP reloads the configuration (a bad one is logged and the running one\n"
+	    "kept); USR1 reopens capture files; USR2 logs one status line per feed.\n"
 	    "Exit status: 0 stopped on request, 1 start failure, 64 bad usage, 78 bad config.\n",
 	    WSBEAT_DEFAULT_CONFIG);
 }

@@ -1,0 +1,102 @@
+"""
+Fixtures for the wsbeat integration suite. CTest sets WSBEAT_BIN, WSBEAT_TESTSRV and WSBEAT_SRC;
+run by hand with e.g.
+
+  WSBEAT_BIN=build/wsbeat WSBEAT_TESTSRV=build/tests/wsbeat-testsrv WSBEAT_SRC=$PWD \
+    /usr/bin/python3 -m pytest -q tests/integration
+
+Every process a test starts is killed in teardown; a daemon that printed a sanitizer report
+fails the test that ran it.
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from helpers import Daemon, ServerProc, pyserver_argv, testsrv_argv  # noqa: E402
+
+SRC = os.environ.get("WSBEAT_SRC") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long measurement, run only when asked for")
+
+
+def _binary(env, default_rel):
+    path = os.environ.get(env) or os.path.join(SRC, default_rel)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail("%s: no executable at %s (build first, or set %s)" % (env, path, env))
+    return path
+
+
+@pytest.fixture(scope="session")
+def wsbeat_bin():
+    return _binary("WSBEAT_BIN", "build/wsbeat")
+
+
+@pytest.fixture(scope="session")
+def testsrv_bin():
+    return _binary("WSBEAT_TESTSRV", "build/tests/wsbeat-testsrv")
+
+
+@pytest.fixture(scope="session")
+def src_dir():
+    return SRC
+
+
+@pytest.fixture
+def daemon(wsbeat_bin, tmp_path):
+    """Factory: daemon(config) starts wsbeat -c <tmp>/wsbeat.conf -l debug and returns it."""
+    started = []
+
+    def make(config, level="debug", extra_args=(), name=None):
+        d = Daemon(wsbeat_bin, tmp_path, name=name or "wsbeat%d" % len(started))
+        started.append(d)
+        return d.start(config, level=level, extra_args=extra_args)
+
+    yield make
+    reports = []
+    for d in started:
+        d.kill()
+        reports += d.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer reports in daemon output:\n" + "\n".join(reports[:20]))
+
+
+@pytest.fixture
+def pyserver():
+    """Factory: pyserver(*args, port=0) starts tests/integration/pyserver.py."""
+    started = []
+
+    def make(*args, port=0):
+        s = ServerProc(pyserver_argv(*args, port=port), "pyserver")
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.kill()
+
+
+@pytest.fixture
+def testsrv(testsrv_bin):
+    """Factory: testsrv(*args, port=0) starts wsbeat-testsrv --listen 127.0.0.1:PORT args."""
+    started = []
+
+    def make(*args, port=0):
+        s = ServerProc(testsrv_argv(testsrv_bin, *args, port=port), "wsbeat-testsrv")
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.kill()
+
+
+@pytest.fixture(params=["pyserver", "testsrv"])
+def any_server(request):
+    """Both peers: python-websockets (independent) and our own wsbeat-testsrv."""
+    return request.getfixturevalue(request.param)

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""
+An independent WebSocket peer for the integration tests: Debian's python3-websockets (10.4,
+legacy asyncio API), bound to 127.0.0.1. It writes what it sees as one JSON object per line on
+stdout, in the same shape as wsbeat-testsrv's event log (see tests/server/README.md), with "t"
+from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
+
+  {"t":..,"ev":"listening","addr":"127.0.0.1","port":40123}
+  {"t":..,"ev":"accept","conn":1,"peer":"127.0.0.1:5555"}
+  {"t":..,"ev":"handshake","conn":1,"path":"/x?y","headers":{..lower-case..},"header_list":[[k,v],..]}
+  {"t":..,"ev":"refused","conn":1,"status":401}
+  {"t":..,"ev":"open","conn":1,"subprotocol":null}
+  {"t":..,"ev":"ping","conn":1,"len":8,"hex":".."}
+  {"t":..,"ev":"text","conn":1,"data":".."}     {"t":..,"ev":"binary","conn":1,"len":3,"hex":".."}
+  {"t":..,"ev":"sent","conn":1,"data":".."}      (--send-every / --reply / --echo)
+  {"t":..,"ev":"close","conn":1,"code":1001,"reason":"..","initiator":"client"}
+  {"t":..,"ev":"disconnect","conn":1}
+
+Run with /usr/bin/python3 (python3-websockets is installed for the system interpreter only).
+"""
+import argparse
+import asyncio
+import json
+import sys
+import time
+from http import HTTPStatus
+
+import websockets
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import OP_PING
+from websockets.legacy.server import WebSocketServerProtocol
+
+ARGS = None
+_next_conn = 0
+
+
+def emit(ev, **fields):
+    rec = {"t": round(time.monotonic(), 6), "ev": ev}
+    rec.update(fields)
+    sys.stdout.write(json.dumps(rec) + "\n")
+    sys.stdout.flush()
+
+
+class RecordingProtocol(WebSocketServerProtocol):
+    """Logs TCP accepts, handshakes and every PING frame as it is read off the wire."""
+
+    def connection_made(self, transport):
+        global _next_conn
+        _next_conn += 1
+        self.conn_id = _next_conn
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        emit("accept", conn=self.conn_id, peer="%s:%s" % (peer[0], peer[1]))
+        super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        emit("disconnect", conn=self.conn_id)
+        super().connection_lost(exc)
+
+    async def process_request(self, path, request_headers):
+        items = list(request_headers.raw_items())
+        emit("handshake", conn=self.conn_id, path=path,
+             headers={k.lower(): v for k, v in items},
+             header_list=[[k, v] for k, v in items])
+        if ARGS.status:
+            headers = []
+            if ARGS.retry_after is not None:
+                headers.append(("Retry-After", ARGS.retry_after))
+            emit("refused", conn=self.conn_id, status=ARGS.status)
+            return HTTPStatus(ARGS.status), headers, b"refused by pyserver\n"
+        return None
+
+    async def read_frame(self, max_size):
+        while True:
+            frame = await super().read_frame(max_size)
+            if frame.opcode == OP_PING:
+                emit("ping", conn=self.conn_id, len=len(frame.data), hex=frame.data.hex())
+                if ARGS.no_pong:
+                    continue
+            return frame
+
+
+async def _send_every(ws, ms, text):
+    while True:
+        await asyncio.sleep(ms / 1000.0)
+        await ws.send(text)
+        emit("sent", conn=ws.conn_id, data=text)
+
+
+async def _close_after(ws, ms):
+    await asyncio.sleep(ms / 1000.0)
+    emit("server_close", conn=ws.conn_id, code=ARGS.close_code, reason=ARGS.close_reason)
+    await ws.close(ARGS.close_code, ARGS.close_reason)
+
+
+async def handler(ws):
+    emit("open", conn=ws.conn_id, subprotocol=ws.subprotocol)
+    tasks = []
+    if ARGS.send_every:
+        tasks.append(asyncio.ensure_future(
+            _send_every(ws, int(ARGS.send_every[0]), ARGS.send_every[1])))
+    if ARGS.close_after_ms is not None:
+        tasks.append(asyncio.ensure_future(_close_after(ws, ARGS.close_after_ms)))
+    replies = dict(r.split("=", 1) for r in ARGS.reply)
+    try:
+        async for msg in ws:
+            if isinstance(msg, str):
+                emit("text", conn=ws.conn_id, data=msg)
+                if msg in replies:
+                    await ws.send(replies[msg])
+                    emit("sent", conn=ws.conn_id, data=replies[msg])
+            else:
+                emit("binary", conn=ws.conn_id, len=len(msg), hex=msg.hex())
+            if ARGS.echo:
+                await ws.send(msg)
+                emit("sent", conn=ws.conn_id, data=msg if isinstance(msg, str) else msg.hex())
+    except ConnectionClosed:
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+    rcvd = ws.close_rcvd
+    initiator = "server" if (ws.close_sent is not None and not ws.close_rcvd_then_sent) \
+        else "client"
+    emit("close", conn=ws.conn_id,
+         code=rcvd.code if rcvd is not None else 1006,
+         reason=rcvd.reason if rcvd is not None else "",
+         initiator=initiator if rcvd is not None else "none")
+
+
+async def main():
+    server = await websockets.serve(
+        handler, "127.0.0.1", ARGS.port,
+        create_protocol=RecordingProtocol,
+        subprotocols=ARGS.subprotocol or None,
+        ping_interval=None, ping_timeout=None, compression=None,
+        close_timeout=2, max_size=None, max_queue=None,
+        reuse_address=True)
+    for sock in server.sockets:
+        addr, port = sock.getsockname()[:2]
+        emit("listening", addr=addr, port=port)
+    await asyncio.Future()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--status", type=int, help="answer the upgrade with this HTTP status")
+    p.add_argument("--retry-after", help="with --status: Retry-After header value")
+    p.add_argument("--subprotocol", action="append", default=[])
+    p.add_argument("--no-pong", action="store_true", help="never answer PING frames")
+    p.add_argument("--reply", action="append", default=[], metavar="IN=OUT")
+    p.add_argument("--echo", action="store_true")
+    p.add_argument("--send-every", nargs=2, metavar=("MS", "TEXT"))
+    p.add_argument("--close-after-ms", type=int,
+                   help="close each connection MS ms after its open")
+    p.add_argument("--close-code", type=int, default=1000, help="with --close-after-ms")
+    p.add_argument("--close-reason", default="pyserver close-after-ms",
+                   help="with --close-after-ms")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args(sys.argv[1:])
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

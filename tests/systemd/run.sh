@@ -1,0 +1,399 @@
+#!/bin/bash
+# Real-systemd tier: boots a Debian 12 guest under systemd-nspawn (PID 1 = real systemd 252,
+# real journald), installs the built wsbeat with its unit and catalog, and checks what only real
+# systemd can tell: Type=notify start/reload/stop, the STATUS line, journal fields, the catalog,
+# the hardening (seccomp, namespaces, DynamicUser) not breaking the daemon, verify and the
+# security score. See /work/shared/systemd-testing.md for the why of every nspawn option.
+#
+#   tests/systemd/run.sh [--prepare]     (root; --prepare only builds the cached root)
+#
+# Env: WSBEAT_BIN, WSBEAT_TESTSRV, WSBEAT_SRC (as in CTest; default build/ of this tree),
+#      WSBEAT_TEST_CACHE (default /var/cache/wsbeat-test), WSBEAT_TEST_ARTIFACTS (a directory
+#      that receives the guest journal and unit status; default: a temporary one, kept on failure),
+#      WSBEAT_TEST_TIMEOUT_SCALE (multiplies every wait bound).
+# Exit: 0 all checks passed, 1 a check failed, 77 cannot run here (reason on the last line).
+set -euo pipefail
+
+SRC=${WSBEAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+BIN=${WSBEAT_BIN:-$SRC/build/wsbeat}
+TESTSRV=${WSBEAT_TESTSRV:-$SRC/build/tests/wsbeat-testsrv}
+CACHE=${WSBEAT_TEST_CACHE:-/var/cache/wsbeat-test}
+ROOTFS=$CACHE/rootfs
+SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
+SUITE=bookworm
+# What the guest needs beyond minbase: systemd as PID 1, /bin/kill (procps) for ExecReload=,
+# and wsbeat's shared libraries (libwebsockets loads its libev event-loop plugin at run time).
+GUEST_PKGS=systemd,systemd-sysv,dbus,procps,libwebsockets17,libwebsockets-evlib-ev,libconfig9,libc-ares2,libsystemd0,libssl3
+STAMP="$SUITE minbase $GUEST_PKGS"
+MACHINE=wsbeat-test-$$
+T0=$(date +%s.%N)
+
+calc() { awk "BEGIN { printf \"%.3f\\n\", $* }"; }   # float arithmetic
+holds() { awk "BEGIN { exit !($*) }"; }              # float comparison
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+log() { printf '[%6ss] %s\n' "$(since "$T0")" "$*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "FAIL: $*" >&2; FAILED=1; exit 1; }
+secs() { calc "$1 * $SCALE"; }
+
+# Polls "$@" (quietly) until it succeeds, for at most $1 seconds (scaled).
+wait_until() {
+	local limit what=$2 end
+	limit=$(secs "$1")
+	shift 2
+	end=$(calc "$(date +%s.%N) + $limit")
+	until "$@" >/dev/null 2>&1; do
+		if holds "$(date +%s.%N) > $end"; then
+			die "timed out after ${limit}s waiting for $what"
+		fi
+		sleep 0.1
+	done
+}
+
+[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
+
+ensure_tools() {
+	local missing=""
+	command -v systemd-nspawn >/dev/null || missing="$missing systemd-container"
+	command -v debootstrap >/dev/null || missing="$missing debootstrap"
+	[ -z "$missing" ] && return 0
+	log "installing:$missing"
+	# --no-install-recommends: libnss-mymachines would edit the host's nsswitch.conf.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+		>/dev/null 2>&1 ||
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$missing >/dev/null; } ||
+		skip "cannot install$missing with apt-get"
+}
+
+# The first Debian mirror serving $SUITE in the host's apt sources (one-line or deb822 format).
+mirror() {
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+		awk -v s="$SUITE" '$1 == "deb" { u = ($2 ~ /^\[/) ? $3 : $2; su = ($2 ~ /^\[/) ? $4 : $3;
+			if (su == s) { print u; exit } }')
+	if [ -z "$m" ]; then
+		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v s="$SUITE" '
+			/^[[:space:]]*$/ { if (ok && uri != "") { print uri; exit } ok = 0; uri = ""; next }
+			/^URIs:/ { uri = $2 }
+			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
+			END { if (ok && uri != "") print uri }' | head -n1)
+	fi
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# Builds the cached guest root once (about a minute); later runs only check its stamp.
+prepare_rootfs() {
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock -w "$(secs 900)" 9 || die "timed out waiting for another run's debootstrap"
+	if [ "$(cat "$ROOTFS/.wsbeat-test-stamp" 2>/dev/null)" = "$STAMP" ]; then
+		exec 9>&-
+		return 0
+	fi
+	local m new=$CACHE/rootfs.new
+	m=$(mirror)
+	log "building the cached guest root in $ROOTFS from $m (first run only)"
+	rm -rf "$new"
+	timeout "$(secs 900)" debootstrap --variant=minbase --include="$GUEST_PKGS" "$SUITE" "$new" \
+		"$m" >"$CACHE/debootstrap.log" 2>&1 ||
+		{ tail -n 20 "$CACHE/debootstrap.log"; rm -rf "$new"; die "debootstrap failed"; }
+	: >"$new/etc/machine-id"
+	: >"$new/etc/hostname"
+	rm -f "$new"/var/cache/apt/archives/*.deb
+	echo "$STAMP" >"$new/.wsbeat-test-stamp"
+	rm -rf "$ROOTFS"
+	mv "$new" "$ROOTFS"
+	exec 9>&-
+	log "guest root ready"
+}
+
+if [ "${1:-}" != --prepare ]; then
+	for f in "$BIN" "$TESTSRV"; do
+		[ -x "$f" ] || die "no executable $f (build first, or set WSBEAT_BIN/WSBEAT_TESTSRV)"
+	done
+	# A sanitizer build cannot run under the unit as shipped: LeakSanitizer needs ptrace, which
+	# SystemCallFilter=@system-service denies (and the guest has no libasan). The plain build is
+	# the one this tier checks.
+	if grep -qE 'lib(a|ub)san' <<<"$(ldd "$BIN" 2>/dev/null)"; then
+		skip "$BIN is a sanitizer build; the real-systemd tier runs with the plain build (LeakSanitizer needs ptrace, which the unit's SystemCallFilter denies)"
+	fi
+fi
+
+ensure_tools
+prepare_rootfs
+[ "${1:-}" = "--prepare" ] && exit 0
+
+
+ART=${WSBEAT_TEST_ARTIFACTS:-}
+KEEP_ART=1
+if [ -z "$ART" ]; then
+	ART=$(mktemp -d /tmp/wsbeat-systemd-test.XXXXXX)
+	KEEP_ART=0
+fi
+mkdir -p "$ART"
+
+# --- boot ----------------------------------------------------------------------------------
+# Each container gets its own cgroup (there is no machined on the host to make one), removed
+# after the container has exited.
+CG_UNI=/sys/fs/cgroup/unified/$MACHINE
+CG_SD=/sys/fs/cgroup/systemd/$MACHINE
+NSPAWN=""
+LEADER=""
+FAILED=0
+
+rm_cgroup() {
+	local d
+	for d in "$CG_UNI" "$CG_SD"; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+}
+
+cleanup() {
+	local rc=$?
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
+	if [ -n "$LEADER" ] && [ -d "/proc/$LEADER" ]; then
+		# The guest journal lives in the volatile overlay: copy it out before the halt.
+		timeout 20 nsenter -t "$LEADER" -a journalctl --no-pager -o short-monotonic \
+			>"$ART/guest-journal.txt" 2>&1 || true
+		timeout 10 nsenter -t "$LEADER" -a systemctl status --no-pager wsbeat wsbeat-testsrv \
+			>"$ART/guest-status.txt" 2>&1 || true
+		cp "/proc/$LEADER/root/run/wsbeat-testsrv.events" "$ART/" 2>/dev/null || true
+	fi
+	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+		kill -TERM "$NSPAWN" 2>/dev/null || true
+		for _ in $(seq 1 "$(awk "BEGIN { print int($(secs 30) * 10) }")"); do
+			kill -0 "$NSPAWN" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$NSPAWN" 2>/dev/null; then
+			echo "warning: the container did not halt in time: killing it" >&2
+			kill -KILL "$NSPAWN" 2>/dev/null || true
+		fi
+		wait "$NSPAWN" 2>/dev/null || true
+	fi
+	rm_cgroup
+	if [ "$FAILED" -ne 0 ]; then
+		echo "--- last guest journal lines (all in $ART) ---" >&2
+		tail -n 60 "$ART/guest-journal.txt" >&2 2>/dev/null || true
+	elif [ "$KEEP_ART" -eq 0 ]; then
+		rm -rf "$ART"
+	fi
+	log "done (exit $rc)"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+[ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] ||
+	skip "expects the hybrid cgroup layout (/sys/fs/cgroup/unified and /sys/fs/cgroup/systemd)"
+# Leftovers of a run that was killed before its cleanup: empty cgroups go, busy ones are named.
+for d in /sys/fs/cgroup/unified/wsbeat-test-* /sys/fs/cgroup/systemd/wsbeat-test-*; do
+	[ -d "$d" ] || continue
+	owner=${d##*-}
+	kill -0 "$owner" 2>/dev/null && continue
+	find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	if [ -d "$d" ]; then
+		echo "warning: $d (from a killed run) still has processes:" \
+			"$(cat "$d"/cgroup.procs 2>/dev/null | tr '\n' ' ')" >&2
+	fi
+done
+mkdir -p "$CG_UNI" "$CG_SD"
+
+log "booting $MACHINE"
+(
+	echo "$BASHPID" >"$CG_UNI/cgroup.procs"
+	echo "$BASHPID" >"$CG_SD/cgroup.procs"
+	SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec systemd-nspawn -q -D "$ROOTFS" -M "$MACHINE" -b \
+		--volatile=overlay --private-network --link-journal=no --system-call-filter=bpf \
+		--console=pipe --register=no --keep-unit </dev/null >"$ART/nspawn.log" 2>&1
+) &
+NSPAWN=$!
+
+# The guest's PID 1: a descendant of nspawn whose innermost PID is 1.
+find_leader() {
+	local p
+	for p in $(pgrep -P "$NSPAWN") $(for c in $(pgrep -P "$NSPAWN"); do pgrep -P "$c"; done); do
+		if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$p/status" 2>/dev/null; then
+			LEADER=$p
+			return 0
+		fi
+	done
+	return 1
+}
+booted() { kill -0 "$NSPAWN" && find_leader && [ -S "/proc/$LEADER/root/run/systemd/private" ]; }
+wait_until 60 "the guest's systemd to start" booted || true
+kill -0 "$NSPAWN" 2>/dev/null || { cat "$ART/nspawn.log"; die "systemd-nspawn exited"; }
+
+G() { timeout "$(secs 60)" nsenter -t "$LEADER" -a "$@"; }
+GROOT=/proc/$LEADER/root
+
+state=$(G systemctl is-system-running --wait 2>/dev/null) || true
+log "guest is up (leader $LEADER): $state"
+case "$state" in
+running | degraded) ;;
+*) die "guest did not boot: is-system-running says '$state'" ;;
+esac
+[ "$state" = degraded ] && G systemctl --failed --no-legend --no-pager || true
+
+# --- install ---------------------------------------------------------------------------------
+# The layout of `cmake --install` with the prefix /usr.
+install -D -m 0755 "$BIN" "$GROOT/usr/sbin/wsbeat"
+install -D -m 0755 "$TESTSRV" "$GROOT/usr/local/bin/wsbeat-testsrv"
+install -D -m 0644 "$SRC/systemd/wsbeat.service" "$GROOT/usr/lib/systemd/system/wsbeat.service"
+install -D -m 0644 "$SRC/systemd/wsbeat.catalog" "$GROOT/usr/lib/systemd/catalog/wsbeat.catalog"
+mkdir -p "$GROOT/etc/wsbeat"
+
+missing=$(G ldd /usr/sbin/wsbeat | grep "not found" || true)
+[ -z "$missing" ] || die "shared libraries missing in the guest: $missing"
+
+CONF=$GROOT/etc/wsbeat/wsbeat.conf
+write_conf() { # feed names...; v4 feeds dial 127.0.0.1, v6 feeds [::1]
+	local n host
+	{
+		echo 'log_level = "info";'
+		echo 'status_interval = 0;'
+		echo 'defaults = { heartbeat = { interval = 1; timeout = 3; }; reconnect = { initial = 0.2; max = 1; }; };'
+		echo 'feeds = ('
+		for n in "$@"; do
+			case "$n" in v6*) host="[::1]" ;; *) host=127.0.0.1 ;; esac
+			echo "  { name = \"$n\"; url = \"ws://$host:9001/$n\"; },"
+		done | sed '$ s/,$//'
+		echo ');'
+	} >"$CONF.tmp"
+	chmod 0644 "$CONF.tmp"
+	mv "$CONF.tmp" "$CONF"
+}
+write_conf v4 v6
+
+G systemctl daemon-reload
+
+# --- static checks in the guest -------------------------------------------------------------
+out=$(G systemd-analyze verify wsbeat.service 2>&1) || true
+[ -z "$out" ] || die "systemd-analyze verify wsbeat.service printed:
+$out"
+log "ok - systemd-analyze verify prints nothing"
+
+score_of() { sed -n 's/.*Overall exposure level for wsbeat.service: \([0-9.]*\).*/\1/p'; }
+score=$(G systemd-analyze security --no-pager wsbeat.service 2>&1 | score_of)
+[ -n "$score" ] || die "no exposure level from systemd-analyze security"
+holds "$score <= 1.5" || die "security exposure $score > 1.5"
+score_off=$(G systemd-analyze security --offline=true --no-pager \
+	/usr/lib/systemd/system/wsbeat.service 2>&1 | score_of)
+[ -n "$score_off" ] && holds "$score_off <= 1.5" ||
+	die "offline security exposure '$score_off' > 1.5"
+log "ok - security exposure $score (offline $score_off) <= 1.5"
+
+# --- the test server, as its own transient unit ----------------------------------------------
+G systemd-run -q --unit=wsbeat-testsrv -p Type=exec /usr/local/bin/wsbeat-testsrv \
+	--listen 127.0.0.1:9001 --listen '[::1]:9001' --quiet-frames \
+	--events /run/wsbeat-testsrv.events
+EVENTS=$GROOT/run/wsbeat-testsrv.events
+listening() { [ "$(grep -c '"ev":"listening"' "$EVENTS")" -ge 2 ]; }
+wait_until 10 "wsbeat-testsrv to listen on 127.0.0.1:9001 and [::1]:9001" listening
+# handshakes on a path: count_path EV /PATH
+count_path() { grep -c "\"path\":\"$2\"" "$EVENTS" || true; }
+
+# --- start: Type=notify returns after READY=1 ------------------------------------------------
+prop() { G systemctl show -P "$1" wsbeat; }
+t=$(date +%s.%N)
+G systemctl start wsbeat || die "systemctl start wsbeat failed"
+log "systemctl start returned after $(since "$t")s"
+[ "$(prop ActiveState)/$(prop SubState)" = active/running ] ||
+	die "after start: $(prop ActiveState)/$(prop SubState), want active/running"
+# STATUS= is sent just before READY=1, so it is there the moment start returns.
+st=$(prop StatusText)
+case "$st" in *"feeds open"*) ;; *) die "StatusText right after start is '$st'" ;; esac
+[ "$(prop Type)" = notify ] || die "Type=$(prop Type)"
+[ "$(prop WatchdogUSec)" = 30s ] || die "WatchdogUSec=$(prop WatchdogUSec)"
+[ "$(prop LimitNOFILE)" = 65536 ] || die "LimitNOFILE=$(prop LimitNOFILE)"
+log "ok - start returned with the unit active/running and STATUS '$st'"
+
+status_is() { [ "$(prop StatusText)" = "$1" ]; }
+wait_until 15 "STATUS '2/2 feeds open' (IPv4 and IPv6 feeds connected)" status_is "2/2 feeds open"
+out=$(G systemctl status --no-pager wsbeat 2>&1) || true
+grep -q 'Status: "2/2 feeds open"' <<<"$out" ||
+	die "systemctl status does not show the STATUS line:
+$out"
+log "ok - systemctl status shows Status: \"2/2 feeds open\""
+
+# --- journal fields --------------------------------------------------------------------------
+JQ=(/usr/bin/python3 "$SRC/tests/systemd/journal_match.py")
+journal() { G journalctl -u wsbeat -o json --no-pager; }
+has_record() { journal | "${JQ[@]}" "$@"; }
+OPEN_ID=204d23f9312c4ba0a444166eebaa4a85
+for feed in v4 v6; do
+	wait_until 10 "the journal record of $feed opening" has_record \
+		WSBEAT_EVENT=open WSBEAT_FEED=$feed
+	journal | "${JQ[@]}" --show WSBEAT_EVENT=open WSBEAT_FEED=$feed WSBEAT_STATE=open \
+		MESSAGE_ID=$OPEN_ID PRIORITY=5 SYSLOG_IDENTIFIER=wsbeat _SYSTEMD_UNIT=wsbeat.service \
+		WSBEAT_URL~ws:// WSBEAT_ATTEMPT~ >"$ART/open-$feed.json" ||
+		die "the open record of $feed lacks fields: $(journal | "${JQ[@]}" --show \
+			WSBEAT_EVENT=open WSBEAT_FEED=$feed)"
+done
+has_record WSBEAT_EVENT=start MESSAGE_ID=11c9f0ac057444d7a4d44c4a2aac7f5d ||
+	die "no start record with its MESSAGE_ID"
+log "ok - journalctl -u wsbeat -o json: open records carry WSBEAT_* fields, MESSAGE_ID, PRIORITY"
+
+# --- catalog ---------------------------------------------------------------------------------
+G journalctl --update-catalog || die "journalctl --update-catalog failed"
+# (Outputs are captured before grep -q: with pipefail, an early exit of grep would fail the
+# pipeline through SIGPIPE.)
+out=$(G journalctl --list-catalog --no-pager 2>&1) || true
+grep -q "^$OPEN_ID wsbeat: Feed @WSBEAT_FEED@ is open" <<<"$out" ||
+	die "the open entry is not in the catalog: $(grep -i wsbeat <<<"$out")"
+out=$(G journalctl -x -u wsbeat --no-pager MESSAGE_ID=$OPEN_ID WSBEAT_FEED=v4 2>&1) || true
+grep -q '░░ Subject: Feed v4 is open' <<<"$out" ||
+	die "journalctl -x does not show the catalog text with the feed name:
+$out"
+grep -q '░░ Defined-By: wsbeat' <<<"$out" || die "no Defined-By in journalctl -x:
+$out"
+log "ok - journalctl -x shows the catalog entry, with @WSBEAT_FEED@ filled in"
+
+# --- reload: a changed config applies; unchanged feeds keep their connections ----------------
+v4_before=$(count_path handshake /v4)
+v6_before=$(count_path handshake /v6)
+pid_before=$(prop MainPID)
+write_conf v4 v6 v4b
+G systemctl reload wsbeat || die "systemctl reload failed"
+reloaded() { has_record WSBEAT_EVENT=reload PRIORITY=5; }
+wait_until 10 "the journal record event=reload (success)" reloaded
+wait_until 15 "STATUS '3/3 feeds open' after the reload" status_is "3/3 feeds open"
+[ "$(count_path handshake /v4)" = "$v4_before" ] ||
+	die "feed v4 (unchanged) reconnected on reload: handshakes $v4_before -> $(count_path handshake /v4)"
+[ "$(count_path handshake /v6)" = "$v6_before" ] ||
+	die "feed v6 (unchanged) reconnected on reload: handshakes $v6_before -> $(count_path handshake /v6)"
+[ "$(prop ActiveState)" = active ] || die "after reload: $(prop ActiveState)"
+[ "$(prop MainPID)" = "$pid_before" ] || die "the main process changed on reload"
+log "ok - systemctl reload applied: v4b added and open, v4 and v6 untouched"
+
+# Under the hardened unit nothing has warned so far (a sandbox that breaks setrlimit, the journal
+# or a socket family shows up here first).
+out=$(journal | "${JQ[@]}" --show _SYSTEMD_UNIT=wsbeat.service SYSLOG_IDENTIFIER=wsbeat 'PRIORITY<5') &&
+	die "wsbeat logged a warning or error under the hardened unit: $out"
+log "ok - no warning or error from wsbeat under the hardened unit"
+
+# A bad file: the old configuration keeps running and STATUS says why.
+echo 'this is not = a valid; config' >>"$CONF"
+G systemctl reload wsbeat || die "systemctl reload (bad file) failed"
+reload_failed() { case "$(prop StatusText)" in "3/3 feeds open; reload failed, running the previous configuration: /etc/wsbeat/wsbeat.conf:"*) return 0 ;; esac; return 1; }
+wait_until 10 "STATUS to report the failed reload" reload_failed
+has_record WSBEAT_EVENT=reload PRIORITY=3 WSBEAT_REASON~/etc/wsbeat/wsbeat.conf: ||
+	die "no event=reload error record with the FILE:LINE reason"
+[ "$(prop ActiveState)/$(prop SubState)" = active/running ] || die "unit not running after a bad reload"
+log "ok - a bad reload keeps the unit running: '$(prop StatusText)'"
+
+# --- stop ------------------------------------------------------------------------------------
+pid=$(prop MainPID)
+t=$(date +%s.%N)
+G systemctl stop wsbeat || die "systemctl stop failed"
+log "systemctl stop returned after $(since "$t")s"
+[ "$(prop Result)" = success ] || die "Result=$(prop Result) after stop"
+[ "$(prop ExecMainStatus)" = 0 ] || die "ExecMainStatus=$(prop ExecMainStatus) after stop"
+[ "$(prop ActiveState)" = inactive ] || die "ActiveState=$(prop ActiveState) after stop"
+closes=$(grep -c '"ev":"close".*"code":1001' "$EVENTS" || true)
+[ "$closes" -ge 3 ] || die "the server saw $closes closes with 1001, want 3"
+has_record WSBEAT_EVENT=stop _PID="$pid" || die "no stop record"
+log "ok - systemctl stop: exit 0, Result=success, every feed closed with 1001"
+
+log "PASS: all real-systemd checks"
