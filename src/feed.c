@@ -187,6 +187,8 @@ static void reset_attempt(struct feed *f)
 	f->close_code = 0;
 	f->close_reason[0] = '\0';
 	f->close_pending = false;
+	f->close_wait = false;
+	f->close_sent = false;
 	f->beat_pending = false;
 	f->hb_waiting_since_us = 0;
 	f->on_open_next = 0;
@@ -276,9 +278,15 @@ static bool try_next_address(struct feed *f, int64_t now_us)
 	return true;
 }
 
-/* Stops the current connection from our side: a close frame, then a bounded wait. */
-static void begin_close(struct feed *f, int code, const char *reason, int64_t now_us)
+/*
+ * Stops the current connection from our side: a close frame, then a bounded wait. A graceful
+ * close (wait) keeps reading until the peer's close so that nothing the server sent before it
+ * saw ours is lost; a close for a dead or misbehaving peer ends the connection at once.
+ */
+static void begin_close_wait(struct feed *f, int code, const char *reason, bool wait,
+                             int64_t now_us)
 {
+	f->close_wait = wait;
 	feed_set_error(f, "%s", reason);
 	f->close_pending = true;
 	f->close_code = code;
@@ -286,6 +294,11 @@ static void begin_close(struct feed *f, int code, const char *reason, int64_t no
 	set_state(f, FEED_CLOSING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + FEED_CLOSE_TIMEOUT_US);
 	f->env->shell->want_write(f);
+}
+
+static void begin_close(struct feed *f, int code, const char *reason, int64_t now_us)
+{
+	begin_close_wait(f, code, reason, false, now_us);
 }
 
 static void drop(struct feed *f, int64_t now_us)
@@ -323,7 +336,7 @@ void feed_stop_why(struct feed *f, int64_t now_us, const char *why)
 		drop(f, now_us);
 		break;
 	case FEED_OPEN:
-		begin_close(f, WS_CLOSE_GOING_AWAY, why, now_us);
+		begin_close_wait(f, WS_CLOSE_GOING_AWAY, why, true, now_us);
 		break;
 	case FEED_CLOSING:
 	case FEED_STOPPED:
@@ -568,7 +581,7 @@ static void message_done(struct feed *f, int64_t now_us)
 			is_answer = true;
 		else if (f->rx_match == hb->expect_len)
 			is_answer = true;
-		if (is_answer && f->hb_waiting_since_us != 0)
+		if (is_answer && f->hb_waiting_since_us != 0 && f->state == FEED_OPEN)
 			answered(f, now_us - f->hb_last_sent_us);
 	}
 	/* A message that is only the heartbeat's expected answer is not data. */
@@ -579,7 +592,8 @@ static void message_done(struct feed *f, int64_t now_us)
 void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
                 int64_t now_us)
 {
-	if (f->state != FEED_OPEN)
+	/* While a graceful close waits for the peer's, what it still sends is kept. */
+	if (f->state != FEED_OPEN && !(f->state == FEED_CLOSING && f->close_wait))
 		return;
 	if (first) {
 		f->rx_len = 0;
@@ -593,13 +607,15 @@ void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool f
 		f->rx_too_big = true;
 		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
 		               f->cfg->max_message_size);
-		begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
+		if (f->state == FEED_OPEN)
+			begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
 		return;
 	}
 	if (f->sink && buffer_piece(f, data, len) < 0) {
 		f->rx_too_big = true;
 		feed_set_error(f, "out of memory buffering a %zu byte message", f->rx_len);
-		begin_close(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
+		if (f->state == FEED_OPEN)
+			begin_close(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
 		return;
 	}
 	match_expect(f, data, len, first, binary);
@@ -615,19 +631,24 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 	if (!f->conn_live || f->aborting)
 		return;
 	if (f->close_pending) {
-		*fr = (struct feed_frame){FRAME_CLOSE, SRC_CLOSE, f->close_reason,
-		                          strlen(f->close_reason), f->close_code};
+		*fr = (struct feed_frame){FRAME_CLOSE,     SRC_CLOSE,
+		                          f->close_reason, strlen(f->close_reason),
+		                          f->close_code,   f->close_wait};
 	} else if (f->state != FEED_OPEN) {
 		return;
 	} else if (f->on_open_next < f->cfg->n_on_open) {
 		const char *m = f->cfg->on_open[f->on_open_next];
-		*fr = (struct feed_frame){FRAME_TEXT, SRC_ON_OPEN, m, strlen(m), 0};
+		*fr = (struct feed_frame){FRAME_TEXT, SRC_ON_OPEN, m, strlen(m), 0, false};
 	} else if (f->beat_pending && hb->type == HB_PING) {
 		put_be64(f->ping_buf, (uint64_t)now_us);
-		*fr = (struct feed_frame){FRAME_PING, SRC_BEAT, f->ping_buf, 8, 0};
+		*fr = (struct feed_frame){FRAME_PING, SRC_BEAT, f->ping_buf, 8, 0, false};
 	} else if (f->beat_pending) {
 		*fr = (struct feed_frame){hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
-		                          SRC_BEAT, hb->payload, hb->payload_len, 0};
+		                          SRC_BEAT,
+		                          hb->payload,
+		                          hb->payload_len,
+		                          0,
+		                          false};
 	}
 }
 
@@ -644,6 +665,7 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 		break;
 	case SRC_CLOSE:
 		f->close_pending = false;
+		f->close_sent = true;
 		return false;
 	}
 	return f->state == FEED_OPEN && (f->on_open_next < f->cfg->n_on_open || f->beat_pending);

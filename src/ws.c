@@ -153,6 +153,39 @@ static unsigned char *tx_space(struct ws *w, size_t len)
 	return w->txbuf + LWS_PRE;
 }
 
+/* lws 4.1 frames opcode 4 as CLOSE (private LWS_WRITE_CLOSE; its header only says to use
+ * lws_close_reason, which also drops the connection at once). */
+#define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+
+/*
+ * A graceful close is written as a frame of ours, so lws keeps reading what the server sent
+ * before it saw it; the server's own close then ends the connection (on_peer_close). Any other
+ * close lets lws send the frame and drop the connection at once.
+ */
+static int write_close(struct ws *w, struct feed *f, struct lws *wsi, const struct feed_frame *fr,
+                       int64_t now)
+{
+	size_t n = fr->len > 123 ? 123 : fr->len;
+	unsigned char *buf;
+
+	if (!fr->wait_for_peer) {
+		lws_close_reason(wsi, (enum lws_close_status)fr->close_code,
+		                 (unsigned char *)fr->data, n);
+		feed_frame_sent(f, fr, now);
+		return -1;
+	}
+	buf = tx_space(w, 2 + n);
+	if (!buf)
+		return -1;
+	buf[0] = (unsigned char)(fr->close_code >> 8);
+	buf[1] = (unsigned char)fr->close_code;
+	memcpy(buf + 2, fr->data, n);
+	if (lws_write(wsi, buf, 2 + n, WS_WRITE_CLOSE) < 0)
+		return -1;
+	feed_frame_sent(f, fr, now);
+	return 0;
+}
+
 static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
 {
 	static const enum lws_write_protocol kinds[] = {
@@ -167,12 +200,8 @@ static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
 	feed_next_frame(f, now, &fr);
 	if (fr.kind == FRAME_NONE)
 		return 0;
-	if (fr.kind == FRAME_CLOSE) {
-		lws_close_reason(wsi, (enum lws_close_status)fr.close_code,
-		                 (unsigned char *)fr.data, fr.len);
-		feed_frame_sent(f, &fr, now);
-		return -1;
-	}
+	if (fr.kind == FRAME_CLOSE)
+		return write_close(w, f, wsi, &fr, now);
 	buf = tx_space(w, fr.len);
 	if (!buf) {
 		feed_set_error(f, "out of memory for a %zu byte frame", fr.len);
@@ -254,7 +283,8 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		on_peer_close(f, in, len);
-		return 0;
+		/* Our close is already out: this is its answer, the handshake is complete. */
+		return f->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		feed_on_gone(f, now, in ? (const char *)in : "connection error");
 		return 0;

@@ -89,6 +89,7 @@ struct feed_frame {
 	const void *data;
 	size_t len;
 	int close_code;
+	bool wait_for_peer; /* FRAME_CLOSE: keep the connection to read until the peer's close */
 };
 
 /* Upper bounds (seconds) of the heartbeat round-trip histogram; +Inf is implied. */
@@ -138,7 +139,9 @@ struct feed {
 	size_t on_open_next;
 
 	bool close_pending;
-	int close_code; /* sent by us, or received from the peer */
+	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
+	bool close_sent; /* our close frame is out: the peer's close ends the connection */
+	int close_code;  /* sent by us, or received from the peer */
 	char close_reason[124];
 
 	/* Where received messages go (NULL: discard, count only); set by the owner. */
