@@ -11,6 +11,7 @@
 
 #include "wsbeat/log.h"
 #include "wsbeat/notify.h"
+#include "wsbeat/shard.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/tls.h"
 #include "wsbeat/util.h"
@@ -292,10 +293,34 @@ static int listen_http(struct app *a)
 	return 0;
 }
 
+bool app_owns(const struct app *a, const struct cfg *c, const struct cfg_feed *f)
+{
+	const char *spec = a->cli_shard ? a->cli_shard : c->shard;
+	unsigned k, n;
+
+	/* Validated at load (config) or at start (command line). */
+	if (!spec || shard_parse(spec, &k, &n) < 0)
+		return true;
+	return shard_owns(f->name, k, n);
+}
+
+static void log_shard(const struct app *a)
+{
+	const char *spec = a->cli_shard ? a->cli_shard : a->cfg->shard;
+
+	if (spec)
+		log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "shard"}, {"shard", spec}}, 2,
+		        "shard %s owns %zu of the %zu configured feeds", spec, a->feeds.n,
+		        a->cfg->n_feeds);
+}
+
 static int init_feeds(struct app *a)
 {
 	for (size_t i = 0; i < a->cfg->n_feeds; i++) {
-		struct feed *f = app_feed_new(a, &a->cfg->feeds[i]);
+		struct feed *f;
+		if (!app_owns(a, a->cfg, &a->cfg->feeds[i]))
+			continue;
+		f = app_feed_new(a, &a->cfg->feeds[i]);
 		if (!f || feed_set_add(&a->feeds, f) < 0) {
 			if (f)
 				app_feed_free(a, f);
@@ -316,11 +341,11 @@ static int init_timers(struct app *a)
 	return tq_reserve(&a->tq, 5);
 }
 
-int app_init(struct app *a, struct cfg *cfg, bool level_from_cli)
+int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard)
 {
 	int64_t now = mono_us();
 
-	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli};
+	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli, .cli_shard = cli_shard};
 	notify_init();
 	rng_seed(&a->rng, 0);
 	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||
@@ -360,6 +385,7 @@ int app_run(struct app *a)
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "start"}}, 1,
 	        "wsbeat %s starting with %zu feed%s from %s", WSBEAT_VERSION, a->feeds.n,
 	        a->feeds.n == 1 ? "" : "s", a->cfg->path);
+	log_shard(a);
 	for (size_t i = 0; i < a->feeds.n; i++)
 		feed_start(a->feeds.v[i], now);
 	arm_process_timers(a, now);

@@ -87,6 +87,8 @@ static int plan_build(struct app *a, struct plan *p)
 		const struct cfg_feed *c = &p->nc->feeds[i];
 		long k = find(p->sorted, n_old, c->name);
 		p->kept[i] = -1;
+		if (!app_owns(a, p->nc, c))
+			continue; /* another shard's: an old feed of that name retires */
 		if (k >= 0 && cfg_feed_equal(p->sorted[k]->cfg, c)) {
 			p->next[i] = p->sorted[k];
 			p->kept[i] = k;
@@ -115,18 +117,24 @@ static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
 		struct feed *f = p->sorted[i];
 		if (!f)
 			continue;
-		bool removed = !cfg_find_feed(p->nc, f->cfg->name);
+		bool removed = !cfg_find_feed(p->nc, f->cfg->name) ||
+		               !app_owns(a, p->nc, cfg_find_feed(p->nc, f->cfg->name));
 		p->removed += removed;
 		a->retiring.v[a->retiring.n++] = f;
 		feed_stop_why(f, now_us,
 		              removed ? "removed from the configuration" : "configuration changed");
 	}
+	/* Compact the new set in configuration order, starting the feeds made for it. */
 	free(a->feeds.v);
-	a->feeds = (struct feed_set){p->next, p->nc->n_feeds, p->nc->n_feeds + 1};
-	p->next = NULL;
-	for (size_t i = 0; i < a->feeds.n; i++)
+	a->feeds = (struct feed_set){p->next, 0, p->nc->n_feeds + 1};
+	for (size_t i = 0; i < p->nc->n_feeds; i++) {
+		if (!p->next[i])
+			continue;
 		if (p->fresh[i])
-			feed_start(a->feeds.v[i], now_us);
+			feed_start(p->next[i], now_us);
+		a->feeds.v[a->feeds.n++] = p->next[i];
+	}
+	p->next = NULL;
 }
 
 static int reserve_retiring(struct app *a, size_t more)

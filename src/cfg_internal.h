@@ -52,6 +52,7 @@ enum cfg_flag {
 	F_PATH = 1 << 7, /* a path we will create later; resolved but not checked */
 	F_HOSTNAME = 1 << 8,
 	F_DNS_SERVERS = 1 << 9, /* "ip[:port],..." */
+	F_SHARD = 1 << 15,      /* "K/N" */
 };
 
 struct cfg_key {

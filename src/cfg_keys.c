@@ -5,6 +5,8 @@
  */
 #include "cfg_internal.h"
 
+#include "wsbeat/shard.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -288,6 +290,10 @@ static int check_str(const struct cfg_ctx *x, const struct cfg_key *k, const con
 	if ((k->flags & F_DNS_SERVERS) && !is_server_list(v))
 		return cfg_err(x, s, path,
 		               "must be a comma-separated list of IP[:PORT] (IPv6 as [ADDR]:PORT)");
+	unsigned shard_k, shard_n;
+
+	if ((k->flags & F_SHARD) && shard_parse(v, &shard_k, &shard_n) < 0)
+		return cfg_err(x, s, path, "must be \"K/N\" with 0 <= K < N <= %d", SHARD_MAX);
 	if ((k->flags & F_HOSTNAME) && !is_hostname(v))
 		return cfg_err(x, s, path, "must be a host name (letters, digits, '-', '.')");
 	return 0;

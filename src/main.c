@@ -10,6 +10,7 @@
 #include "wsbeat/app.h"
 #include "wsbeat/cfg.h"
 #include "wsbeat/log.h"
+#include "wsbeat/shard.h"
 #include "wsbeat/status_client.h"
 #include "wsbeat/version.h"
 #include "wsbeat/ws.h"
@@ -20,7 +21,7 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [-V] [-h]\n"
+	    "Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [--shard K/N] [-V] [-h]\n"
 	    "       wsbeat status [-c FILE | --listen ADDR:PORT]\n"
 	    "Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
 	    "detection and reconnects with capped exponential backoff.\n"
@@ -28,6 +29,8 @@ static void usage(FILE *out)
 	    "  -c, --config FILE   configuration file (default %s)\n"
 	    "  -t, --check         validate the configuration, print \"configuration OK\", exit\n"
 	    "  -l, --log-level L   error, warning, notice, info or debug (overrides log_level)\n"
+	    "      --shard K/N     keep only the feeds that hash to shard K of N (0 <= K < N);\n"
+	    "                      overrides the shard setting\n"
 	    "  -V, --version       print versions and exit\n"
 	    "  -h, --help          print this help and exit\n"
 	    "  status, --status    print a table of every feed from the running daemon's\n"
@@ -51,6 +54,7 @@ struct opts {
 	const char *config;
 	const char *level;
 	const char *listen; /* status: where the daemon's metrics endpoint is */
+	const char *shard;  /* --shard K/N */
 	int check;
 	int status; /* `wsbeat status` or --status */
 };
@@ -61,6 +65,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *status)
 	static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
 	                                         {"status", no_argument, NULL, 's'},
 	                                         {"listen", required_argument, NULL, 'L'},
+	                                         {"shard", required_argument, NULL, 'S'},
 	                                         {"check", no_argument, NULL, 't'},
 	                                         {"log-level", required_argument, NULL, 'l'},
 	                                         {"version", no_argument, NULL, 'V'},
@@ -75,6 +80,9 @@ static int parse_args(int argc, char **argv, struct opts *o, int *status)
 			break;
 		case 'L':
 			o->listen = optarg;
+			break;
+		case 'S':
+			o->shard = optarg;
 			break;
 		case 'c':
 			o->config = optarg;
@@ -161,12 +169,17 @@ int main(int argc, char **argv)
 	enum log_level level;
 	struct cfg *cfg = NULL;
 	struct app app;
+	unsigned shard_k, shard_n;
 	int status = 0;
 
 	if (parse_args(argc, argv, &o, &status) < 0)
 		return status;
 	if (o.status)
 		return run_status(&o);
+	if (o.shard && shard_parse(o.shard, &shard_k, &shard_n) < 0) {
+		fprintf(stderr, "wsbeat: --shard must be K/N with 0 <= K < N <= %d\n", SHARD_MAX);
+		return EXIT_USAGE;
+	}
 	if (o.level && log_level_parse(o.level, &level) < 0) {
 		fprintf(stderr, "wsbeat: unknown log level '%s'\n", o.level);
 		return EXIT_USAGE;
@@ -180,7 +193,7 @@ int main(int argc, char **argv)
 	}
 	log_init();
 	log_set_level(o.level ? level : cfg->log_level);
-	if (app_init(&app, cfg, o.level != NULL) < 0) {
+	if (app_init(&app, cfg, o.level != NULL, o.shard) < 0) {
 		app_fini(&app);
 		return 1;
 	}

@@ -31,11 +31,12 @@ struct app {
 	struct feed_set retiring; /* removed or changed by a reload, closing */
 	size_t n_live;            /* feeds of both sets not yet stopped */
 	bool level_from_cli;      /* -l given: reloads keep it */
+	const char *cli_shard;    /* --shard K/N: overrides the configuration's shard */
 	struct timerq tq;
 	struct connq cq;
 	struct rng rng;
 	struct feed_env env;
-		struct ws *ws;
+	struct ws *ws;
 	struct sinks *sinks;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify;
 	char reload_error[200];    /* why the last reload failed, "" if it did not */
@@ -49,7 +50,10 @@ struct app {
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen);
 
 /* Takes ownership of cfg and builds everything up to the loop. 0, or -1 after logging. */
-int app_init(struct app *a, struct cfg *cfg, bool level_from_cli);
+int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard);
+
+/* True when this instance's shard owns feed f of configuration c. */
+bool app_owns(const struct app *a, const struct cfg *c, const struct cfg_feed *f);
 
 /* Starts every feed and runs the loop until a stop is requested. Returns the exit status. */
 int app_run(struct app *a);

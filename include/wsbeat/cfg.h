@@ -86,6 +86,7 @@ struct cfg {
 	char *dns_servers;      /* NULL = the system's (resolv.conf); else "ip[:port],..." */
 	int64_t dns_timeout_ms; /* per try; 0 = the resolver's default */
 	int dns_tries;          /* 0 = the resolver's default */
+	char *shard;            /* "K/N": keep only the feeds of shard K of N; NULL = all */
 	struct cfg_feed *feeds;
 	size_t n_feeds;
 };
