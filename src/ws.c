@@ -252,6 +252,16 @@ static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 	return 0;
 }
 
+/*
+ * The connection is gone for the feed. The wsi forgets the feed at once: lws may still call
+ * back on it while closing, and a feed removed by a reload may be freed after this.
+ */
+static void conn_gone(struct feed *f, struct lws *wsi, int64_t now, const char *reason)
+{
+	lws_set_opaque_user_data(wsi, NULL);
+	feed_on_gone(f, now, reason);
+}
+
 static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -286,16 +296,16 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		/* Our close is already out: this is its answer, the handshake is complete. */
 		return f->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		feed_on_gone(f, now, in ? (const char *)in : "connection error");
+		conn_gone(f, wsi, now, in ? (const char *)in : "connection error");
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		feed_on_gone(f, now, "server did not answer the WebSocket upgrade");
+		conn_gone(f, wsi, now, "server did not answer the WebSocket upgrade");
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		feed_on_gone(f, now, "connection lost");
+		conn_gone(f, wsi, now, "connection lost");
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
-		feed_on_gone(f, now, "connection ended");
+		conn_gone(f, wsi, now, "connection ended");
 		return 0;
 	default:
 		return 0;
