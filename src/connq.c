@@ -18,13 +18,15 @@ static void on_timer(struct tq_timer *t, int64_t now_us)
 	struct connq *q = container_of(t, struct connq, timer);
 
 	refill(q, now_us);
-	while (q->head.next != &q->head && q->tokens >= 1.0) {
+	while (q->head.next != &q->head && q->tokens >= 1.0 && q->inflight < q->max_inflight) {
 		struct connq_node *n = q->head.next;
 		connq_remove(q, n);
 		q->tokens -= 1.0;
+		q->inflight++;
 		q->grant(q, n, now_us);
 	}
-	if (q->head.next != &q->head) {
+	/* When attempts in flight are the limit, connq_release wakes the queue instead. */
+	if (q->head.next != &q->head && q->inflight < q->max_inflight) {
 		/* Wake when the next whole token has accrued. */
 		int64_t wait = (int64_t)((1.0 - q->tokens) * 1e6 / q->rate) + 1;
 		tq_arm(q->tq, &q->timer, now_us + wait);
@@ -34,7 +36,8 @@ static void on_timer(struct tq_timer *t, int64_t now_us)
 int connq_init(struct connq *q, struct timerq *tq, double rate, connq_grant_fn grant,
                int64_t now_us)
 {
-	*q = (struct connq){.tq = tq, .grant = grant, .last_us = now_us};
+	*q = (struct connq){
+	    .tq = tq, .grant = grant, .last_us = now_us, .max_inflight = CONNQ_MAX_INFLIGHT};
 	q->head.next = q->head.prev = &q->head;
 	tq_timer_init(&q->timer, on_timer);
 	connq_set_rate(q, rate);
@@ -68,6 +71,14 @@ void connq_push(struct connq *q, struct connq_node *n, int64_t now_us)
 	n->queued = true;
 	q->waiting++;
 	if (!tq_armed(&q->timer))
+		tq_arm(q->tq, &q->timer, now_us);
+}
+
+void connq_release(struct connq *q, int64_t now_us)
+{
+	if (q->inflight > 0)
+		q->inflight--;
+	if (q->head.next != &q->head && !tq_armed(&q->timer))
 		tq_arm(q->tq, &q->timer, now_us);
 }
 

@@ -101,6 +101,11 @@ static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		tq_cancel(tq, &f->t_idle);
 	if (!(keep & T_ADDR))
 		tq_cancel(tq, &f->t_addr);
+	/* An attempt ends when it leaves resolving/connecting: its connect slot goes back. */
+	if (f->holds_slot && to != FEED_RESOLVING && to != FEED_CONNECTING) {
+		f->holds_slot = false;
+		connq_release(f->env->connq, now_us);
+	}
 	if (to != f->state) {
 		f->state_since_us = now_us;
 		f->env->n_in_state[f->state]--;
@@ -210,10 +215,13 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	bool numeric = url_host_is_numeric(u);
 	char attempt[16];
 
-	if (f->state != FEED_IDLE || winding_down(f))
+	if (f->state != FEED_IDLE || winding_down(f)) {
+		connq_release(f->env->connq, now_us); /* the grant is not used */
 		return;
+	}
 	reset_attempt(f);
 	f->conn_live = true;
+	f->holds_slot = true;
 	set_state(f, numeric ? FEED_CONNECTING : FEED_RESOLVING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);

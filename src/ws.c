@@ -421,9 +421,14 @@ static void ws_want_write(struct feed *f)
 
 static void ws_abort(struct feed *f)
 {
-	/* Closes on the next service pass; WSI_DESTROY then reports the feed's loss. */
+	/*
+	 * Closed here and now (feed_on_gone runs before this returns). The asynchronous kill
+	 * rides on an lws timer, which under 4.1.6's libev plugin can wait for an unrelated
+	 * timer; abort is only ever called from our own timers and signals, never from a
+	 * callback of this connection, so closing synchronously is safe.
+	 */
 	if (f->conn)
-		lws_set_timeout(f->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		lws_set_timeout(f->conn, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 }
 
 const struct feed_shell ws_feed_shell = {
@@ -672,7 +677,10 @@ int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks 
 int ws_run(struct ws *w)
 {
 	/* With an event-library backend this runs the whole loop until ws_quit. */
-	return lws_service(w->ctx, 0) < 0 ? -1 : 0;
+	while (!w->quitting)
+		if (lws_service(w->ctx, 0) < 0 && !w->quitting)
+			return -1;
+	return 0;
 }
 
 void ws_quit(struct ws *w)

@@ -120,6 +120,7 @@ struct feed {
 	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
 	bool aborting;       /* the shell was asked to drop the connection */
 	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
+	bool holds_slot;     /* counts against the connect queue's attempts in flight */
 	int64_t open_since_us;
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
