@@ -58,12 +58,17 @@ def daemon(wsbeat_bin, tmp_path):
         return d.start(config, level=level, extra_args=extra_args)
 
     yield make
-    reports = []
+    reports, died = [], []
     for d in started:
+        rc = d.exited_unexpectedly()
+        if rc is not None:
+            died.append("%s exited on its own with rc=%s\n%s" % (d.name, rc, d.tail(15)))
         d.kill()
         reports += d.sanitizer_reports()
     if reports:
         pytest.fail("sanitizer reports in daemon output:\n" + "\n".join(reports[:20]))
+    if died:
+        pytest.fail("\n".join(died))
 
 
 @pytest.fixture

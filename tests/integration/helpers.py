@@ -148,6 +148,7 @@ class Daemon:
         self.stdout_lines = []
         self.conf_path = None
         self.started_at = None
+        self.exit_expected = False  # set once a test stops it on purpose
         self._lock = threading.Lock()
         self._threads = []
 
@@ -205,11 +206,20 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def send_signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGQUIT):
+            self.exit_expected = True
         self.proc.send_signal(sig)
+
+    def exited_unexpectedly(self):
+        """The exit code when the daemon ended without a test asking it to, else None."""
+        if self.proc is None or self.exit_expected:
+            return None
+        return self.proc.poll()
 
     def wait_exit(self, timeout, scaled=True):
         """Returns the exit code, or raises WaitTimeout (the process is left running).
         scaled=False when the bound itself is the contract (e.g. "exits within 2 s")."""
+        self.exit_expected = True
         limit = timeout * TIMEOUT_SCALE if scaled else timeout
         try:
             rc = self.proc.wait(timeout=limit)
@@ -283,7 +293,17 @@ class Daemon:
 
         def pred():
             m = self.events(event, feed, since, **fields)
-            return m[count - 1] if len(m) >= count else None
+            if len(m) >= count:
+                return m[count - 1]
+            rc = self.exited_unexpectedly()
+            if rc is not None:
+                self._join_readers()
+                m = self.events(event, feed, since, **fields)
+                if len(m) >= count:
+                    return m[count - 1]
+                raise AssertionError("daemon exited (rc=%s) while waiting for %s\n%s"
+                                     % (rc, desc, self.tail()))
+            return None
 
         return wait_for(pred, timeout, desc, daemon=self)
 

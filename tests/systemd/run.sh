@@ -383,6 +383,43 @@ has_record WSBEAT_EVENT=reload PRIORITY=3 WSBEAT_REASON~/etc/wsbeat/wsbeat.conf:
 [ "$(prop ActiveState)/$(prop SubState)" = active/running ] || die "unit not running after a bad reload"
 log "ok - a bad reload keeps the unit running: '$(prop StatusText)'"
 
+# --- identity: a dynamic, unprivileged user with no capabilities -----------------------------
+pid=$(prop MainPID)
+ids=$(grep -E '^(Uid|Gid|CapEff|CapPrm|CapBnd|NoNewPrivs):' "$GROOT/proc/$pid/status")
+uid=$(awk '/^Uid:/ {print $3}' <<<"$ids")
+[ "$uid" -ne 0 ] || die "wsbeat runs as root: $ids"
+[ "$uid" -ge 61184 ] && [ "$uid" -le 65519 ] || die "uid $uid is not a DynamicUser= uid: $ids"
+for c in CapEff CapPrm; do
+	[ "$(awk -v c="$c:" '$1 == c {print $2}' <<<"$ids")" = 0000000000000000 ] ||
+		die "wsbeat holds capabilities: $ids"
+done
+[ "$(awk '/^NoNewPrivs:/ {print $2}' <<<"$ids")" = 1 ] || die "NoNewPrivs is off: $ids"
+log "ok - the daemon runs as dynamic user $uid with no capabilities"
+
+# --- watchdog: a stuck loop gets the service killed and restarted -----------------------------
+write_conf v4 v6 v4b
+mkdir -p "$GROOT/run/systemd/system/wsbeat.service.d"
+printf '[Service]\nWatchdogSec=2s\nRestartSec=1\n' \
+	>"$GROOT/run/systemd/system/wsbeat.service.d/watchdog.conf"
+G systemctl daemon-reload
+G systemctl restart wsbeat || die "systemctl restart wsbeat (watchdog drop-in) failed"
+stuck=$(prop MainPID)
+wait_until 15 "STATUS '3/3 feeds open' before the freeze" status_is "3/3 feeds open"
+kill -STOP "$(awk '/^NSpid:/ {print $2}' "$GROOT/proc/$stuck/status")" 2>/dev/null ||
+	G kill -STOP "$stuck" || die "cannot stop the main process $stuck"
+restarted() { local p; p=$(prop MainPID); [ "$p" != 0 ] && [ "$p" != "$stuck" ] &&
+	[ "$(prop ActiveState)/$(prop SubState)" = active/running ]; }
+wait_until 20 "the watchdog to kill the frozen daemon and systemd to restart it" restarted
+has_record WSBEAT_EVENT=start _PID="$(prop MainPID)" ||
+	wait_until 10 "the restarted daemon's start record" has_record WSBEAT_EVENT=start \
+		_PID="$(prop MainPID)"
+out=$(G journalctl -u wsbeat --no-pager 2>&1) || true
+grep -qi 'watchdog timeout' <<<"$out" || die "no watchdog timeout in the unit's journal:
+$(tail -20 <<<"$out")"
+log "ok - SIGSTOP on the main PID: the watchdog killed it and systemd restarted it ($stuck -> $(prop MainPID))"
+rm -f "$GROOT/run/systemd/system/wsbeat.service.d/watchdog.conf"
+G systemctl daemon-reload
+
 # --- stop ------------------------------------------------------------------------------------
 pid=$(prop MainPID)
 t=$(date +%s.%N)

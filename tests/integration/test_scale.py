@@ -1,0 +1,46 @@
+"""
+Many feeds in one process: 200 feeds against one python-websockets server, heartbeat interval
+1 s. All 200 open, and the server sees >= 2 PINGs on every one of the 200 connections. Bound:
+connects are limited to 400/s here (so < 1 s), first beat within one interval of the open and
+the second one interval later: 20 s is generous even under sanitizers.
+"""
+import collections
+
+from helpers import make_config, wait_for
+
+N = 200
+
+
+def test_200_feeds_all_open_and_beat(pyserver, daemon):
+    srv = pyserver()
+    d = daemon(make_config(
+        [{"name": "f%03d" % i, "url": srv.url("/f%03d" % i)} for i in range(N)],
+        defaults={"heartbeat": {"type": "ping", "interval": "1s", "timeout": "5s"}},
+        max_connects_per_second=400), level="info")
+    srv.wait_count("open", N, timeout=20, daemon=d)
+
+    def enough():
+        per = collections.Counter(e["conn"] for e in srv.evs("ping"))
+        return len(per) == N and min(per.values()) >= 2
+
+    wait_for(enough, 20, "2 PINGs on each of %d connections" % N, daemon=d, server=srv)
+
+    opened = {r["feed"] for r in d.events("open")}
+    assert len(opened) == N, "%d feeds logged open" % len(opened)
+    paths = {e["path"] for e in srv.evs("handshake")}
+    assert paths == {"/f%03d" % i for i in range(N)}, "paths seen: %d distinct" % len(paths)
+    assert len(srv.evs("open")) == N, "reconnects happened: %d opens" % len(srv.evs("open"))
+    assert not d.events("heartbeat_timeout"), d.tail()
+    assert not d.events("closed"), d.tail()
+
+    # Heartbeats are spread over the interval (random phase), not all in one burst.
+    first = {}
+    for e in srv.evs("ping"):
+        first.setdefault(e["conn"], e["t"])
+    opens = {e["conn"]: e["t"] for e in srv.evs("open")}
+    phases = sorted(first[c] - opens[c] for c in first)
+    assert phases[-1] <= 1.0 + 0.1, "a first PING came %.0f ms after open" % (phases[-1] * 1e3)
+    buckets = collections.Counter(int(p * 10) for p in phases)  # 100 ms buckets
+    assert max(buckets.values()) <= N // 2, \
+        "first PINGs bunched: %s (per 100 ms of phase)" % sorted(buckets.items())
+    assert d.stop() == 0
