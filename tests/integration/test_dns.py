@@ -240,3 +240,27 @@ def test_wss_by_name_uses_name_for_sni_and_verification(pki, tls_server, dns_ser
     wait_for(lambda: [x for x in srv.evs("tls_sni") if x["name"] == "alias.test"], 5,
              "SNI alias.test", daemon=d, server=srv)
     assert [x["path"] for x in srv.evs("handshake")] == ["/good"], srv.tail()
+
+
+def test_name_resolving_to_a_closed_port_is_retried(dns_server, daemon):
+    """closed.test resolves, but nothing listens on the port: connect_error, then backoff."""
+    dns = dns_server("respond", "--a", "closed.test=127.0.0.1")
+    d = daemon(make_config([{"name": "closed", "url": "ws://closed.test:9/x"}],
+                           defaults={"reconnect": FAST_RETRY}, **resolver(dns)))
+    e = d.wait_event("connect_error", feed="closed", timeout=10)
+    assert not e.get("reason", "").startswith("cannot resolve"), e["_raw"]
+    b = d.wait_event("backoff", feed="closed", timeout=5, since=e["_i"] + 1)
+    d.wait_event("connecting", feed="closed", timeout=5, since=b["_i"] + 1)
+    dns.wait_count("answer", 1, timeout=5, daemon=d, name="closed.test", qtype="A")
+    assert not d.events("open", feed="closed"), d.tail()
+
+
+def test_name_from_etc_hosts_only(pyserver, dns_server, daemon):
+    """localhost is answered from /etc/hosts: the feed opens while the configured DNS server
+    is a black hole that would never answer, and that server is never asked for it."""
+    srv = pyserver()
+    dns = dns_server("blackhole")
+    d = daemon(make_config([{"name": "hosts", "url": "ws://localhost:%d/h" % srv.port}],
+                           defaults={"reconnect": FAST_RETRY}, **resolver(dns)))
+    d.wait_event("open", feed="hosts", timeout=10)
+    assert not [e for e in dns.evs("query") if e.get("name") == "localhost"], dns.tail()
