@@ -134,6 +134,12 @@ static void on_reap_timer(struct tq_timer *t, int64_t now_us)
 	struct app *a = container_of(t, struct app, t_reap);
 	size_t kept = 0;
 
+	if (a->http_jobs > 0) {
+		/* A scrape in progress may still point at retired feeds: come back later. */
+		tq_arm(&a->tq, t, now_us + 100 * 1000);
+		return;
+	}
+
 	for (size_t i = 0; i < a->retiring.n; i++) {
 		struct feed *f = a->retiring.v[i];
 		if (f->state == FEED_STOPPED && !f->conn)
@@ -260,32 +266,69 @@ static void on_signal(int signo, void *arg)
 	}
 }
 
-static int render_http(void *arg, const char *path, struct mbuf *body, const char **type)
+/* Feeds rendered per loop turn: about a millisecond of work. */
+#define APP_HTTP_SLICE 500
+
+/* A document in progress: a snapshot of the feed set, since a reload may replace it. */
+struct http_job {
+	bool metrics; /* /metrics, else /status */
+	struct metrics_cursor cur;
+	struct feed **feeds;
+	size_t n;
+	int64_t mono, real;
+};
+
+static int http_begin(void *arg, const char *path, void **job, const char **type)
 {
 	struct app *a = arg;
+	struct http_job *j;
 	struct timespec real;
-	int64_t now = mono_us();
+	bool metrics = strcmp(path, "/metrics") == 0;
 
+	if (!metrics && strcmp(path, "/status") != 0)
+		return 404;
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->feeds = malloc((a->feeds.n + 1) * sizeof(*j->feeds)))) {
+		free(j);
+		return 500;
+	}
+	memcpy(j->feeds, a->feeds.v, a->feeds.n * sizeof(*j->feeds));
+	j->n = a->feeds.n;
+	j->metrics = metrics;
 	clock_gettime(CLOCK_REALTIME, &real);
-	if (strcmp(path, "/metrics") == 0) {
-		*type = "text/plain; version=0.0.4; charset=utf-8";
-		metrics_render_prometheus(body, a->feeds.v, a->feeds.n, now,
-		                          (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000);
-		return 200;
-	}
-	if (strcmp(path, "/status") == 0) {
-		*type = "application/json";
-		metrics_render_status(body, a->feeds.v, a->feeds.n, now);
-		return 200;
-	}
-	return 404;
+	j->mono = mono_us();
+	j->real = (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000;
+	*type = metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json";
+	*job = j;
+	a->http_jobs++; /* retired feeds in the snapshot are not freed until it is done */
+	return 200;
+}
+
+static int http_step(void *arg, void *job, struct mbuf *body)
+{
+	struct http_job *j = job;
+
+	if (j->metrics)
+		return metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
+		                               APP_HTTP_SLICE);
+	return metrics_status_step(&j->cur, body, j->feeds, j->n, j->mono, APP_HTTP_SLICE);
+}
+
+static void http_end(void *arg, void *job)
+{
+	struct app *a = arg;
+	struct http_job *j = job;
+
+	free(j->feeds);
+	free(j);
+	a->http_jobs--;
 }
 
 static int listen_http(struct app *a)
 {
 	char err[256];
 
-	a->http = (struct ws_http_hooks){render_http, a};
+	a->http = (struct ws_http_hooks){http_begin, http_step, http_end, a};
 	if (ws_listen_http(a->ws, a->cfg->metrics_listen, &a->http, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;

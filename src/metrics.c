@@ -169,20 +169,18 @@ static uint64_t stat_at(const struct feed *f, size_t off)
 }
 
 static void render_counter(struct mbuf *b, const struct counter_def *c, struct feed *const *feeds,
-                           size_t n)
+                           size_t from, size_t to)
 {
-	put_family(b, c->name, "counter", c->help);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = from; i < to; i++) {
 		put_series(b, c->name, feeds[i]);
 		mbuf_put(b, "}", 1);
 		put_value_line(b, stat_at(feeds[i], c->off));
 	}
 }
 
-static void render_up(struct mbuf *b, struct feed *const *feeds, size_t n)
+static void render_up(struct mbuf *b, struct feed *const *feeds, size_t from, size_t to)
 {
-	put_family(b, "wsbeat_feed_up", "gauge", "1 when the feed's connection is open, else 0.");
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = from; i < to; i++) {
 		put_series(b, "wsbeat_feed_up", feeds[i]);
 		mbuf_put(b, "}", 1);
 		put_value_line(b, feeds[i]->state == FEED_OPEN);
@@ -213,20 +211,24 @@ static void render_histogram_one(struct mbuf *b, const struct feed *f, const str
 	put_value_line(b, st->rtt_count);
 }
 
-static void render_histogram(struct mbuf *b, struct feed *const *feeds, size_t n)
+static void le_labels_init(struct le_labels *le)
+{
+	for (size_t k = 0; k <= FEED_RTT_BUCKETS; k++) {
+		int w =
+		    k < FEED_RTT_BUCKETS
+		        ? snprintf(le->s[k], sizeof(le->s[k]), ",le=\"%g\"}", feed_rtt_bounds_s[k])
+		        : snprintf(le->s[k], sizeof(le->s[k]), ",le=\"+Inf\"}");
+
+		le->len[k] = (size_t)w;
+	}
+}
+
+static void render_histogram(struct mbuf *b, struct feed *const *feeds, size_t from, size_t to)
 {
 	struct le_labels le;
 
-	for (size_t k = 0; k <= FEED_RTT_BUCKETS; k++) {
-		int w = k < FEED_RTT_BUCKETS ? snprintf(le.s[k], sizeof(le.s[k]), ",le=\"%g\"}",
-		                                        feed_rtt_bounds_s[k])
-		                             : snprintf(le.s[k], sizeof(le.s[k]), ",le=\"+Inf\"}");
-
-		le.len[k] = (size_t)w;
-	}
-	put_family(b, "wsbeat_heartbeat_rtt_seconds", "histogram",
-	           "Heartbeat round-trip time (send to answer).");
-	for (size_t i = 0; i < n; i++)
+	le_labels_init(&le);
+	for (size_t i = from; i < to; i++)
 		render_histogram_one(b, feeds[i], &le);
 }
 
@@ -238,12 +240,10 @@ static void put_seconds_ms(struct mbuf *b, int64_t us)
 	mbuf_printf(b, "%" PRId64 ".%03d", us / 1000000, (int)(us % 1000000 / 1000));
 }
 
-static void render_last_msg(struct mbuf *b, struct feed *const *feeds, size_t n, int64_t now_mono,
-                            int64_t now_real)
+static void render_last_msg(struct mbuf *b, struct feed *const *feeds, size_t from, size_t to,
+                            int64_t now_mono, int64_t now_real)
 {
-	put_family(b, "wsbeat_last_message_timestamp_seconds", "gauge",
-	           "Unix time of the last complete message received.");
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = from; i < to; i++) {
 		int64_t last = feeds[i]->stats.last_msg_us;
 
 		if (last == 0)
@@ -268,22 +268,82 @@ static void render_state_counts(struct mbuf *b, struct feed *const *feeds, size_
 	size_t counts[FEED_NSTATES];
 
 	count_states(feeds, n, counts);
-	put_family(b, "wsbeat_feeds", "gauge", "Feeds in each state.");
 	for (int s = 0; s < FEED_NSTATES; s++)
 		mbuf_printf(b, "wsbeat_feeds{state=\"%s\"} %zu\n",
 		            feed_state_name((enum feed_state)s), counts[s]);
 }
 
+/* The families of /metrics, in order: feed_up, the counters, the histogram, the last message
+ * time, then the per-state totals. */
+enum {
+	FAM_UP,
+	FAM_COUNTERS,
+	FAM_HIST = FAM_COUNTERS + ARRAY_SIZE(counters),
+	FAM_LAST,
+	FAM_STATES,
+	FAM_END
+};
+
+static void family_header(struct mbuf *b, unsigned fam)
+{
+	if (fam == FAM_UP)
+		put_family(b, "wsbeat_feed_up", "gauge",
+		           "1 when the feed's connection is open, else 0.");
+	else if (fam < FAM_HIST)
+		put_family(b, counters[fam - FAM_COUNTERS].name, "counter",
+		           counters[fam - FAM_COUNTERS].help);
+	else if (fam == FAM_HIST)
+		put_family(b, "wsbeat_heartbeat_rtt_seconds", "histogram",
+		           "Heartbeat round-trip time (send to answer).");
+	else if (fam == FAM_LAST)
+		put_family(b, "wsbeat_last_message_timestamp_seconds", "gauge",
+		           "Unix time of the last complete message received.");
+	else
+		put_family(b, "wsbeat_feeds", "gauge", "Feeds in each state.");
+}
+
+static void family_range(struct mbuf *b, unsigned fam, struct feed *const *feeds, size_t n,
+                         size_t from, size_t to, int64_t now_mono, int64_t now_real)
+{
+	if (fam == FAM_UP)
+		render_up(b, feeds, from, to);
+	else if (fam < FAM_HIST)
+		render_counter(b, &counters[fam - FAM_COUNTERS], feeds, from, to);
+	else if (fam == FAM_HIST)
+		render_histogram(b, feeds, from, to);
+	else if (fam == FAM_LAST)
+		render_last_msg(b, feeds, from, to, now_mono, now_real);
+	else if (from == 0)
+		render_state_counts(b, feeds, n);
+}
+
+int metrics_prometheus_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
+                            size_t n, int64_t now_mono_us, int64_t now_real_us, size_t budget)
+{
+	while (budget > 0 && c->part < FAM_END) {
+		size_t to = n - c->i < budget ? n : c->i + budget;
+
+		if (c->i == 0)
+			family_header(out, c->part);
+		family_range(out, c->part, feeds, n, c->i, to, now_mono_us, now_real_us);
+		budget -= to - c->i;
+		c->i = to;
+		if (c->i >= n || c->part == FAM_STATES) {
+			c->part++;
+			c->i = 0;
+		}
+	}
+	return out->oom ? -1 : c->part == FAM_END;
+}
+
 int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_t n,
                               int64_t now_mono_us, int64_t now_real_us)
 {
-	render_up(out, feeds, n);
-	for (size_t c = 0; c < ARRAY_SIZE(counters); c++)
-		render_counter(out, &counters[c], feeds, n);
-	render_histogram(out, feeds, n);
-	render_last_msg(out, feeds, n, now_mono_us, now_real_us);
-	render_state_counts(out, feeds, n);
-	return out->oom ? -1 : 0;
+	struct metrics_cursor c = {0};
+
+	return metrics_prometheus_step(&c, out, feeds, n, now_mono_us, now_real_us, SIZE_MAX) < 0
+	           ? -1
+	           : 0;
 }
 
 /* ---- /status JSON ---- */
@@ -367,22 +427,38 @@ static void render_feed_json(struct mbuf *b, const struct feed *f, int64_t now)
 		mbuf_puts(b, ",\"close_code\":null}");
 }
 
-int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
-                          int64_t now_mono_us)
+int metrics_status_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
+                        size_t n, int64_t now_mono_us, size_t budget)
 {
 	size_t counts[FEED_NSTATES];
+	size_t to = n - c->i < budget ? n : c->i + budget;
 
-	mbuf_puts(out, "{\"feeds\":[");
-	for (size_t i = 0; i < n; i++) {
+	if (c->part > 0)
+		return 1;
+	if (c->i == 0)
+		mbuf_puts(out, "{\"feeds\":[");
+	for (size_t i = c->i; i < to; i++) {
 		if (i)
 			mbuf_puts(out, ",\n");
 		render_feed_json(out, feeds[i], now_mono_us);
 	}
+	c->i = to;
+	if (c->i < n)
+		return out->oom ? -1 : 0;
+	c->part = 1;
 	mbuf_puts(out, "],\n\"counts\":{");
 	count_states(feeds, n, counts);
 	for (int s = 0; s < FEED_NSTATES; s++)
 		mbuf_printf(out, "%s\"%s\":%zu", s ? "," : "", feed_state_name((enum feed_state)s),
 		            counts[s]);
 	mbuf_puts(out, "}}\n");
-	return out->oom ? -1 : 0;
+	return out->oom ? -1 : 1;
+}
+
+int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
+                          int64_t now_mono_us)
+{
+	struct metrics_cursor c = {0};
+
+	return metrics_status_step(&c, out, feeds, n, now_mono_us, SIZE_MAX) < 0 ? -1 : 0;
 }

@@ -2,7 +2,7 @@
  * The optional HTTP endpoint (metrics.listen): a server vhost in the same lws context and loop
  * as the feeds. GET /metrics and GET /status are rendered by the app; anything else is 404.
  * Bodies are written from HTTP_WRITEABLE in bounded chunks so a large scrape never holds the
- * loop for long.
+ * loop for long: documents are rendered a slice per loop turn, then sent.
  */
 #include "wsbeat/ws_http.h"
 
@@ -17,9 +17,17 @@
 #define HTTP_CHUNK (16 * 1024)
 
 struct http_pss {
+	void *job; /* the document being rendered, NULL once complete or when there is none */
+	bool headers_sent;
+	const char *type;
 	struct mbuf body;
 	size_t sent;
 };
+
+static const struct ws_http_hooks *hooks_of(struct lws *wsi)
+{
+	return lws_get_protocol(wsi)->user;
+}
 
 static int send_headers(struct lws *wsi, int status, const char *type, size_t len)
 {
@@ -32,36 +40,64 @@ static int send_headers(struct lws *wsi, int status, const char *type, size_t le
 	return 0;
 }
 
+static void finish_job(struct lws *wsi, struct http_pss *pss)
+{
+	if (pss->job) {
+		hooks_of(wsi)->end(hooks_of(wsi)->arg, pss->job);
+		pss->job = NULL;
+	}
+}
+
+static int fail(struct lws *wsi, unsigned int status)
+{
+	lws_return_http_status(wsi, status, NULL);
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int on_request(struct lws *wsi, struct http_pss *pss, const char *path)
 {
-	const struct ws_http_hooks *h = lws_get_protocol(wsi)->user;
-	const char *type = "text/plain; charset=utf-8";
+	const struct ws_http_hooks *h = hooks_of(wsi);
 	int status;
 
-	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-		lws_return_http_status(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, NULL);
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
-	pss->body = (struct mbuf){0};
-	pss->sent = 0;
-	status = h->render(h->arg, path, &pss->body, &type);
-	if (status != 200 || pss->body.oom) {
-		mbuf_free(&pss->body);
-		lws_return_http_status(wsi, status == 200 ? 500 : (unsigned int)status, NULL);
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
-	}
-	if (send_headers(wsi, 200, type, pss->body.len) < 0)
-		return -1;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return fail(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED);
+	*pss = (struct http_pss){0};
+	status = h->begin(h->arg, path, &pss->job, &pss->type);
+	if (status != 200)
+		return fail(wsi, (unsigned int)status);
 	lws_callback_on_writable(wsi);
 	return 0;
 }
 
+/* One turn of the loop: render a slice, or, once complete, send the headers or a chunk. */
 static int on_writeable(struct lws *wsi, struct http_pss *pss)
 {
-	size_t left = pss->body.len - pss->sent, n = left > HTTP_CHUNK ? HTTP_CHUNK : left;
 	unsigned char buf[LWS_PRE + HTTP_CHUNK];
-	bool last = n == left;
+	size_t left, n;
+	bool last;
 
+	if (pss->job) {
+		int done = hooks_of(wsi)->step(hooks_of(wsi)->arg, pss->job, &pss->body);
+		if (done < 0 || pss->body.oom) {
+			finish_job(wsi, pss);
+			mbuf_free(&pss->body);
+			return fail(wsi, HTTP_STATUS_INTERNAL_SERVER_ERROR);
+		}
+		if (done)
+			finish_job(wsi, pss);
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (!pss->headers_sent) {
+		pss->headers_sent = true;
+		if (send_headers(wsi, 200, pss->type, pss->body.len) < 0)
+			return -1;
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	left = pss->body.len - pss->sent;
+	n = left > HTTP_CHUNK ? HTTP_CHUNK : left;
+	last = n == left;
 	memcpy(buf + LWS_PRE, pss->body.p + pss->sent, n);
 	if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
 		return -1;
@@ -83,11 +119,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP:
 		return on_request(wsi, pss, in ? (const char *)in : "/");
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return pss && pss->body.p ? on_writeable(wsi, pss) : 0;
+		return pss && (pss->job || pss->body.p) ? on_writeable(wsi, pss) : 0;
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (pss)
+		if (pss) {
+			finish_job(wsi, pss);
 			mbuf_free(&pss->body);
+		}
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -42,4 +42,19 @@ int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_
 int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
                           int64_t now_mono_us);
 
+/*
+ * The same documents rendered a slice at a time, so a scrape of many feeds can share the loop
+ * with heartbeats. Start with a zeroed cursor; each call renders at most `budget` feeds' worth
+ * and returns 1 when the document is complete, 0 when more remains, -1 on allocation failure.
+ * The feed pointers must stay valid until the document is complete.
+ */
+struct metrics_cursor {
+	unsigned part; /* family (metrics) or section (status) */
+	size_t i;      /* next feed */
+};
+int metrics_prometheus_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
+                            size_t n, int64_t now_mono_us, int64_t now_real_us, size_t budget);
+int metrics_status_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
+                        size_t n, int64_t now_mono_us, size_t budget);
+
 #endif

@@ -8,9 +8,17 @@
 
 struct lws_context;
 
+/*
+ * A document is produced in slices, one per turn of the loop, so a large scrape never holds
+ * the loop for long: begin() decides whether the path exists, step() appends a slice and
+ * says when the document is complete, end() releases what begin() took.
+ */
 struct ws_http_hooks {
-	/* Fills body for path; returns the HTTP status (200, or 404 for unknown paths). */
-	int (*render)(void *arg, const char *path, struct mbuf *body, const char **content_type);
+	/* Returns the HTTP status: 200 with *job and *content_type set, or 404. */
+	int (*begin)(void *arg, const char *path, void **job, const char **content_type);
+	/* Appends the next slice to body: 1 when complete, 0 when more remains, -1 on error. */
+	int (*step)(void *arg, void *job, struct mbuf *body);
+	void (*end)(void *arg, void *job);
 	void *arg;
 };
 
