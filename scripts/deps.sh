@@ -7,6 +7,7 @@ PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
 libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libcmocka-dev
 python3 python3-websockets python3-pytest python3-prometheus-client openssl procps
+clang libclang-rt-14-dev
 systemd-container debootstrap dpkg-dev"
 
 missing=""

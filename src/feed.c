@@ -597,38 +597,84 @@ static void message_done(struct feed *f, int64_t now_us)
 		f->last_data_us = now_us;
 }
 
-void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
-                int64_t now_us)
+/*
+ * A protocol violation fails the connection (RFC 6455 §7.1.7): a close frame with code and
+ * the connection dropped at once; the shell stops reading meanwhile.
+ */
+static int fail_now(struct feed *f, int code, const char *reason, int64_t now_us)
+{
+	f->rx_too_big = true; /* nothing more of this message is looked at */
+		if (f->state == FEED_OPEN || f->close_wait) {
+		begin_close(f, code, reason, now_us);
+		/* Reading has stopped and lws may not offer a write slot while the peer's frame is
+		 * half read: if the close frame is not out almost at once, drop the connection. */
+		tq_arm(f->env->tq, &f->t_state, now_us + FEED_FAIL_TIMEOUT_US);
+	}
+	return -1;
+}
+
+/*
+ * Validates text incrementally, also across fragments: the continuation bytes still expected
+ * and the range allowed for the next one (which rules out overlong forms and surrogates).
+ */
+static bool utf8_ok(struct feed *f, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned c = p[i];
+		if (f->u8_need) {
+			if (c < f->u8_lo || c > f->u8_hi)
+				return false;
+			f->u8_need--;
+			f->u8_lo = 0x80;
+			f->u8_hi = 0xbf;
+			continue;
+		}
+		if (c < 0x80)
+			continue;
+		f->u8_lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+		f->u8_hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+		f->u8_need = c >= 0xc2 && c <= 0xdf   ? 1
+		             : c >= 0xe0 && c <= 0xef ? 2
+		             : c >= 0xf0 && c <= 0xf4 ? 3
+		                                      : 0;
+		if (!f->u8_need)
+			return false;
+	}
+	return true;
+}
+
+int feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
+               int64_t now_us)
 {
 	/* While a graceful close waits for the peer's, what it still sends is kept. */
 	if (f->state != FEED_OPEN && !(f->state == FEED_CLOSING && f->close_wait))
-		return;
+		return 0;
 	if (first) {
 		f->rx_len = 0;
 		f->rx_too_big = false;
 		f->rx_binary = binary;
+		f->u8_need = 0;
 	}
 	if (f->rx_too_big)
-		return;
+		return 0;
 	f->rx_len += len;
 	if (f->rx_len > f->cfg->max_message_size) {
-		f->rx_too_big = true;
 		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
 		               f->cfg->max_message_size);
-		if (f->state == FEED_OPEN)
-			begin_close(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
-		return;
+		return fail_now(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
+	}
+	if (!binary && (!utf8_ok(f, data, len) || (final && f->u8_need))) {
+		feed_set_error(f, "text message is not valid UTF-8");
+		return fail_now(f, WS_CLOSE_INVALID_DATA, "invalid UTF-8", now_us);
 	}
 	if (f->sink && buffer_piece(f, data, len) < 0) {
-		f->rx_too_big = true;
 		feed_set_error(f, "out of memory buffering a %zu byte message", f->rx_len);
-		if (f->state == FEED_OPEN)
-			begin_close(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
-		return;
+		return fail_now(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
 	}
 	match_expect(f, data, len, first, binary);
 	if (final)
 		message_done(f, now_us);
+	return 0;
 }
 
 void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)

@@ -285,8 +285,12 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return on_writeable(w, f, wsi);
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-		           lws_frame_is_binary(wsi), now);
+		/* On a violation, stop reading: lws would otherwise parse the rest of a huge frame
+		 * before our close frame goes out. (Returning -1 from here corrupts 4.1.6's state:
+		 * the close happens inside its parser loop.) */
+		if (feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+		               lws_frame_is_binary(wsi), now) < 0)
+			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		feed_on_pong(f, in, len, now);

@@ -41,11 +41,14 @@ enum feed_state {
 
 /* How long a close handshake may take before the connection is dropped. */
 #define FEED_CLOSE_TIMEOUT_US (1000 * 1000)
+/* ... and after a protocol violation, before it is dropped without one. */
+#define FEED_FAIL_TIMEOUT_US (20 * 1000)
 
 /* WebSocket close codes we send. */
-#define WS_CLOSE_NORMAL     1000
-#define WS_CLOSE_GOING_AWAY 1001
-#define WS_CLOSE_TOO_BIG    1009
+#define WS_CLOSE_NORMAL       1000
+#define WS_CLOSE_GOING_AWAY   1001
+#define WS_CLOSE_INVALID_DATA 1007
+#define WS_CLOSE_TOO_BIG      1009
 
 struct feed;
 struct lws; /* the shell's connection handle; opaque here */
@@ -151,6 +154,7 @@ struct feed {
 	char *msg_buf;
 	size_t msg_cap;
 	bool rx_binary;
+	unsigned char u8_need, u8_lo, u8_hi; /* UTF-8 validation across pieces */
 	size_t rx_len;
 	size_t rx_match; /* bytes of heartbeat.expect matched so far, or SIZE_MAX: no match */
 	bool rx_too_big;
@@ -184,9 +188,14 @@ void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
 void feed_on_open(struct feed *f, int64_t now_us);
 void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
-/* A piece of a received message; first/final mark message boundaries. */
-void feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
-                int64_t now_us);
+/*
+ * A piece of a received message; first/final mark message boundaries. Returns -1 when the
+ * peer broke the protocol (a message over max_message_size, text that is not UTF-8): the feed
+ * then sends a close frame (1009, 1007) and drops the connection; the shell should stop
+ * reading from it meanwhile.
+ */
+int feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
+               int64_t now_us);
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len);
 /* The attempt or connection is gone (any cause). Idempotent: only the first call counts. */
 void feed_on_gone(struct feed *f, int64_t now_us, const char *reason);

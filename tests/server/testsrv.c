@@ -40,6 +40,45 @@
 
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BIN = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
 
+/* --hostile MODE: the server misbehaves on every connection (README.md lists the modes). */
+enum hostile {
+	H_NONE,
+	H_HANDSHAKE_GARBAGE, /* non-HTTP bytes instead of the 101 */
+	H_BAD_ACCEPT,        /* 101 with a wrong Sec-WebSocket-Accept */
+	H_RANDOM,            /* 101, then random bytes (1 KiB at once and every 100 ms) */
+	H_HUGE_FRAME,        /* 101, then a frame header claiming 2^62 bytes and endless filler */
+	H_OVERSIZED,         /* 101, then one text frame of --hostile-size bytes */
+	H_OPCODE3,           /* 101, then a frame with the reserved data opcode 0x3 */
+	H_OPCODE11,          /* 101, then a frame with the reserved control opcode 0xB */
+	H_BAD_UTF8,          /* 101, then a text frame that is not UTF-8 */
+	H_MASKED,            /* 101, then a masked text frame (servers must not mask) */
+	H_CLOSE_CODE,        /* 101, then CLOSE with code --hostile close-N */
+	H_NO_HANDSHAKE,      /* same as --no-handshake */
+	H_TRICKLE,           /* everything we send (the 101, then frames) one byte per --trickle-ms */
+	H_TRICKLE_FRAMES,    /* the 101 at once, then every frame one byte per --trickle-ms */
+	H_NO_READ,           /* 101, then never read again (small receive buffer) */
+};
+
+static const struct {
+	const char *name;
+	enum hostile mode;
+} hostile_modes[] = {
+    {"handshake-garbage", H_HANDSHAKE_GARBAGE},
+    {"bad-accept", H_BAD_ACCEPT},
+    {"random", H_RANDOM},
+    {"huge-frame", H_HUGE_FRAME},
+    {"oversized", H_OVERSIZED},
+    {"opcode-3", H_OPCODE3},
+    {"opcode-11", H_OPCODE11},
+    {"bad-utf8", H_BAD_UTF8},
+    {"masked", H_MASKED},
+    {"close-N", H_CLOSE_CODE},
+    {"no-handshake", H_NO_HANDSHAKE},
+    {"trickle", H_TRICKLE},
+    {"trickle-frames", H_TRICKLE_FRAMES},
+    {"no-read", H_NO_READ},
+};
+
 /* ---- configuration ---- */
 
 struct reply {
@@ -56,7 +95,15 @@ static struct {
 	struct reply replies[MAX_REPLY];
 	int nreplies, status;
 	uint64_t max_message;
-} cfg = {.retry_after = -1, .max_message = 256u << 20};
+	enum hostile hostile;
+	const char *hostile_name;
+	int hostile_close_code;
+	uint64_t hostile_size;
+	long trickle_ms;
+} cfg = {.retry_after = -1,
+         .max_message = 256u << 20,
+         .hostile_size = 2u << 20,
+         .trickle_ms = 1000};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -257,8 +304,11 @@ struct conn {
 	uint32_t id;
 	enum cstate st;
 	bool dead, close_sent, want_out, wr_shut;
+	bool trickling; /* --hostile trickle*: conn_send queues into `trick` */
+	bool no_read;   /* --hostile no-read: EPOLLIN is off */
 	int msg_op; /* opcode of the fragmented message being reassembled, 0 if none */
-	struct buf in, out, msg;
+	uint64_t rng;   /* --hostile random */
+	struct buf in, out, msg, trick;
 	struct conn *prev, *next; /* all connections, for --send-every */
 };
 
@@ -285,7 +335,8 @@ static struct conn *conn_lookup(int fd, uint32_t id)
 
 static void conn_epoll(struct conn *c, int op)
 {
-	struct epoll_event ev = {.events = EPOLLIN | (c->want_out ? EPOLLOUT : 0)};
+	struct epoll_event ev = {.events = (c->no_read ? EPOLLRDHUP : EPOLLIN) |
+	                                   (c->want_out ? EPOLLOUT : 0)};
 	ev.data.u64 = ((uint64_t)c->id << 32) | (uint32_t)c->fd;
 	if (epoll_ctl(epfd, op, c->fd, &ev) < 0)
 		c->dead = true;
@@ -306,6 +357,7 @@ static void conn_close(struct conn *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->msg);
+	buf_free(&c->trick);
 	free(c);
 }
 
@@ -321,6 +373,11 @@ static void conn_send2(struct conn *c, const void *a, size_t an, const void *b, 
 	size_t done = 0;
 	if (c->dead)
 		return;
+	if (c->trickling) {
+		buf_add(&c->trick, a, an);
+		buf_add(&c->trick, b, bn);
+		return;
+	}
 	if (buf_avail(&c->out) == 0) {
 		struct iovec iov[2] = {{(void *)a, an}, {(void *)b, bn}};
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
@@ -383,7 +440,7 @@ static void ws_send_close(struct conn *c, int code)
 
 /* ---- timers: a binary min-heap; entries for closed connections are skipped on expiry ---- */
 
-enum tkind { T_PONG, T_CLOSE_AFTER, T_CLOSE_WAIT, T_SEND_EVERY };
+enum tkind { T_PONG, T_CLOSE_AFTER, T_CLOSE_WAIT, T_SEND_EVERY, T_HOSTILE, T_TRICKLE };
 
 struct timer {
 	uint64_t when, seq;
@@ -904,12 +961,185 @@ static void accept_key(const char *key, char out[32])
 	EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
+/* ---- --hostile: misbehaviour on every connection ---- */
+
+static void hostile_event(struct conn *c)
+{
+	ev_begin("hostile", c->id);
+	lb_key_str("mode", cfg.hostile_name, strlen(cfg.hostile_name));
+	ev_end();
+}
+
+/* xorshift64*: deterministic per connection, so a failing run can be replayed. */
+static uint8_t rng_byte(struct conn *c)
+{
+	c->rng ^= c->rng >> 12;
+	c->rng ^= c->rng << 25;
+	c->rng ^= c->rng >> 27;
+	return (uint8_t)((c->rng * 0x2545F4914F6CDD1Dull) >> 56);
+}
+
+static void send_random(struct conn *c, size_t n)
+{
+	uint8_t b[1024];
+	if (n > sizeof b)
+		n = sizeof b;
+	for (size_t i = 0; i < n; i++)
+		b[i] = rng_byte(c);
+	conn_send(c, b, n);
+}
+
+static void send_filler(struct conn *c, size_t n)
+{
+	static uint8_t fill[16384];
+	if (!fill[0])
+		memset(fill, 'x', sizeof fill);
+	for (size_t k; n > 0 && !c->dead; n -= k) {
+		k = n < sizeof fill ? n : sizeof fill;
+		conn_send(c, fill, k);
+	}
+}
+
+/* Answers the upgrade request with bytes that are not HTTP at all, then only reads. */
+static void hostile_garbage(struct conn *c)
+{
+	static const uint8_t junk[] = "\x00\xff\xfe\x80SSH-2.0-OpenSSH_9.2\r\n\x16\x03\x01\x02\x00"
+	                              "\x01\x00\x01\xfc\x03\x03 not HTTP \x1b[31m\r\n\r\n";
+	c->rng = 0x9E3779B97F4A7C15ull * c->id;
+	hostile_event(c);
+	conn_send(c, junk, sizeof junk - 1);
+	send_random(c, 512);
+	c->st = ST_NOHS;
+}
+
+static void trickle_start(struct conn *c)
+{
+	c->trickling = true;
+	timer_add(c, T_TRICKLE, cfg.trickle_ms, NULL, 0);
+}
+
+/* One byte of what is queued (an endless supply of "tick" text frames once open). */
+static void trickle_tick(struct conn *c)
+{
+	if (c->st == ST_LINGER)
+		return;
+	if (buf_avail(&c->trick) == 0 && c->st == ST_OPEN)
+		ws_send(c, OP_TEXT, "tick", 4);
+	if (buf_avail(&c->trick) > 0) {
+		uint8_t b = buf_data(&c->trick)[0];
+		buf_consume(&c->trick, 1);
+		c->trickling = false;
+		conn_send(c, &b, 1);
+		c->trickling = true;
+	}
+	timer_add(c, T_TRICKLE, cfg.trickle_ms, NULL, 0);
+}
+
+static void ws_send_raw_frame(struct conn *c, uint8_t b0, const void *d, size_t n, bool mask)
+{
+	uint8_t h[8] = {b0, (uint8_t)((mask ? 0x80 : 0) | n)}, p[125];
+	static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+	if (n > sizeof p)
+		die("raw frame too long");
+	memcpy(p, d, n);
+	if (mask) {
+		memcpy(h + 2, key, 4);
+		for (size_t i = 0; i < n; i++)
+			p[i] ^= key[i & 3];
+	}
+	conn_send2(c, h, mask ? 6 : 2, p, n);
+}
+
+/* What the modes that misbehave after the 101 do at once. */
+static void hostile_after_open(struct conn *c)
+{
+	static const char bad_utf8[] = "bad \xff\xfe utf8 \xc0\xaf overlong \xed\xa0\x80 surrogate";
+	static const uint8_t huge_hdr[10] = {0x81, 127, 0x40, 0, 0, 0, 0, 0, 0, 0};
+	c->rng = 0x9E3779B97F4A7C15ull * c->id;
+	switch (cfg.hostile) {
+	case H_RANDOM:
+		hostile_event(c);
+		send_random(c, 1024);
+		timer_add(c, T_HOSTILE, 100, NULL, 0);
+		break;
+	case H_HUGE_FRAME:
+		hostile_event(c);
+		conn_send(c, huge_hdr, sizeof huge_hdr);
+		send_filler(c, 65536);
+		timer_add(c, T_HOSTILE, 100, NULL, 0);
+		break;
+	case H_OVERSIZED: {
+		hostile_event(c);
+		uint8_t *p = malloc((size_t)cfg.hostile_size);
+		if (!p)
+			die("out of memory");
+		memset(p, 'A', (size_t)cfg.hostile_size);
+		ws_send(c, OP_TEXT, p, (size_t)cfg.hostile_size);
+		free(p);
+		break;
+	}
+	case H_OPCODE3:
+		hostile_event(c);
+		ws_send_raw_frame(c, 0x83, "hello", 5, false);
+		break;
+	case H_OPCODE11:
+		hostile_event(c);
+		ws_send_raw_frame(c, 0x8B, "hello", 5, false);
+		break;
+	case H_BAD_UTF8:
+		hostile_event(c);
+		ws_send(c, OP_TEXT, bad_utf8, sizeof bad_utf8 - 1);
+		break;
+	case H_MASKED:
+		hostile_event(c);
+		ws_send_raw_frame(c, 0x81, "hello", 5, true);
+		break;
+	case H_CLOSE_CODE: {
+		uint8_t p[9] = {(uint8_t)(cfg.hostile_close_code >> 8), (uint8_t)cfg.hostile_close_code};
+		memcpy(p + 2, "hostile", 7);
+		hostile_event(c);
+		ws_send(c, OP_CLOSE, p, sizeof p);
+		log_close_sent(c, cfg.hostile_close_code);
+		c->st = ST_CLOSING;
+		timer_add(c, T_CLOSE_WAIT, CLOSE_WAIT_MS, NULL, 0);
+		break;
+	}
+	case H_TRICKLE_FRAMES:
+		hostile_event(c);
+		trickle_start(c);
+		break;
+	case H_NO_READ:
+		hostile_event(c);
+		c->no_read = true;
+		conn_epoll(c, EPOLL_CTL_MOD);
+		break;
+	default:
+		break;
+	}
+}
+
+static void hostile_timer(struct conn *c)
+{
+	if (c->st != ST_OPEN)
+		return;
+	if (cfg.hostile == H_RANDOM)
+		send_random(c, 1024);
+	else if (cfg.hostile == H_HUGE_FRAME)
+		send_filler(c, 16384);
+	if (!c->dead)
+		timer_add(c, T_HOSTILE, 100, NULL, 0);
+}
+
 static void accept_upgrade(struct conn *c, const struct req *r)
 {
 	char acc[32], resp[512];
 	bool proto =
 	    cfg.subprotocol && hdr_has_token(r, "sec-websocket-protocol", cfg.subprotocol, false);
 	accept_key(hdr_get(r, "sec-websocket-key"), acc);
+	if (cfg.hostile == H_BAD_ACCEPT) {
+		acc[0] = acc[0] == 'A' ? 'B' : 'A'; /* still well-formed base64, but wrong */
+		hostile_event(c);
+	}
 	int n = snprintf(resp, sizeof resp,
 	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
@@ -922,6 +1152,7 @@ static void accept_upgrade(struct conn *c, const struct req *r)
 	ev_simple("open", c->id);
 	if (cfg.close_after_ms > 0)
 		timer_add(c, T_CLOSE_AFTER, cfg.close_after_ms, NULL, 0);
+	hostile_after_open(c);
 }
 
 static void handle_request(struct conn *c, char *text)
@@ -937,6 +1168,10 @@ static void handle_request(struct conn *c, char *text)
 		c->st = ST_NOHS;
 		return;
 	}
+	if (cfg.hostile == H_HANDSHAKE_GARBAGE) {
+		hostile_garbage(c);
+		return;
+	}
 	if (cfg.status) {
 		char extra[64] = "";
 		if (cfg.retry_after >= 0)
@@ -945,10 +1180,15 @@ static void handle_request(struct conn *c, char *text)
 		return;
 	}
 	const char *why = check_upgrade(&r, &code);
-	if (why)
+	if (why) {
 		reject(c, code, why, code == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
-	else
-		accept_upgrade(c, &r);
+		return;
+	}
+	if (cfg.hostile == H_TRICKLE) {
+		hostile_event(c);
+		trickle_start(c); /* the 101 itself is trickled */
+	}
+	accept_upgrade(c, &r);
 }
 
 static void http_input(struct conn *c)
@@ -1103,7 +1343,9 @@ static void on_conn_event(uint64_t data, uint32_t events)
 	struct conn *c = conn_lookup((int)(uint32_t)data, (uint32_t)(data >> 32));
 	if (!c)
 		return; /* closed earlier in this batch */
-	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if (c->no_read && (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
+		c->dead = true; /* the peer gave up: the only thing no-read notices */
+	else if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		on_readable(c);
 	if (!c->dead && (events & EPOLLOUT))
 		on_writable(c);
@@ -1142,6 +1384,10 @@ static void timer_fire(const struct timer *t)
 		timer_add(c, T_CLOSE_WAIT, CLOSE_WAIT_MS, NULL, 0);
 	} else if (t->kind == T_CLOSE_WAIT && (c->st == ST_CLOSING || c->st == ST_LINGER)) {
 		c->dead = true;
+	} else if (t->kind == T_HOSTILE) {
+		hostile_timer(c);
+	} else if (t->kind == T_TRICKLE) {
+		trickle_tick(c);
 	}
 	conn_reap(c);
 }
@@ -1195,6 +1441,10 @@ static int open_listener(const char *spec)
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (cfg.hostile == H_NO_READ) {
+		int small = 4096; /* inherited by accepted sockets: the peer's writes back up sooner */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	}
 	if (ai->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 65535) < 0)
@@ -1246,7 +1496,11 @@ static void usage(FILE *f)
 	fputs("usage: wsbeat-testsrv [--listen ADDR:PORT]... [--events FILE] [--quiet-frames]\n"
 	      "  [--no-pong] [--pong-delay MS] [--reply IN=OUT]... [--echo] [--status CODE]\n"
 	      "  [--retry-after SECS] [--subprotocol NAME] [--close-after-ms MS]\n"
-	      "  [--send-every MS TEXT] [--no-handshake] [--max-message BYTES]\n",
+	      "  [--send-every MS TEXT] [--no-handshake] [--max-message BYTES]\n"
+	      "  [--hostile MODE] [--hostile-size BYTES] [--trickle-ms MS]\n"
+	      "hostile modes: handshake-garbage bad-accept random huge-frame oversized opcode-3\n"
+	      "  opcode-11 bad-utf8 masked close-N (e.g. close-999) no-handshake trickle\n"
+	      "  trickle-frames no-read\n",
 	      f);
 }
 
@@ -1295,6 +1549,26 @@ static void add_reply(const char *spec)
 	cfg.replies[cfg.nreplies++].out = eq + 1;
 }
 
+static void parse_hostile(const char *v)
+{
+	for (size_t i = 0; i < sizeof hostile_modes / sizeof hostile_modes[0]; i++) {
+		if (hostile_modes[i].mode != H_CLOSE_CODE && strcmp(v, hostile_modes[i].name) == 0) {
+			cfg.hostile = hostile_modes[i].mode;
+			cfg.hostile_name = v;
+			cfg.no_handshake = cfg.no_handshake || cfg.hostile == H_NO_HANDSHAKE;
+			return;
+		}
+	}
+	if (strncmp(v, "close-", 6) == 0) {
+		cfg.hostile = H_CLOSE_CODE;
+		cfg.hostile_name = v;
+		cfg.hostile_close_code = (int)num_arg("--hostile close-N", v + 6, 0, 65535);
+		return;
+	}
+	usage(stderr);
+	die("unknown --hostile mode %s", v);
+}
+
 static int parse_opt(int argc, char **argv, int i)
 {
 	const char *o = argv[i];
@@ -1322,6 +1596,12 @@ static int parse_opt(int argc, char **argv, int i)
 	} else if (strcmp(o, "--send-every") == 0) {
 		cfg.send_every_ms = num_arg(o, v, 1, 86400000);
 		cfg.send_text = need(argc, argv, ++i);
+	} else if (strcmp(o, "--hostile") == 0) {
+		parse_hostile(v);
+	} else if (strcmp(o, "--hostile-size") == 0) {
+		cfg.hostile_size = (uint64_t)num_arg(o, v, 1, 1L << 32);
+	} else if (strcmp(o, "--trickle-ms") == 0) {
+		cfg.trickle_ms = num_arg(o, v, 1, 86400000);
 	} else if (strcmp(o, "--max-message") == 0) {
 		cfg.max_message = (uint64_t)num_arg(o, v, 1, 1L << 40);
 	} else {

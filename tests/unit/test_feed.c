@@ -800,16 +800,46 @@ static void test_max_message_size(void **state)
 	assert_int_equal(k.f.stats.messages, 2);
 	assert_int_equal(k.f.stats.bytes, 32);
 
-	rx("0123456789", true, false, false);
-	rx("0123456789", false, true, false);
-	assert_int_equal(k.f.state, FEED_CLOSING);
-	fake_assert_timers(&k, true, false, false, false);
-	fake_pump(&k);
-	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
-	assert_int_equal(last_frame()->close_code, WS_CLOSE_TOO_BIG);
+	/* One byte over: the shell is told to fail the connection at once with 1009. */
+	assert_int_equal(feed_on_rx(&k.f, "0123456789", 10, true, false, false, k.now), 0);
+	assert_int_equal(feed_on_rx(&k.f, "0123456789", 10, false, true, false, k.now), -1);
+	assert_int_equal(k.f.close_code, WS_CLOSE_TOO_BIG);
+	assert_int_equal(feed_on_rx(&k.f, "x", 1, false, true, false, k.now), 0); /* ignored */
 	assert_int_equal(k.f.stats.messages, 2);
 	feed_on_gone(&k.f, k.now, NULL);
 	assert_int_equal(fake_log_count(&k, "event=closed", "close_code=1009"), 1);
+}
+
+static void test_invalid_utf8_fails_the_connection(void **state)
+{
+	static const char *const bad[] = {"\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                                  "ab\xe2\x82"};
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	/* Valid text, including a character split across fragments. */
+	assert_int_equal(feed_on_rx(&k.f, "caf\xc3", 4, true, false, false, k.now), 0);
+	assert_int_equal(feed_on_rx(&k.f, "\xa9 \xf0\x9f\x98\x80", 6, false, true, false, k.now),
+	                 0);
+	assert_int_equal(k.f.stats.messages, 1);
+	/* Binary data is not text. */
+	assert_int_equal(feed_on_rx(&k.f, "\xff\xfe", 2, true, true, true, k.now), 0);
+	assert_int_equal(k.f.stats.messages, 2);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		/* A fresh feed each time (its timers leave the queue first). */
+		k.f.conn = NULL;
+		feed_fini(&k.f);
+		fake_feed_init(&k);
+		fake_to_open(&k);
+		assert_int_equal(feed_on_rx(&k.f, bad[i], strlen(bad[i]), true, true, false, k.now),
+		                 -1);
+		/* A close frame with 1007 goes out, or the connection is dropped soon after. */
+		assert_int_equal(k.f.state, FEED_CLOSING);
+		assert_int_equal(k.f.close_code, WS_CLOSE_INVALID_DATA);
+		assert_int_equal(k.f.t_state.deadline_us, k.now + FEED_FAIL_TIMEOUT_US);
+		assert_int_equal(k.f.stats.messages, 0);
+	}
 }
 
 /* Brings a fresh feed to state s. */
@@ -978,6 +1008,7 @@ int main(void)
 	    T(test_http_status),
 	    T(test_failures_and_stable_after),
 	    T(test_max_message_size),
+	    T(test_invalid_utf8_fails_the_connection),
 	    T(test_stop_every_state_shutdown),
 	    T(test_stop_every_state_one_feed),
 	    T(test_stop_why),

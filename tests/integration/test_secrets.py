@@ -1,0 +1,156 @@
+"""
+Secrets never leak: a feed with headers `Authorization = "Bearer SECRET-AUTH-123"` and
+`X-Api-Key = "SECRET-KEY-456"` and a URL query `?token=SECRET-TOKEN-789`, run with debug
+logging (libwebsockets' own debug lines included), metrics.listen, a file sink and a stdout
+sink, through a server kill (connect errors, reconnect), a SIGHUP reload that adds a second
+feed carrying the same secrets and changes the first one (so it reconnects again), SIGUSR2
+status records and a stop. None of the three values (nor their distinctive tails) may appear in
+any daemon stderr/stdout line, in /status or /metrics, in the capture file, or (when private
+namespaces are available, as in test_journald.py) in any journal record of a run under a real
+journald with debug logging and a server that closes every connection (reconnects).
+The server logs the handshakes, so the test first checks that the secrets were really sent.
+"""
+import json
+import signal
+import subprocess
+import sys
+
+from helpers import TIMEOUT_SCALE, make_config, render_config, wait_for
+from sink_helpers import free_port, http_request, wait_http
+from test_journald import DRIVER, UNSHARE, namespaces_ok  # noqa: F401
+
+AUTH = "Bearer SECRET-AUTH-123"
+KEY = "SECRET-KEY-456"
+TOKEN = "SECRET-TOKEN-789"
+NEEDLES = ("SECRET-AUTH-123", "SECRET-KEY-456", "SECRET-TOKEN-789", "AUTH-123", "KEY-456",
+           "TOKEN-789")
+HEADERS = {"Authorization": AUTH, "X-Api-Key": KEY}
+
+
+def leaks(text):
+    return [n for n in NEEDLES if n in text]
+
+
+def lines_with_secrets(text):
+    return [ln for ln in text.splitlines() if leaks(ln)]
+
+
+def secret_feed(srv, name, **more):
+    f = {"name": name, "url": srv.url("/%s?token=%s" % (name, TOKEN)), "headers": dict(HEADERS)}
+    f.update(more)
+    return f
+
+
+def check_server_got_secrets(srv, path):
+    hs = [e for e in srv.evs("handshake") if e["path"].startswith(path + "?")]
+    assert hs, "no handshake on %s\n%s" % (path, srv.tail())
+    for e in hs:
+        assert e["path"] == "%s?token=%s" % (path, TOKEN), e
+        assert e["headers"].get("authorization") == AUTH, e
+        assert e["headers"].get("x-api-key") == KEY, e
+
+
+def test_no_secret_anywhere(testsrv, daemon, tmp_path):
+    srv = testsrv("--send-every", "100", "tick")
+    port = srv.port
+    mport = free_port()
+    capture = str(tmp_path / "capture.jsonl")
+    defaults = {"heartbeat": {"type": "ping", "interval": "200ms", "timeout": "1s"},
+                "reconnect": {"initial": "100ms", "max": "300ms", "jitter": 0.0}}
+    cfg = make_config([secret_feed(srv, "s1", sink={"type": "file", "path": capture}),
+                       {"name": "plain", "url": srv.url("/plain"), "sink": {"type": "stdout"}}],
+                      defaults=defaults, metrics={"listen": "127.0.0.1:%d" % mport},
+                      status_interval=1)
+    d = daemon(cfg, level="debug")
+    wait_http(mport, daemon=d)
+    d.wait_event("open", feed="s1", timeout=10)
+    d.wait_event("heartbeat", feed="s1", timeout=5)
+
+    # A reconnect: the server dies (connect errors while it is away) and comes back.
+    n0 = len(d.lines())
+    srv.kill()
+    d.wait_event("closed", feed="s1", since=n0, timeout=5)
+    d.wait_event("connect_error", feed="s1", since=n0, timeout=5)
+    status_down = http_request(mport, "/status")[2].decode("utf-8", "replace")
+    n1 = len(d.lines())
+    srv2 = testsrv("--send-every", "100", "tick", port=port)
+    d.wait_event("open", feed="s1", since=n1, timeout=10)
+
+    # A reload: a second feed with the same secrets, and s1 changed (it restarts).
+    n2 = len(d.lines())
+    cfg2 = make_config([secret_feed(srv2, "s1", sink={"type": "file", "path": capture},
+                                    on_open=["hello"]),
+                        secret_feed(srv2, "s2", sink={"type": "file", "path": capture}),
+                        {"name": "plain", "url": srv2.url("/plain"), "sink": {"type": "stdout"}}],
+                       defaults=defaults, metrics={"listen": "127.0.0.1:%d" % mport},
+                       status_interval=1)
+    with open(d.conf_path, "w") as f:
+        f.write(render_config(cfg2))
+    d.send_signal(signal.SIGHUP)
+    d.wait_event("reload", since=n2, timeout=5)
+    d.wait_event("open", feed="s2", since=n2, timeout=10)
+    d.wait_event("open", feed="s1", since=n2, timeout=10)
+    d.send_signal(signal.SIGUSR2)
+    d.wait_event("status", feed="s2", since=n2, timeout=5)
+    wait_for(lambda: len([e for e in srv2.evs("text") if e.get("data") == "hello"]) >= 1, 5,
+             "on_open after the reload", daemon=d, server=srv2)
+
+    status = http_request(mport, "/status")[2].decode("utf-8", "replace")
+    metrics = http_request(mport, "/metrics")[2].decode("utf-8", "replace")
+    assert d.stop() == 0
+
+    # The secrets were sent (else this test could not fail).
+    for s, path in ((srv, "/s1"), (srv2, "/s1"), (srv2, "/s2")):
+        check_server_got_secrets(s, path)
+
+    out = d.all_output()
+    assert len(out.splitlines()) > 100, "suspiciously little debug output:\n" + d.tail()
+    assert "component=lws" in out, "no libwebsockets debug lines: -l debug not in effect?"
+    bad = lines_with_secrets(out)
+    assert not bad, "secret in daemon output:\n" + "\n".join(bad[:20])
+    for name, text in (("/status (server down)", status_down), ("/status", status),
+                       ("/metrics", metrics)):
+        assert "s1" in text, "%s has no s1 feed: %s" % (name, text[:500])
+        assert not leaks(text), "secret in %s:\n%s" % (name, "\n".join(lines_with_secrets(text)))
+    with open(capture, encoding="utf-8", errors="replace") as f:
+        cap = f.read()
+    assert '"event":"open"' in cap and '"tick"' in cap, cap[:500]
+    assert not leaks(cap), "secret in the capture file:\n" + "\n".join(lines_with_secrets(cap))
+
+
+def test_no_secret_in_journal(namespaces_ok, testsrv, wsbeat_bin, tmp_path):  # noqa: F811
+    """Under a real journald, debug level, a server that closes every connection after 300 ms
+    (reconnects) and a second feed whose server is gone (connect errors)."""
+    srv = testsrv("--close-after-ms", "300", "--send-every", "100", "tick")
+    gone = testsrv()
+    gone_port = gone.port
+    gone.kill()
+    feeds = [secret_feed(srv, "j1"),
+             {"name": "j2", "url": "ws://127.0.0.1:%d/j2?token=%s" % (gone_port, TOKEN),
+              "headers": dict(HEADERS)}]
+    cfg = make_config(feeds, defaults={
+        "heartbeat": {"type": "ping", "interval": "100ms", "timeout": "1s"},
+        "reconnect": {"initial": "100ms", "max": "200ms", "jitter": 0.0}},
+        metrics={"listen": "127.0.0.1:%d" % free_port()})
+    conf = tmp_path / "wsbeat.conf"
+    conf.write_text(render_config(cfg))
+    out = tmp_path / "out"
+    out.mkdir()
+    timeout = 15
+    argv = UNSHARE + [sys.executable, DRIVER, "--out", str(out),
+                      "--timeout", str(timeout * TIMEOUT_SCALE),
+                      "--until", "WSBEAT_EVENT=open:3", "--until", "WSBEAT_EVENT=connect_error:2",
+                      "--", wsbeat_bin, "-c", str(conf), "-l", "debug"]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=(timeout + 40) * TIMEOUT_SCALE)
+    assert r.returncode == 0 and (out / "result.json").exists(), r.stdout.decode()[-4000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["error"] is None and result["rc"] == 0, result
+    check_server_got_secrets(srv, "/j1")
+    recs = [json.loads(ln) for ln in (out / "journal.json").read_text().splitlines() if ln]
+    ours = [x for x in recs if x.get("SYSLOG_IDENTIFIER") == "wsbeat"]
+    assert len(ours) > 20, "only %d wsbeat records" % len(ours)
+    assert any(x.get("WSBEAT_EVENT") == "closed" for x in ours), "no reconnect seen"
+    bad = [json.dumps(x) for x in recs if leaks(json.dumps(x))]
+    assert not bad, "secret in the journal:\n" + "\n".join(bad[:10])
+    assert not leaks(r.stdout.decode("utf-8", "replace")), r.stdout.decode()[-2000:]
