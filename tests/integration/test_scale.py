@@ -29,8 +29,8 @@ def test_200_feeds_all_open_and_beat(pyserver, daemon):
     assert len(opened) == N, "%d feeds logged open" % len(opened)
     paths = {e["path"] for e in srv.evs("handshake")}
     assert paths == {"/f%03d" % i for i in range(N)}, "paths seen: %d distinct" % len(paths)
-        trouble = [r["_raw"] for r in d.lines()
-               if r.get("event") in ("connect_error", "closed", "heartbeat_timeout")]
+    trouble = [r["_raw"] for r in d.lines()
+                if r.get("event") in ("connect_error", "closed", "heartbeat_timeout")]
     assert len(srv.evs("open")) == N, "reconnects happened: %d opens; daemon said:\n%s" % (
         len(srv.evs("open")), "\n".join(trouble[:20]) or "(nothing)")
     assert not d.events("heartbeat_timeout"), d.tail()
