@@ -25,26 +25,47 @@
 /* How long buffered sink records may take to reach their files at exit. */
 #define APP_FLUSH_TIMEOUT_MS 5000
 
-static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
+/* Builds one TLS context (the whole trust store is loaded); 0, or -1 with FILE:LINE in err. */
+static int check_profile(const struct cfg *cfg, const struct cfg_feed *f, char *err, size_t errlen)
 {
 	char why[512];
+	SSL_CTX *ctx = tls_client_ctx_new(&f->tls, why, sizeof(why));
 
-	/* Build each TLS context once now, so a bad certificate is a config error, not a
-	 * start failure. */
-	for (size_t i = 0; i < cfg->n_feeds; i++) {
-		const struct cfg_feed *f = &cfg->feeds[i];
-		SSL_CTX *ctx;
-		if (!f->url.tls)
-			continue;
-		ctx = tls_client_ctx_new(&f->tls, why, sizeof(why));
-		if (!ctx) {
-			snprintf(err, errlen, "%s:%d: feed %s: %s", cfg->path, f->line, f->name,
-			         why);
-			return -1;
-		}
-		SSL_CTX_free(ctx);
+	if (!ctx) {
+		snprintf(err, errlen, "%s:%d: feed %s: %s", cfg->path, f->line, f->name, why);
+		return -1;
 	}
+	SSL_CTX_free(ctx);
 	return 0;
+}
+
+/*
+ * A bad certificate is a config error, not a start failure: each distinct TLS profile's
+ * context is built once now. Once per profile, not per feed: 10,000 wss feeds took 3.3 s,
+ * and reload runs this inside the loop.
+ */
+static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
+{
+	const struct cfg_tls **seen = calloc(cfg->n_feeds + 1, sizeof(*seen));
+	size_t n_seen = 0;
+	int rc = 0;
+
+	if (!seen) {
+		snprintf(err, errlen, "%s: out of memory", cfg->path);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->n_feeds && rc == 0; i++) {
+		const struct cfg_feed *f = &cfg->feeds[i];
+		bool known = false;
+		for (size_t j = 0; j < n_seen && !known; j++)
+			known = tls_same_profile(seen[j], &f->tls);
+		if (!f->url.tls || known)
+			continue;
+		seen[n_seen++] = &f->tls;
+		rc = check_profile(cfg, f, err, errlen);
+	}
+	free(seen);
+	return rc;
 }
 
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)

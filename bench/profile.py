@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""bench/profile.py (bench/run.sh --profile): where wsbeat's time goes at N feeds.
+
+Starts the load server and wsbeat with N feeds (default 10,000 ws, PING heartbeats, 1 s), waits
+until all are connected plus --warmup, then, each over its own window and against the beats the
+server counted in that window:
+  1. an untraced window: CPU µs, voluntary context switches (wake-ups) per heartbeat;
+  2. `perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_<x>...`: syscalls per heartbeat
+     (kernel tracepoint counters: nearly free);
+  3. `strace -c -f` for a short window: the syscall mix and error counts (slows wsbeat: only
+     the ratios count);
+  4. `perf record -g --call-graph dwarf` for --perf-seconds: top functions (self), by library,
+     and the heaviest call chains.
+Reports go to --out (default bench/.build/profile-<date>/); key=value lines go to stdout.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+SYSCALLS = ["epoll_wait", "epoll_ctl", "recvfrom", "sendto", "read", "write", "timerfd_settime",
+            "clock_gettime", "poll", "ppoll", "getpid", "brk", "mmap", "munmap", "futex",
+            "setsockopt", "getsockopt", "fcntl"]
+
+
+def window(srv, pid, secs):
+    srv.dump()
+    s0 = bench.proc_sample(pid)
+    time.sleep(secs)
+    s1 = bench.proc_sample(pid)
+    start, end, count, _ = srv.dump()
+    beats = count / ((end - start) / 1e6) * (s1["t"] - s0["t"])
+    return s0, s1, beats
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(bench.HERE, ".build"))
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--scheme", default="ws")
+    ap.add_argument("--hb", default="ping")
+    ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--perf-seconds", type=float, default=20)
+    ap.add_argument("--strace-seconds", type=float, default=5)
+    ap.add_argument("--port", type=int, default=29100)
+    ap.add_argument("--ports", type=int, default=2)
+    ap.add_argument("--addrs", type=int, default=4)
+    ap.add_argument("--out")
+    ap.add_argument("--wsbeat-slack")
+    a = ap.parse_args()
+    a.loadsrv = os.path.join(a.build, "loadsrv")
+    a.floor = os.path.join(a.build, "floor")
+    a.wsbeat = os.path.join(a.build, "wsbeat")
+    out = a.out or os.path.join(a.build, "profile-" + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    bench.raise_nofile()
+    res_f = open(a.results, "a") if a.results else None
+
+    def emit(d):
+        line = bench.fmt(d)
+        print(line, flush=True)
+        if res_f:
+            res_f.write(line + "\n")
+            res_f.flush()
+
+    tmp = tempfile.mkdtemp(prefix="wsbeat-prof-")
+    srv = bench.Server(a, tmp)
+    cmd = bench.client_cmd(a, "wsbeat", a.n, a.scheme, a.hb, srv.urls(a.scheme), tmp)
+    p = subprocess.Popen(cmd, stderr=open(os.path.join(out, "wsbeat.log"), "w"))
+    bench.procs.append(p)
+    pid = str(p.pid)
+    try:
+        deadline = time.monotonic() + 120
+        while srv.read()[bench.ST_OPEN] < a.n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = {"kind": "profile", "n": a.n, "scheme": a.scheme, "hb": a.hb,
+                "connected": srv.read()[bench.ST_OPEN], "load": bench.loadavg()}
+        time.sleep(a.warmup)
+
+        s0, s1, beats = window(srv, p.pid, a.window)
+        emit(dict(base, what="plain",
+                  cpu_us_per_beat=round((s1["ns"] - s0["ns"]) / 1e3 / beats, 2),
+                  wakeups_per_beat=round((s1["vol"] - s0["vol"]) / beats, 3),
+                  invol_per_beat=round((s1["invol"] - s0["invol"]) / beats, 4),
+                  beats_per_s=round(beats / (s1["t"] - s0["t"]), 1)))
+
+        # Syscalls per beat from kernel tracepoint counters.
+        evs = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS]
+        srv.dump()
+        t0 = time.monotonic()
+        r = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(evs), "-p", pid, "--",
+                            "sleep", str(a.window)], capture_output=True, text=True)
+        t1 = time.monotonic()
+        start, end, count, _ = srv.dump()
+        beats = count / ((end - start) / 1e6) * (t1 - t0)
+        with open(os.path.join(out, "perf-stat-syscalls.txt"), "w") as f:
+            f.write(r.stderr)
+        d = dict(base, what="syscalls_per_beat")
+        for line in r.stderr.splitlines():
+            f_ = line.split(",")
+            if len(f_) > 3 and f_[0].strip().isdigit():
+                name = f_[2].split(":")[-1].replace("sys_enter_", "").replace("sys_enter", "all")
+                v = int(f_[0]) / beats
+                if v >= 0.001 or name == "all":
+                    d[name] = round(v, 3)
+        emit(d)
+
+        # strace -c: the mix (and errors such as EAGAIN) over a short window.
+        srv.dump()
+        st = subprocess.Popen(["strace", "-c", "-f", "-p", pid, "-o",
+                               os.path.join(out, "strace-c.txt")],
+                              stderr=subprocess.DEVNULL)
+        time.sleep(a.strace_seconds)
+        st.send_signal(2)
+        st.wait(30)
+        start, end, count, _ = srv.dump()
+        d = dict(base, what="strace_per_beat", beats=count)
+        with open(os.path.join(out, "strace-c.txt")) as f:
+            for line in f:
+                f_ = line.split()
+                if len(f_) >= 5 and f_[0][0].isdigit() and f_[-1] != "total":
+                    calls = int(f_[3])
+                    errs = int(f_[4]) if len(f_) == 6 else 0
+                    d[f_[-1]] = round(calls / max(count, 1), 3)
+                    if errs:
+                        d[f_[-1] + "_err"] = round(errs / max(count, 1), 3)
+        emit(d)
+
+        # perf record with DWARF call graphs (lws and libev have no frame pointers).
+        data = os.path.join(out, "perf.data")
+        subprocess.run(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,16384",
+                        "-p", pid, "-o", data, "--", "sleep", str(a.perf_seconds)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name, extra in (("self-by-symbol", ["--no-children", "--sort", "dso,symbol"]),
+                            ("self-by-dso", ["--no-children", "--sort", "dso"]),
+                            ("children", ["--children", "--sort", "symbol"])):
+            with open(os.path.join(out, f"perf-{name}.txt"), "w") as f:
+                subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none",
+                                "--percent-limit", "0.5"] + extra,
+                               stdout=f, stderr=subprocess.DEVNULL)
+        with open(os.path.join(out, "perf-callgraph.txt"), "w") as f:
+            subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                            "-g", "caller,0.5,callee,function,percent", "--percent-limit", "2"],
+                           stdout=f, stderr=subprocess.DEVNULL)
+        emit(dict(base, what="perf", out=out))
+    finally:
+        bench.stop(p)
+        bench.stop(srv.p)
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()

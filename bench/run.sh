@@ -1,0 +1,65 @@
+#!/bin/bash
+# bench/run.sh: wsbeat against its peers (floor client, Node ws, Python websocket-client) at
+# N = 1k..19k feeds, ws and wss, PING and text heartbeats. One key=value line per run on stdout;
+# see bench/README.md. Not part of CTest.
+#
+#   bench/run.sh                full matrix (~35-40 min)
+#   bench/run.sh --quick        N=1k, ws only, short windows (~2 min): smoke test
+#   bench/run.sh --profile      wsbeat at 10k feeds under perf record -g and strace -c (~2 min)
+#   bench/run.sh [--quick] --n 1000,10000 --clients wsbeat,floor ...   (any bench.py option)
+#
+# Builds bench/.build/{loadsrv,floor,wsbeat} (make -C bench), installs the Node peer's locked
+# dependencies (npm ci), makes a self-signed certificate for 127.0.0.1..4, and appends every
+# line to bench/.build/results-<date>.txt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$here/.build
+mode=full
+args=()
+for a in "$@"; do
+	case $a in
+	--quick) mode=quick ;;
+	--profile) mode=profile ;;
+	*) args+=("$a") ;;
+	esac
+done
+
+# Dependencies: Debian's websocket-client for the Python peer, Node 20 + npm for the Node peer.
+if ! /usr/bin/python3 -c 'import websocket' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		apt-get install -y -q python3-websocket >&2
+	else
+		echo "run.sh: needs python3-websocket (apt-get install python3-websocket)" >&2
+		exit 1
+	fi
+fi
+command -v node >/dev/null || { echo "run.sh: needs node (Node.js 20) and npm" >&2; exit 1; }
+
+make -s -C "$here" OUT="$build" >&2
+if [ ! -d "$here/node/node_modules/ws" ] || [ "$here/node/package-lock.json" -nt "$here/node/node_modules/.package-lock.json" ]; then
+	(cd "$here/node" && npm ci --no-audit --no-fund --silent) >&2
+fi
+if [ ! -s "$build/cert.pem" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$build/key.pem" -out "$build/cert.pem" -days 3650 -subj /CN=wsbeat-bench \
+		-addext "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,DNS:localhost" \
+		-addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+fi
+
+ulimit -n "$(ulimit -Hn)"
+results=$build/results-$(date +%Y%m%d-%H%M%S)-$mode.txt
+{
+	echo "# $(date -Is) mode=$mode host=$(hostname) kernel=$(uname -r)"
+	echo "# cpu=$(lscpu | sed -n 's/^Model name: *//p') cores=$(nproc)"
+	echo "# wsbeat=$("$build/wsbeat" -V 2>&1 | tr '\n' ' ')"
+	echo "# python-websocket=$(/usr/bin/python3 -c 'import websocket; print(websocket.__version__)') node=$(node --version) ws=$(node -p "require('$here/node/node_modules/ws/package.json').version")"
+	echo "# load=$(cat /proc/loadavg)"
+} | tee "$results" >&2
+
+common=(--build "$build" --cert "$build/cert.pem" --key "$build/key.pem" --results "$results")
+case $mode in
+quick) exec /usr/bin/python3 "$here/bench.py" "${common[@]}" --n 1000 --schemes ws \
+	--warmup 3 --window 8 --quiet-wait 5 "${args[@]}" ;;
+profile) exec /usr/bin/python3 "$here/profile.py" "${common[@]}" "${args[@]}" ;;
+*) exec /usr/bin/python3 "$here/bench.py" "${common[@]}" "${args[@]}" ;;
+esac
