@@ -48,9 +48,9 @@ struct target {
 struct conn {
 	int fd;
 	uint8_t state;
-	uint8_t crlf;    /* progress through "\r\n\r\n" of the upgrade answer */
-	uint8_t seen;    /* bytes of the status line seen */
-	uint8_t ok101;   /* the status line says 101 */
+	uint8_t crlf;  /* progress through "\r\n\r\n" of the upgrade answer */
+	uint8_t seen;  /* bytes of the status line seen */
+	uint8_t ok101; /* the status line says 101 */
 	uint16_t target;
 	SSL *ssl;
 };
@@ -64,7 +64,7 @@ static int ep;
 static unsigned long long sent, answered, opened, failed;
 
 #define TAG_TIMER (-1)
-#define TAG_SIG (-2)
+#define TAG_SIG   (-2)
 
 static uint64_t mono_us(void)
 {
@@ -74,8 +74,8 @@ static uint64_t mono_us(void)
 }
 
 /* Masked client frames, built once. The mask key is zero, so the payload stays readable. */
-static const unsigned char ping_frame[] = {0x89, 0x80 | 8, 0, 0, 0, 0, 'w', 's', 'b', 'e',
-                                           'a', 't', '0', '0'};
+static const unsigned char ping_frame[] = {0x89, 0x80 | 8, 0,   0,   0,   0,   'w',
+                                           's',  'b',      'e', 'a', 't', '0', '0'};
 static const unsigned char text_frame[] = {0x81, 0x80 | 4, 0, 0, 0, 0, 'p', 'i', 'n', 'g'};
 static const unsigned char *beat_frame = ping_frame;
 /* Experiments (off by default): do what wsbeat on lws 4.1 does per beat, to price it.
@@ -219,7 +219,8 @@ static void read_upgrade(int idx)
 	struct conn *c = &conns[idx];
 	static const char end[] = "\r\n\r\n";
 	unsigned char buf[1024];
-	int n = c->ssl ? SSL_peek(c->ssl, buf, sizeof(buf)) : (int)recv(c->fd, buf, sizeof(buf), MSG_PEEK);
+	int n = c->ssl ? SSL_peek(c->ssl, buf, sizeof(buf))
+	               : (int)recv(c->fd, buf, sizeof(buf), MSG_PEEK);
 	int take = -1;
 
 	if (n <= 0) {
@@ -441,14 +442,17 @@ int main(int argc, char **argv)
 					perror("timerfd");
 				for (;;) {
 					due = t0 + cycle * (uint64_t)interval_us +
-					      (uint64_t)cursor * (uint64_t)interval_us / (uint64_t)n_conns;
+					      (uint64_t)cursor * (uint64_t)interval_us /
+					          (uint64_t)n_conns;
 					if (due > now)
 						break;
 					struct conn *c = &conns[cursor];
 					if (c->state == C_OPEN && writable_dance)
-						set_events(c, (int)cursor, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+						set_events(c, (int)cursor, EPOLLIN | EPOLLOUT,
+						           EPOLL_CTL_MOD);
 					else if (c->state == C_OPEN) {
-						if (io_write(c, beat_frame, beat_len) == (int)beat_len)
+						if (io_write(c, beat_frame, beat_len) ==
+						    (int)beat_len)
 							sent++;
 						else
 							kill_conn(c);

@@ -41,22 +41,34 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FDS 65536
+#define MAX_FDS    65536
 #define MAX_LISTEN 64
 
-enum { ST_MAGIC, ST_OPEN, ST_EST, ST_CLOSED, ST_BEATS, ST_TPONGS, ST_DUMPS, ST_WREC, ST_PID,
-       ST_LAST_EST, ST_LISTENERS, ST_N = 16 };
+enum {
+	ST_MAGIC,
+	ST_OPEN,
+	ST_EST,
+	ST_CLOSED,
+	ST_BEATS,
+	ST_TPONGS,
+	ST_DUMPS,
+	ST_WREC,
+	ST_PID,
+	ST_LAST_EST,
+	ST_LISTENERS,
+	ST_N = 16
+};
 
 static volatile uint64_t *st;
 
 /* Per-socket scanner of the client->server byte stream. */
 struct scan {
-	uint32_t conn;   /* 0: not an accepted connection */
-	uint8_t phase;   /* 0 HTTP request, 1 frame header, 2 payload */
-	uint8_t crlf;    /* progress through "\r\n\r\n" */
+	uint32_t conn; /* 0: not an accepted connection */
+	uint8_t phase; /* 0 HTTP request, 1 frame header, 2 payload */
+	uint8_t crlf;  /* progress through "\r\n\r\n" */
 	uint8_t have, need;
 	uint8_t hdr[14];
-	uint64_t left;   /* payload bytes still to skip */
+	uint64_t left; /* payload bytes still to skip */
 };
 static struct scan *scans;
 static uint32_t next_conn = 1;
@@ -114,7 +126,10 @@ static void observe(int fd, const unsigned char *p, size_t n)
 			n--;
 			if (s->have == 2) {
 				unsigned l7 = s->hdr[1] & 0x7f;
-				s->need = 2 + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0) +
+				s->need = 2 +
+				          (l7 == 126   ? 2
+				           : l7 == 127 ? 8
+				                       : 0) +
 				          ((s->hdr[1] & 0x80) ? 4 : 0);
 			}
 			if (s->have == s->need) {
@@ -302,7 +317,8 @@ int main(int argc, char **argv)
 			cert = argv[++i];
 		else if (!strcmp(argv[i], "--key"))
 			key = argv[++i];
-		else if ((!strcmp(argv[i], "--ws") || !strcmp(argv[i], "--wss")) && nls < MAX_LISTEN) {
+		else if ((!strcmp(argv[i], "--ws") || !strcmp(argv[i], "--wss")) &&
+		         nls < MAX_LISTEN) {
 			char *c = strrchr(argv[i + 1], ':');
 			if (!c || (size_t)(c - argv[i + 1]) >= sizeof(ls[0].addr))
 				usage();
@@ -365,8 +381,8 @@ int main(int argc, char **argv)
 		struct lws_vhost *vh;
 
 		memset(&info, 0, sizeof(info));
-		snprintf(names[i], sizeof(names[i]), "%s-%.63s-%d", ls[i].tls ? "wss" : "ws", ls[i].addr,
-		         ls[i].port);
+		snprintf(names[i], sizeof(names[i]), "%s-%.63s-%d", ls[i].tls ? "wss" : "ws",
+		         ls[i].addr, ls[i].port);
 		info.vhost_name = names[i];
 		info.iface = ls[i].addr;
 		info.port = ls[i].port;
@@ -390,7 +406,8 @@ int main(int argc, char **argv)
 			first = vh;
 	}
 	u.filefd = sigfd;
-	sig_wsi = lws_adopt_descriptor_vhost(first, LWS_ADOPT_RAW_FILE_DESC, u, "loadsrv-ctl", NULL);
+	sig_wsi =
+	    lws_adopt_descriptor_vhost(first, LWS_ADOPT_RAW_FILE_DESC, u, "loadsrv-ctl", NULL);
 	if (!sig_wsi) {
 		fprintf(stderr, "loadsrv: cannot adopt the signalfd\n");
 		return 1;

@@ -8,7 +8,7 @@ int64_t backoff_delay_ms(const struct cfg_reconnect *p, unsigned k, double r)
 	double d = (double)p->initial_ms;
 
 	/* Grow step by step so a large k saturates at max instead of overflowing. */
-		for (unsigned i = 1; i < k && d < (double)p->max_ms && p->multiplier > 1; i++)
+	for (unsigned i = 1; i < k && d < (double)p->max_ms && p->multiplier > 1; i++)
 		d *= p->multiplier;
 	if (d > (double)p->max_ms)
 		d = (double)p->max_ms;

@@ -604,7 +604,7 @@ static void message_done(struct feed *f, int64_t now_us)
 static int fail_now(struct feed *f, int code, const char *reason, int64_t now_us)
 {
 	f->rx_too_big = true; /* nothing more of this message is looked at */
-		if (f->state == FEED_OPEN || f->close_wait) {
+	if (f->state == FEED_OPEN || f->close_wait) {
 		begin_close(f, code, reason, now_us);
 		/* Reading has stopped and lws may not offer a write slot while the peer's frame is
 		 * half read: if the close frame is not out almost at once, drop the connection. */

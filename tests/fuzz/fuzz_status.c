@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rr = status_client_render(json, size, (size & 1) != 0, &out, err, sizeof err);
 	if ((rr == 0) != (rp == 0) && !out.oom)
 		abort();
-	if (rr == 0 && (!out.p || out.len == 0 || out.p[out.len - 1] != '\n' ||
-	                memchr(out.p, '\0', out.len)))
+	if (rr == 0 &&
+	    (!out.p || out.len == 0 || out.p[out.len - 1] != '\n' || memchr(out.p, '\0', out.len)))
 		abort();
 	if (rr != 0 && !err[0])
 		abort();

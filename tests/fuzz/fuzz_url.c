@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&u, 0, sizeof u);
 	if (url_parse(text, &u, err, sizeof err) == 0) {
-		if (!u.host || !u.host[0] || !u.path || u.path[0] != '/' || u.port == 0 || !u.display ||
-		    !u.host_header)
+		if (!u.host || !u.host[0] || !u.path || u.path[0] != '/' || u.port == 0 ||
+		    !u.display || !u.host_header)
 			abort();
 		if (strchr(u.display, '?'))
 			abort(); /* the query is never in the loggable form */

@@ -54,9 +54,9 @@ enum hostile {
 	H_MASKED,            /* 101, then a masked text frame (servers must not mask) */
 	H_CLOSE_CODE,        /* 101, then CLOSE with code --hostile close-N */
 	H_NO_HANDSHAKE,      /* same as --no-handshake */
-	H_TRICKLE,           /* everything we send (the 101, then frames) one byte per --trickle-ms */
-	H_TRICKLE_FRAMES,    /* the 101 at once, then every frame one byte per --trickle-ms */
-	H_NO_READ,           /* 101, then never read again (small receive buffer) */
+	H_TRICKLE,        /* everything we send (the 101, then frames) one byte per --trickle-ms */
+	H_TRICKLE_FRAMES, /* the 101 at once, then every frame one byte per --trickle-ms */
+	H_NO_READ,        /* 101, then never read again (small receive buffer) */
 };
 
 static const struct {
@@ -100,10 +100,8 @@ static struct {
 	int hostile_close_code;
 	uint64_t hostile_size;
 	long trickle_ms;
-} cfg = {.retry_after = -1,
-         .max_message = 256u << 20,
-         .hostile_size = 2u << 20,
-         .trickle_ms = 1000};
+} cfg = {
+    .retry_after = -1, .max_message = 256u << 20, .hostile_size = 2u << 20, .trickle_ms = 1000};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -306,7 +304,7 @@ struct conn {
 	bool dead, close_sent, want_out, wr_shut;
 	bool trickling; /* --hostile trickle*: conn_send queues into `trick` */
 	bool no_read;   /* --hostile no-read: EPOLLIN is off */
-	int msg_op; /* opcode of the fragmented message being reassembled, 0 if none */
+	int msg_op;     /* opcode of the fragmented message being reassembled, 0 if none */
 	uint64_t rng;   /* --hostile random */
 	struct buf in, out, msg, trick;
 	struct conn *prev, *next; /* all connections, for --send-every */
@@ -1095,7 +1093,8 @@ static void hostile_after_open(struct conn *c)
 		ws_send_raw_frame(c, 0x81, "hello", 5, true);
 		break;
 	case H_CLOSE_CODE: {
-		uint8_t p[9] = {(uint8_t)(cfg.hostile_close_code >> 8), (uint8_t)cfg.hostile_close_code};
+		uint8_t p[9] = {(uint8_t)(cfg.hostile_close_code >> 8),
+		                (uint8_t)cfg.hostile_close_code};
 		memcpy(p + 2, "hostile", 7);
 		hostile_event(c);
 		ws_send(c, OP_CLOSE, p, sizeof p);
@@ -1442,7 +1441,8 @@ static int open_listener(const char *spec)
 		die("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (cfg.hostile == H_NO_READ) {
-		int small = 4096; /* inherited by accepted sockets: the peer's writes back up sooner */
+		int small =
+		    4096; /* inherited by accepted sockets: the peer's writes back up sooner */
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
 	}
 	if (ai->ai_family == AF_INET6)
@@ -1552,7 +1552,8 @@ static void add_reply(const char *spec)
 static void parse_hostile(const char *v)
 {
 	for (size_t i = 0; i < sizeof hostile_modes / sizeof hostile_modes[0]; i++) {
-		if (hostile_modes[i].mode != H_CLOSE_CODE && strcmp(v, hostile_modes[i].name) == 0) {
+		if (hostile_modes[i].mode != H_CLOSE_CODE &&
+		    strcmp(v, hostile_modes[i].name) == 0) {
 			cfg.hostile = hostile_modes[i].mode;
 			cfg.hostile_name = v;
 			cfg.no_handshake = cfg.no_handshake || cfg.hostile == H_NO_HANDSHAKE;
