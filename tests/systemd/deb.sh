@@ -163,39 +163,8 @@ rc=0
 
 [ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] ||
 	skip "expects the hybrid cgroup layout (/sys/fs/cgroup/unified and /sys/fs/cgroup/systemd)"
-mkdir -p "$CG_UNI" "$CG_SD"
-log "booting $MACHINE"
-(
-	echo "$BASHPID" >"$CG_UNI/cgroup.procs"
-	echo "$BASHPID" >"$CG_SD/cgroup.procs"
-	SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec systemd-nspawn -q -D "$ROOTFS" -M "$MACHINE" -b \
-		--volatile=overlay --private-network --link-journal=no --system-call-filter=bpf \
-		--console=pipe --register=no --keep-unit </dev/null >"$ART/nspawn.log" 2>&1
-) &
-NSPAWN=$!
-
-find_leader() {
-	local p
-	for p in $(pgrep -P "$NSPAWN") $(for c in $(pgrep -P "$NSPAWN"); do pgrep -P "$c"; done); do
-		if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$p/status" 2>/dev/null; then
-			LEADER=$p
-			return 0
-		fi
-	done
-	return 1
-}
-booted() { kill -0 "$NSPAWN" && find_leader && [ -S "/proc/$LEADER/root/run/systemd/private" ]; }
-wait_until 60 "the guest's systemd to start" booted || true
-kill -0 "$NSPAWN" 2>/dev/null || { cat "$ART/nspawn.log"; die "systemd-nspawn exited"; }
-
-G() { timeout "$(secs 60)" nsenter -t "$LEADER" -a "$@"; }
-GROOT=/proc/$LEADER/root
-state=$(G systemctl is-system-running --wait 2>/dev/null) || true
-log "guest is up (leader $LEADER): $state"
-case "$state" in
-running | degraded) ;;
-*) die "guest did not boot: is-system-running says '$state'" ;;
-esac
+. "$SRC/tests/systemd/guest.sh"
+boot_guest
 
 # --- install with apt, offline ---------------------------------------------------------------
 [ ! -e "$GROOT/usr/sbin/wsbeat" ] || die "the cached root already has /usr/sbin/wsbeat"
