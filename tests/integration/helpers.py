@@ -328,8 +328,10 @@ class ServerProc:
         self.proc = None
         self.port = None
 
+    stdin = subprocess.DEVNULL  # a server driven by commands sets PIPE
+
     def start(self, timeout=10):
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.argv, stdin=self.stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._t1 = threading.Thread(target=self._read_stdout, daemon=True)
         self._t2 = threading.Thread(target=self._read_stderr, daemon=True)

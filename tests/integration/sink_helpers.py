@@ -192,21 +192,12 @@ def count_lines(path):
 class MsgServer(ServerProc):
     """msgserver.py with a command pipe on its stdin (ServerProc gives it /dev/null)."""
 
+    stdin = subprocess.PIPE  # commands go to its stdin
+
     def __init__(self, port=0):
         super().__init__([PYTHON, "-u", MSGSERVER, "--port", str(port)], "msgserver")
         self._ids = 0
         self._wlock = threading.Lock()
-
-    def start(self, timeout=10):
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._t1 = threading.Thread(target=self._read_stdout, daemon=True)
-        self._t2 = threading.Thread(target=self._read_stderr, daemon=True)
-        self._t1.start()
-        self._t2.start()
-        ev = self.wait(lambda e: e["ev"] == "listening", timeout, "listening line")
-        self.port = ev["port"]
-        return self
 
     def command(self, cmd, **args):
         """Sends a command; returns its id (to wait for its done/failed event)."""

@@ -28,26 +28,7 @@ SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
 MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
 
-calc() { awk "BEGIN { printf \"%.3f\\n\", $* }"; }
-holds() { awk "BEGIN { exit !($*) }"; }
-since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
-log() { printf '[%6ss] %s\n' "$(since "$T0")" "$*"; }
-skip() { echo "SKIP: $*"; exit 77; }
-die() { echo "FAIL: $*" >&2; FAILED=1; exit 1; }
-secs() { calc "$1 * $SCALE"; }
-
-wait_until() {
-	local limit what=$2 end
-	limit=$(secs "$1")
-	shift 2
-	end=$(calc "$(date +%s.%N) + $limit")
-	until "$@" >/dev/null 2>&1; do
-		if holds "$(date +%s.%N) > $end"; then
-			die "timed out after ${limit}s waiting for $what"
-		fi
-		sleep 0.1
-	done
-}
+. "$SRC/tests/systemd/common.sh"
 
 FAILED=0
 WORK=""
