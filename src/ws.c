@@ -264,12 +264,12 @@ static void conn_gone(struct feed *f, struct lws *wsi, int64_t now, const char *
 	feed_on_gone(f, now, reason);
 }
 
+/* The clock is read only by the cases that need it: lws also calls here for every poll change. */
 static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
 	struct ws *w = lws_context_user(lws_get_context(wsi));
 	struct feed *f = feed_of(wsi);
-	int64_t now = mono_us();
 
 	if (!f)
 		return 0;
@@ -282,7 +282,7 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		on_handshake_status(f, wsi);
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		feed_on_open(f, now);
+		feed_on_open(f, mono_us());
 		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		return on_writeable(w, f, wsi);
@@ -291,27 +291,27 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		 * before our close frame goes out. (Returning -1 from here corrupts 4.1.6's state:
 		 * the close happens inside its parser loop.) */
 		if (feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-		               lws_frame_is_binary(wsi), now) < 0)
+		               lws_frame_is_binary(wsi), mono_us()) < 0)
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		feed_on_pong(f, in, len, now);
+		feed_on_pong(f, in, len, mono_us());
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		on_peer_close(f, in, len);
 		/* Our close is already out: this is its answer, the handshake is complete. */
 		return f->close_sent ? -1 : 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		conn_gone(f, wsi, now, in ? (const char *)in : "connection error");
+		conn_gone(f, wsi, mono_us(), in ? (const char *)in : "connection error");
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
-		conn_gone(f, wsi, now, "server did not answer the WebSocket upgrade");
+		conn_gone(f, wsi, mono_us(), "server did not answer the WebSocket upgrade");
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		conn_gone(f, wsi, now, "connection lost");
+		conn_gone(f, wsi, mono_us(), "connection lost");
 		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
-		conn_gone(f, wsi, now, "connection ended");
+		conn_gone(f, wsi, mono_us(), "connection ended");
 		return 0;
 	default:
 		return 0;
