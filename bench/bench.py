@@ -180,10 +180,11 @@ def wsbeat_conf(path, n, urls, hb, ca, slack=None):
 
 def client_cmd(a, client, n, scheme, hb, urls, tmp):
     ca = ["--ca", a.cert] if scheme == "wss" else []
-    if client == "wsbeat":
+    if client in ("wsbeat", "base"):
+        # base: another wsbeat binary (--base), e.g. the previous commit's, same config.
         conf = os.path.join(tmp, f"wsbeat-{n}-{scheme}-{hb}.conf")
         wsbeat_conf(conf, n, urls, hb, a.cert, a.wsbeat_slack)
-        return [a.wsbeat, "-c", conf]
+        return [a.wsbeat if client == "wsbeat" else a.base, "-c", conf]
     if client.startswith("floor"):
         # floor+dance, floor+dance+urandom: the floor doing lws's per-beat extras (README).
         extra = {"dance": "--writable-dance", "urandom": "--urandom-mask",
@@ -348,10 +349,15 @@ def main():
     ap.add_argument("--wsbeat-slack", help='timer_slack for wsbeat, e.g. "10ms" (default: its default)')
     ap.add_argument("--keep", help="keep configs, logs and dumps in this directory")
     ap.add_argument("--results", help="also append every line to this file")
+    ap.add_argument("--wsbeat", help="the wsbeat binary (default: BUILD/wsbeat)")
+    ap.add_argument("--base", help='another wsbeat binary, run as client "base" for an A/B '
+                    'comparison in the same invocation (e.g. one built from the previous commit)')
     a = ap.parse_args()
     a.loadsrv = os.path.join(a.build, "loadsrv")
     a.floor = os.path.join(a.build, "floor")
-    a.wsbeat = os.path.join(a.build, "wsbeat")
+    a.wsbeat = a.wsbeat or os.path.join(a.build, "wsbeat")
+    if "base" in a.clients.split(",") and not a.base:
+        ap.error("client base needs --base PATH")
     raise_nofile()
 
     tmp = a.keep or tempfile.mkdtemp(prefix="wsbeat-bench-")

@@ -196,6 +196,7 @@ static void reset_attempt(struct feed *f)
 	f->close_sent = false;
 	f->beat_pending = false;
 	f->hb_waiting_since_us = 0;
+	f->hb_answer_due_us = 0;
 	f->on_open_next = 0;
 	f->rx_len = 0;
 	f->rx_too_big = false;
@@ -415,8 +416,11 @@ static void on_beat_timer(struct tq_timer *t, int64_t now_us)
 		/* The answer has `timeout` from when we could first ask: a loop that woke up late
 		 * must not count its own delay against the peer. */
 		f->hb_waiting_since_us = due;
-		tq_arm(f->env->tq, &f->t_answer,
-		       (now_us > due ? now_us : due) + hb->timeout_ms * 1000);
+		f->hb_answer_due_us = (now_us > due ? now_us : due) + hb->timeout_ms * 1000;
+		/* An armed t_answer is due no later than this (it belongs to an earlier beat):
+		 * it re-arms itself when it fires. */
+		if (!tq_armed(&f->t_answer))
+			tq_arm(f->env->tq, &f->t_answer, f->hb_answer_due_us);
 	}
 	if (!f->beat_pending) {
 		f->beat_pending = true;
@@ -434,8 +438,13 @@ static void on_answer_timer(struct tq_timer *t, int64_t now_us)
 	struct feed *f = container_of(t, struct feed, t_answer);
 	char ms[24];
 
-	if (f->state != FEED_OPEN)
+	if (f->state != FEED_OPEN || f->hb_waiting_since_us == 0)
+		return; /* answered since it was armed: the next beat arms it again */
+	if (f->hb_answer_due_us > now_us) {
+		/* Armed for an earlier beat that was answered: wait for the one now awaited. */
+		tq_arm(f->env->tq, &f->t_answer, f->hb_answer_due_us);
 		return;
+	}
 	f->stats.beat_timeouts++;
 	fmt_u(ms, sizeof(ms), (uint64_t)f->cfg->heartbeat.timeout_ms);
 	feed_set_error(f, "heartbeat timeout");
@@ -493,7 +502,7 @@ static void answered(struct feed *f, int64_t rtt_us)
 	char rtt[32];
 
 	f->hb_waiting_since_us = 0;
-	tq_cancel(f->env->tq, &f->t_answer);
+	f->hb_answer_due_us = 0; /* t_answer stays armed: see struct feed */
 	f->stats.beats_answered++;
 	f->stats.last_rtt_ms = (double)rtt_us / 1000.0;
 	observe_rtt(&f->stats, (double)rtt_us / 1e6);

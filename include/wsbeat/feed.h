@@ -9,7 +9,7 @@
  *   idle         none (waiting in the connect queue)
  *   resolving    t_state = connect deadline (it covers resolving and connecting)
  *   connecting   t_state = connect deadline; t_addr while moving on to the next address
- *   open         t_beat (next heartbeat), t_answer (while an answer is awaited), t_idle
+ *   open         t_beat (next heartbeat), t_answer (answer deadline, lazily re-armed), t_idle
  *   closing      t_state = close deadline (then the connection is dropped)
  *   backoff      t_state = retry time
  *   stopped      none
@@ -134,8 +134,12 @@ struct feed {
 	size_t n_addrs, addr_idx;
 	struct dns_req *dns_req; /* the shell's resolution in progress */
 
-	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited). */
+	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
+	 * answer is due. t_answer is lazy: it may be armed earlier than hb_answer_due_us (or
+	 * with nothing awaited) and sorts that out when it fires, so a beat and its answer cost
+	 * no heap operations beyond the beat timer's own. */
 	int64_t hb_waiting_since_us;
+	int64_t hb_answer_due_us;
 	int64_t hb_last_sent_us;
 	bool beat_pending;
 	unsigned char ping_buf[8];

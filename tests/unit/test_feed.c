@@ -166,7 +166,9 @@ static void test_ping_cycle(void **state)
 
 	assert_true(k.f.stats.last_rtt_ms < 0);
 	feed_on_pong(&k.f, payload, 8, sent + 25 * MS);
-	fake_assert_timers(&k, false, true, false, false);
+	/* Answered: nothing awaited, but t_answer stays armed (lazy) until it fires. */
+	fake_assert_timers(&k, false, true, true, false);
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_true(k.f.stats.last_rtt_ms == 25.0);
 	assert_int_equal(k.f.stats.beats_answered, 1);
 	assert_int_equal(k.f.state, FEED_OPEN);
@@ -211,7 +213,7 @@ static void test_pong_filtering(void **state)
 	assert_true(tq_armed(&k.f.t_answer));
 	assert_int_equal(k.f.stats.beats_answered, 0);
 	feed_on_pong(&k.f, good, 8, due + MS);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_int_equal(k.f.stats.beats_answered, 1);
 	/* The same PONG again is not a second answer. */
 	feed_on_pong(&k.f, good, 8, due + 2 * MS);
@@ -246,6 +248,62 @@ static void test_late_beats_stay_on_grid(void **state)
 	assert_int_equal(k.f.stats.beats_sent, 2);
 	assert_int_equal(k.f.t_answer.deadline_us, due + 7500 * MS + 30 * SEC);
 	assert_int_equal(k.f.t_beat.deadline_us, due + 20 * SEC);
+}
+
+/*
+ * The answer deadline is lazy: an answer leaves t_answer armed at the old deadline, which then
+ * finds the next beat awaited and moves to that beat's deadline; the timeout still comes exactly
+ * `timeout` after the unanswered beat was due, never earlier or later.
+ */
+static void test_lazy_answer_deadline(void **state)
+{
+	int64_t due;
+	(void)state;
+
+	k.cfg.heartbeat.timeout_ms = 12000; /* 2.4 intervals */
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 12 * SEC);
+	feed_on_pong(&k.f, last_frame()->data, 8, due + MS);
+	assert_int_equal(k.f.stats.beats_answered, 1);
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
+	assert_true(tq_armed(&k.f.t_answer));
+	/* Beat 2 goes unanswered: the armed deadline (beat 1's) is earlier, so it stays. */
+	fake_advance(&k, due + 5 * SEC);
+	assert_int_equal(k.f.stats.beats_sent, 2);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 12 * SEC);
+	/* It fires there, finds beat 2 awaited and moves to beat 2's deadline. */
+	fake_advance(&k, due + 12 * SEC);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(k.f.t_answer.deadline_us, due + 17 * SEC);
+	fake_advance(&k, due + 17 * SEC - 1);
+	assert_int_equal(k.f.state, FEED_OPEN);
+	assert_int_equal(k.f.stats.beat_timeouts, 0);
+	fake_advance(&k, due + 17 * SEC);
+	assert_int_equal(k.f.state, FEED_CLOSING);
+	assert_int_equal(k.f.stats.beat_timeouts, 1);
+}
+
+/* An answered beat's deadline that fires with nothing awaited disarms; the next beat re-arms. */
+static void test_lazy_answer_disarms_when_idle(void **state)
+{
+	int64_t due;
+	(void)state;
+
+	k.cfg.heartbeat.timeout_ms = 3000;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due);
+	feed_on_pong(&k.f, last_frame()->data, 8, due + MS);
+	fake_advance(&k, due + 3 * SEC);
+	fake_assert_timers(&k, false, true, false, false);
+	fake_advance(&k, due + 5 * SEC);
+	assert_true(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.t_answer.deadline_us, due + 8 * SEC);
+	assert_int_equal(k.f.stats.beat_timeouts, 0);
 }
 
 static void test_heartbeat_timeout_to_backoff_to_idle(void **state)
@@ -351,7 +409,7 @@ static void test_text_heartbeat_expect(void **state)
 	assert_int_equal(k.f.stats.beats_answered, 0);
 	rx("po", true, false, false);
 	rx("ng", false, true, false);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_int_equal(k.f.stats.beats_answered, 1);
 	assert_true(k.f.stats.last_rtt_ms == 10.0);
 	assert_int_equal(k.f.stats.messages, 6);
@@ -363,7 +421,7 @@ static void test_text_heartbeat_expect(void **state)
 	rx("o", false, false, false);
 	rx("n", false, false, false);
 	rx("g", false, true, false);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_int_equal(k.f.stats.beats_answered, 2);
 	/* Unanswered from now on: timeout at due + timeout. */
 	fake_advance(&k, due + 10 * SEC + 2 * SEC - 1);
@@ -386,7 +444,7 @@ static void check_empty_messages(const void *empty)
 	assert_int_equal(k.f.last_data_us, k.now);
 	feed_on_rx(&k.f, "pong", 4, true, false, false, k.now);
 	feed_on_rx(&k.f, empty, 0, false, true, false, k.now);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_int_equal(k.f.stats.messages, 2);
 }
 
@@ -413,7 +471,7 @@ static void test_text_heartbeat_any_message(void **state)
 	fake_advance(&k, k.f.t_beat.deadline_us);
 	assert_true(tq_armed(&k.f.t_answer));
 	rx("{\"anything\":1}", true, true, false);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 	assert_int_equal(k.f.stats.beats_answered, 1);
 }
 
@@ -431,7 +489,7 @@ static void test_binary_heartbeat(void **state)
 	rx("\x03\x04", true, true, false); /* text: not the answer */
 	assert_true(tq_armed(&k.f.t_answer));
 	rx("\x03\x04", true, true, true);
-	assert_false(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
 }
 
 static void test_idle_timeout_ignores_answers(void **state)
@@ -991,6 +1049,8 @@ int main(void)
 	    T(test_ping_cycle),
 	    T(test_pong_filtering),
 	    T(test_late_beats_stay_on_grid),
+	    T(test_lazy_answer_deadline),
+	    T(test_lazy_answer_disarms_when_idle),
 	    T(test_heartbeat_timeout_to_backoff_to_idle),
 	    T(test_close_timeout_aborts),
 	    T(test_text_heartbeat_expect),
