@@ -178,6 +178,20 @@ def wsbeat_conf(path, n, urls, hb, ca, slack=None):
         f.write("\n".join(out) + "\n")
 
 
+MEDIAN_KEYS = ("cpu_us_per_beat", "rss_kib_per_feed", "rss_kib", "setup_s")
+
+
+def median_run(rs):
+    """One client's runs in a group -> the first run with the median of each MEDIAN_KEYS
+    over the runs that measured it (errors are left out)."""
+    m = dict(rs[0])
+    for k in MEDIAN_KEYS:
+        v = sorted(r[k] for r in rs if isinstance(r.get(k), (int, float)))
+        if v:
+            m[k] = v[len(v) // 2] if len(v) % 2 else round((v[len(v) // 2 - 1] + v[len(v) // 2]) / 2, 3)
+    return m
+
+
 def client_cmd(a, client, n, scheme, hb, urls, tmp):
     ca = ["--ca", a.cert] if scheme == "wss" else []
     if client in ("wsbeat", "base"):
@@ -349,6 +363,9 @@ def main():
     ap.add_argument("--wsbeat-slack", help='timer_slack for wsbeat, e.g. "10ms" (default: its default)')
     ap.add_argument("--keep", help="keep configs, logs and dumps in this directory")
     ap.add_argument("--results", help="also append every line to this file")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each group's clients this many times, interleaved; group and "
+                    "scaling lines use each client's medians")
     ap.add_argument("--wsbeat", help="the wsbeat binary (default: BUILD/wsbeat)")
     ap.add_argument("--base", help='another wsbeat binary, run as client "base" for an A/B '
                     'comparison in the same invocation (e.g. one built from the previous commit)')
@@ -378,35 +395,44 @@ def main():
         for n in [int(x) for x in a.n.split(",")]:
             for scheme in a.schemes.split(","):
                 for hb in a.hb.split(","):
-                    group = {}
-                    for client in clients:
-                        if client == "python" and n > a.python_max:
-                            continue
-                        log(f"run: {client} n={n} {scheme} {hb} (load {loadavg()})")
-                        try:
-                            r = run_one(a, srv, client, n, scheme, hb, tmp)
-                        except (BenchError, OSError, ValueError, ZeroDivisionError) as e:
-                            if srv.p.poll() is not None:
-                                raise SystemExit(f"loadsrv died (status {srv.p.returncode})")
-                            r = {"kind": "run", "client": client, "n": n, "scheme": scheme,
-                                 "hb": hb, "error": str(e).replace(" ", "_")}
-                        if client != "wsbeat" and "wsbeat" in group:
-                            w = group["wsbeat"]
-                            r["cpu_vs_wsbeat"] = ratio(r.get("cpu_us_per_beat"), w.get("cpu_us_per_beat"))
-                            r["rss_vs_wsbeat"] = ratio(r.get("rss_kib_per_feed"), w.get("rss_kib_per_feed"))
-                            r["setup_vs_wsbeat"] = ratio(r.get("setup_s"), w.get("setup_s"))
-                        group[client] = r
-                        results.append(r)
-                        emit(r)
+                    runs = {}  # client -> its runs in this group, one per repetition
+                    for rep in range(a.repeat):
+                        cur = {}
+                        for client in clients:
+                            if client == "python" and n > a.python_max:
+                                continue
+                            log(f"run: {client} n={n} {scheme} {hb} rep={rep} (load {loadavg()})")
+                            try:
+                                r = run_one(a, srv, client, n, scheme, hb, tmp)
+                            except (BenchError, OSError, ValueError, ZeroDivisionError) as e:
+                                if srv.p.poll() is not None:
+                                    raise SystemExit(f"loadsrv died (status {srv.p.returncode})")
+                                r = {"kind": "run", "client": client, "n": n, "scheme": scheme,
+                                     "hb": hb, "error": str(e).replace(" ", "_")}
+                            if a.repeat > 1:
+                                r["rep"] = rep
+                            if client != "wsbeat" and "wsbeat" in cur:
+                                w = cur["wsbeat"]
+                                r["cpu_vs_wsbeat"] = ratio(r.get("cpu_us_per_beat"), w.get("cpu_us_per_beat"))
+                                r["rss_vs_wsbeat"] = ratio(r.get("rss_kib_per_feed"), w.get("rss_kib_per_feed"))
+                                r["setup_vs_wsbeat"] = ratio(r.get("setup_s"), w.get("setup_s"))
+                            cur[client] = r
+                            runs.setdefault(client, []).append(r)
+                            emit(r)
+                    # With --repeat, each client's figures are the medians over its repetitions.
+                    group = {c: median_run(rs) for c, rs in runs.items()}
+                    results.extend(group.values())
                     if "wsbeat" in group:
                         w = group["wsbeat"]
                         s = {"kind": "group", "n": n, "scheme": scheme, "hb": hb,
+                             "reps": a.repeat,
                              "wsbeat_cpu_us_per_beat": w.get("cpu_us_per_beat"),
                              "wsbeat_rss_kib_per_feed": w.get("rss_kib_per_feed"),
                              "wsbeat_setup_s": w.get("setup_s")}
                         for c, r in group.items():
                             if c != "wsbeat":
-                                s[f"{c}_vs_wsbeat_cpu"] = r.get("cpu_vs_wsbeat")
+                                s[f"{c}_vs_wsbeat_cpu"] = ratio(r.get("cpu_us_per_beat"),
+                                                                w.get("cpu_us_per_beat"))
                         if "floor" in group:
                             s["wsbeat_vs_floor_cpu"] = ratio(w.get("cpu_us_per_beat"),
                                                              group["floor"].get("cpu_us_per_beat"))
