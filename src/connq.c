@@ -62,13 +62,12 @@ void connq_set_rate(struct connq *q, double rate)
 
 void connq_push(struct connq *q, struct connq_node *n, int64_t now_us)
 {
-	if (n->queued)
+	if (connq_queued(n))
 		return;
 	n->prev = q->head.prev;
 	n->next = &q->head;
 	q->head.prev->next = n;
 	q->head.prev = n;
-	n->queued = true;
 	q->waiting++;
 	if (!tq_armed(&q->timer))
 		tq_arm(q->tq, &q->timer, now_us);
@@ -84,11 +83,10 @@ void connq_release(struct connq *q, int64_t now_us)
 
 void connq_remove(struct connq *q, struct connq_node *n)
 {
-	if (!n->queued)
+	if (!connq_queued(n))
 		return;
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	n->next = n->prev = NULL;
-	n->queued = false;
 	q->waiting--;
 }

@@ -152,11 +152,15 @@ static void collect(const struct ares_addrinfo *ai, struct dns_result *res)
 {
 	for (const struct ares_addrinfo_node *n = ai->nodes; n && res->n < DNS_MAX_ADDRS;
 	     n = n->ai_next) {
-		const void *a = n->ai_family == AF_INET6
-		                    ? (const void *)&((struct sockaddr_in6 *)n->ai_addr)->sin6_addr
-		                    : (const void *)&((struct sockaddr_in *)n->ai_addr)->sin_addr;
-		if (inet_ntop(n->ai_family, a, res->addrs[res->n], DNS_ADDR_LEN))
-			res->n++;
+		struct dns_addr *a = &res->addrs[res->n];
+		if (n->ai_family == AF_INET6)
+			memcpy(a->bytes, &((struct sockaddr_in6 *)n->ai_addr)->sin6_addr, 16);
+		else if (n->ai_family == AF_INET)
+			memcpy(a->bytes, &((struct sockaddr_in *)n->ai_addr)->sin_addr, 4);
+		else
+			continue;
+		a->family = (unsigned char)n->ai_family;
+		res->n++;
 	}
 }
 
@@ -226,6 +230,22 @@ void dns_cancel(struct dns_req *req)
 {
 	if (req)
 		req->cancelled = true;
+}
+
+int dns_addr_parse(const char *text, struct dns_addr *a)
+{
+	*a = (struct dns_addr){.family = AF_INET};
+	if (inet_pton(AF_INET, text, a->bytes) == 1)
+		return 0;
+	a->family = AF_INET6;
+	return inet_pton(AF_INET6, text, a->bytes) == 1 ? 0 : -1;
+}
+
+const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t len)
+{
+	if (!inet_ntop(a->family, a->bytes, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
 }
 
 const char *dns_version(void)

@@ -142,6 +142,7 @@ void feed_fini(struct feed *f)
 {
 	free(f->msg_buf);
 	f->msg_buf = NULL;
+	feed_clear_error(f);
 	set_state(f, FEED_STOPPED, f->state_since_us);
 	f->env->n_in_state[FEED_STOPPED]--;
 	connq_remove(f->env->connq, &f->qnode);
@@ -172,25 +173,74 @@ void feed_start(struct feed *f, int64_t now_us)
 	enter_idle(f, now_us);
 }
 
+/* Stands in for the reason when there was no memory to record it. */
+static const char detail_lost_text[] = "out of memory (error text lost)";
+
+/* The feed's detail record, allocated on first use; NULL when memory ran out (then
+ * f->detail_lost is set and feed_err says so). */
+static struct feed_detail *detail_of(struct feed *f)
+{
+	if (!f->detail && !f->detail_lost) {
+		f->detail = calloc(1, sizeof(*f->detail));
+		f->detail_lost = !f->detail;
+	}
+	return f->detail;
+}
+
+const char *feed_err(const struct feed *f)
+{
+	if (f->detail && f->detail->err[0])
+		return f->detail->err;
+	return f->detail_lost ? detail_lost_text : "";
+}
+
+void feed_clear_error(struct feed *f)
+{
+	free(f->detail);
+	f->detail = NULL;
+	f->detail_lost = false;
+}
+
 void feed_set_error(struct feed *f, const char *fmt, ...)
 {
+	struct feed_detail *d;
 	va_list ap;
 
-	if (f->err[0])
+	if (feed_err(f)[0])
+		return;
+	d = detail_of(f);
+	if (!d)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	vsnprintf(d->err, sizeof(d->err), fmt, ap);
 	va_end(ap);
+}
+
+/* Our close frame's reason, or the peer's; "" when none. */
+static const char *close_reason(const struct feed *f)
+{
+	return f->detail ? f->detail->close_reason : "";
+}
+
+static void set_close_reason(struct feed *f, const char *reason, size_t len)
+{
+	struct feed_detail *d = detail_of(f);
+
+	if (!d)
+		return; /* the close frame goes out without its reason */
+	if (len >= sizeof(d->close_reason))
+		len = sizeof(d->close_reason) - 1;
+	memcpy(d->close_reason, reason, len);
+	d->close_reason[len] = '\0';
 }
 
 static void reset_attempt(struct feed *f)
 {
-	f->err[0] = '\0';
+	feed_clear_error(f);
 	f->http_status = 0;
 	f->retry_after_ms = -1;
 	f->aborting = false;
 	f->close_code = 0;
-	f->close_reason[0] = '\0';
 	f->close_pending = false;
 	f->close_wait = false;
 	f->close_sent = false;
@@ -231,7 +281,8 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	             "connecting", LOG_LVL_INFO, {{"url", u->display}, {"attempt", attempt}}},
 	         "connecting (attempt %s)", attempt);
 	if (numeric) {
-		snprintf(f->addrs[0], sizeof(f->addrs[0]), "%s", u->host);
+		/* Cannot fail: url_host_is_numeric parsed it the same way. */
+		dns_addr_parse(u->host, &f->addrs[0]);
 		f->n_addrs = 1;
 		start_connect(f, now_us);
 	} else if (f->env->shell->resolve(f) < 0) {
@@ -252,7 +303,7 @@ void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_
 		return;
 	}
 	memcpy(f->addrs, res->addrs, sizeof(f->addrs));
-	f->n_addrs = res->n;
+	f->n_addrs = (unsigned char)(res->n < DNS_MAX_ADDRS ? res->n : DNS_MAX_ADDRS);
 	f->addr_idx = 0;
 	set_state(f, FEED_CONNECTING, now_us);
 	tq_arm(f->env->tq, &f->t_state, deadline); /* one deadline for resolving and connecting */
@@ -270,17 +321,20 @@ static void on_addr_timer(struct tq_timer *t, int64_t now_us)
 /* After an address failed, moves on to the next one of the same answer; false if none. */
 static bool try_next_address(struct feed *f, int64_t now_us)
 {
+	char addr[DNS_ADDR_LEN];
+
 	if (f->state != FEED_CONNECTING || f->aborting || f->http_status ||
 	    f->addr_idx + 1 >= f->n_addrs || winding_down(f))
 		return false;
+	dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
 	log_rec(LOG_LVL_DEBUG,
 	        (struct log_kv[]){{"feed", f->cfg->name},
 	                          {"event", "address_failed"},
-	                          {"address", f->addrs[f->addr_idx]},
-	                          {"reason", f->err}},
+	                          {"address", addr},
+	                          {"reason", feed_err(f)}},
 	        4, "trying the next address");
 	f->conn = NULL;
-	f->err[0] = '\0';
+	feed_clear_error(f);
 	f->addr_idx++;
 	/* Connect from a timer: never start a connection inside another's lws callback. */
 	tq_arm(f->env->tq, &f->t_addr, now_us);
@@ -299,7 +353,7 @@ static void begin_close_wait(struct feed *f, int code, const char *reason, bool 
 	feed_set_error(f, "%s", reason);
 	f->close_pending = true;
 	f->close_code = code;
-	snprintf(f->close_reason, sizeof(f->close_reason), "%s", reason);
+	set_close_reason(f, reason, strlen(reason));
 	set_state(f, FEED_CLOSING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + FEED_CLOSE_TIMEOUT_US);
 	f->env->shell->want_write(f);
@@ -395,11 +449,8 @@ void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
 
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len)
 {
-	if (reason_len >= sizeof(f->close_reason))
-		reason_len = sizeof(f->close_reason) - 1;
 	f->close_code = code;
-	memcpy(f->close_reason, reason, reason_len);
-	f->close_reason[reason_len] = '\0';
+	set_close_reason(f, reason, reason_len);
 	feed_set_error(f, "server closed the connection");
 }
 
@@ -694,24 +745,29 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 	if (!f->conn_live || f->aborting)
 		return;
 	if (f->close_pending) {
-		*fr = (struct feed_frame){FRAME_CLOSE,     SRC_CLOSE,
-		                          f->close_reason, strlen(f->close_reason),
-		                          f->close_code,   f->close_wait};
+		const char *why = close_reason(f);
+		*fr = (struct feed_frame){.kind = FRAME_CLOSE,
+		                          .src = SRC_CLOSE,
+		                          .data = why,
+		                          .len = strlen(why),
+		                          .close_code = f->close_code,
+		                          .wait_for_peer = f->close_wait};
 	} else if (f->state != FEED_OPEN) {
 		return;
 	} else if (f->on_open_next < f->cfg->n_on_open) {
 		const char *m = f->cfg->on_open[f->on_open_next];
-		*fr = (struct feed_frame){FRAME_TEXT, SRC_ON_OPEN, m, strlen(m), 0, false};
+		*fr = (struct feed_frame){
+		    .kind = FRAME_TEXT, .src = SRC_ON_OPEN, .data = m, .len = strlen(m)};
 	} else if (f->beat_pending && hb->type == HB_PING) {
-		put_be64(f->ping_buf, (uint64_t)now_us);
-		*fr = (struct feed_frame){FRAME_PING, SRC_BEAT, f->ping_buf, 8, 0, false};
+		/* The payload is the send time, carried by the frame: nothing kept per feed. */
+		*fr = (struct feed_frame){
+		    .kind = FRAME_PING, .src = SRC_BEAT, .data = fr->ping_buf, .len = 8};
+		put_be64(fr->ping_buf, (uint64_t)now_us);
 	} else if (f->beat_pending) {
-		*fr = (struct feed_frame){hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
-		                          SRC_BEAT,
-		                          hb->payload,
-		                          hb->payload_len,
-		                          0,
-		                          false};
+		*fr = (struct feed_frame){.kind = hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
+		                          .src = SRC_BEAT,
+		                          .data = hb->payload,
+		                          .len = hb->payload_len};
 	}
 }
 
@@ -754,7 +810,7 @@ static int64_t attempt_failed(struct feed *f)
 	                              permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
 	                              {{"url", f->cfg->url.display},
 	                               {"attempt", attempt},
-	                               {"reason", f->err[0] ? f->err : "connection failed"},
+	                               {"reason", *feed_err(f) ? feed_err(f) : "connection failed"},
 	                               {"http_status", f->http_status ? status : NULL},
 	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
 	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
@@ -769,6 +825,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 {
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
 	bool stable = now_us - f->open_since_us >= rc->stable_after_ms * 1000;
+	const char *err = *feed_err(f) ? feed_err(f) : "connection lost";
 	char code[16];
 
 	f->stats.disconnects++;
@@ -783,13 +840,13 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	    &(struct feed_event){"closed",
 	                         winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
 	                         {{"close_code", f->close_code ? code : NULL},
-	                          {"reason", f->err[0] ? f->err : "connection lost"},
-	                          {"close_reason", f->close_reason[0] ? f->close_reason : NULL}}},
+	                          {"reason", err},
+	                          {"close_reason", *close_reason(f) ? close_reason(f) : NULL}}},
 	    "connection closed");
 	if (f->sink)
 		sink_closed_record(f->sink, real_us(), f->cfg->name, f->conn_no,
 		                   f->close_code ? f->close_code : 1006 /* abnormal closure */,
-		                   f->err[0] ? f->err : "connection lost");
+		                   err);
 	return backoff_delay_ms(rc, f->failures ? f->failures : 1, rng_unit(f->env->rng));
 }
 
@@ -841,6 +898,6 @@ void feed_log_status(const struct feed *f, int64_t now_us)
 	                               {"attempt", attempt},
 	                               {"connects", conns},
 	                               {"rtt_ms", f->stats.last_rtt_ms >= 0 ? rtt : NULL},
-	                               {"last_error", f->err[0] ? f->err : NULL}}},
+	                               {"last_error", *feed_err(f) ? feed_err(f) : NULL}}},
 	         "%s for %ss", state_names[f->state], since);
 }

@@ -398,7 +398,6 @@ static void put_json_string_or_null(struct mbuf *b, const char *s)
 static void render_feed_json(struct mbuf *b, const struct feed *f, int64_t now)
 {
 	const struct feed_stats *st = &f->stats;
-	char err[sizeof(f->err) + 1];
 
 	mbuf_puts(b, "{\"name\":");
 	put_json_string(b, feed_name(f));
@@ -418,9 +417,7 @@ static void render_feed_json(struct mbuf *b, const struct feed *f, int64_t now)
 		mbuf_puts(b, "null");
 	mbuf_printf(b, ",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"last_error\":",
 	            st->connects, st->connects > 0 ? st->connects - 1 : 0);
-	/* f->err is a fixed array; never trust it to be terminated. */
-	snprintf(err, sizeof(err), "%.*s", (int)sizeof(f->err), f->err);
-	put_json_string_or_null(b, err);
+	put_json_string_or_null(b, feed_err(f));
 	if (f->close_code)
 		mbuf_printf(b, ",\"close_code\":%d}", f->close_code);
 	else

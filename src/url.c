@@ -127,42 +127,37 @@ static int parse_hostport(const char *s, size_t n, char *host, uint16_t *port, b
 	return 0;
 }
 
-/* Builds host_header and display once host, port and path are known. */
-static int render(struct url *u, bool v6)
+/*
+ * Builds the four strings once host and port are known; rest is what follows the authority.
+ * They share one allocation, owned through host: a feed's URL costs one heap block, not four.
+ */
+static int build_strings(struct url *u, const char *host, const char *rest, bool v6)
 {
+	const char *scheme = u->tls ? "wss" : "ws";
+	const char *slash = *rest == '/' ? "" : "/"; /* "" becomes "/", "?q" becomes "/?q" */
+	size_t query = strcspn(rest, "?");           /* the display form stops here */
 	char hh[URL_HOST_MAX + 16];
-	uint16_t defport = u->tls ? 443 : 80;
-	size_t plen = strcspn(u->path, "?");
+	size_t hl, pl, hhl, dl;
 	int n;
 
-	n = snprintf(hh, sizeof(hh), v6 ? "[%s]" : "%s", u->host);
-	if (u->port != defport)
+	n = snprintf(hh, sizeof(hh), v6 ? "[%s]" : "%s", host);
+	if (u->port != (u->tls ? 443 : 80))
 		snprintf(hh + n, sizeof(hh) - (size_t)n, ":%u", (unsigned)u->port);
-	u->host_header = strdup(hh);
-	if (!u->host_header)
+	hl = strlen(host) + 1;
+	pl = strlen(slash) + strlen(rest) + 1;
+	hhl = strlen(hh) + 1;
+	dl = strlen(scheme) + 3 + hhl + strlen(slash) + query;
+	u->host = malloc(hl + pl + hhl + dl);
+	if (!u->host)
 		return -1;
-	n = snprintf(NULL, 0, "%s://%s%.*s", u->tls ? "wss" : "ws", hh, (int)plen, u->path);
-	u->display = malloc((size_t)n + 1);
-	if (!u->display)
-		return -1;
-	snprintf(u->display, (size_t)n + 1, "%s://%s%.*s", u->tls ? "wss" : "ws", hh, (int)plen,
-	         u->path);
+	u->path = u->host + hl;
+	u->host_header = u->path + pl;
+	u->display = u->host_header + hhl;
+	memcpy(u->host, host, hl);
+	snprintf(u->path, pl, "%s%s", slash, rest);
+	memcpy(u->host_header, hh, hhl);
+	snprintf(u->display, dl, "%s://%s%s%.*s", scheme, hh, slash, (int)query, rest);
 	return 0;
-}
-
-static int set_path(struct url *u, const char *p)
-{
-	if (*p == '\0')
-		u->path = strdup("/");
-	else if (*p == '?') {
-		u->path = malloc(strlen(p) + 2);
-		if (u->path) {
-			u->path[0] = '/';
-			strcpy(u->path + 1, p);
-		}
-	} else
-		u->path = strdup(p);
-	return u->path ? 0 : -1;
 }
 
 int url_parse(const char *text, struct url *u, char *err, size_t errlen)
@@ -191,8 +186,7 @@ int url_parse(const char *text, struct url *u, char *err, size_t errlen)
 	u->port = u->tls ? 443 : 80;
 	if (parse_hostport(auth, (size_t)(aend - auth), host, &u->port, &v6, err, errlen) < 0)
 		return -1;
-	u->host = strdup(host);
-	if (!u->host || set_path(u, aend) < 0 || render(u, v6) < 0) {
+	if (build_strings(u, host, aend, v6) < 0) {
 		url_fini(u);
 		return fail(err, errlen, "out of memory");
 	}
@@ -221,10 +215,7 @@ int url_parse_hostport(const char *text, char *host, size_t hostlen, uint16_t *p
 
 void url_fini(struct url *u)
 {
-	free(u->host);
-	free(u->path);
-	free(u->host_header);
-	free(u->display);
+	free(u->host); /* and with it the other three strings */
 	memset(u, 0, sizeof(*u));
 }
 

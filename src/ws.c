@@ -490,11 +490,14 @@ static int ws_connect(struct feed *f)
 	struct ws *w = f->env->shell_arg;
 	const struct url *u = &f->cfg->url;
 	struct lws_client_connect_info i = {0};
+	char addr[DNS_ADDR_LEN];
 	struct lws *wsi;
 
 	i.context = w->ctx;
 	i.vhost = profile_vhost(w, &f->cfg->tls); /* never NULL: that binds to the first vhost */
-	i.address = f->addrs[f->addr_idx]; /* numeric: lws's own lookup would block the loop */
+	/* Numeric: lws's own lookup would block the loop. A buffer on the stack will do: lws
+	 * copies every string of i into the new wsi's stash before returning. */
+	i.address = dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
 	i.port = u->port;
 	i.path = u->path;
 	/* lws takes the Host header, SNI and the certificate name from host. */

@@ -14,9 +14,10 @@
 
 #include "wsbeat/timerq.h"
 
+/* Embedded in its owner, zeroed before first use: next is NULL exactly when it is not queued
+ * (one member fewer in every feed than a flag would take). */
 struct connq_node {
 	struct connq_node *next, *prev;
-	bool queued;
 };
 
 struct connq;
@@ -44,6 +45,12 @@ int connq_init(struct connq *q, struct timerq *tq, double rate, connq_grant_fn g
                int64_t now_us);
 void connq_fini(struct connq *q);
 void connq_set_rate(struct connq *q, double rate);
+
+/* True while n waits in a queue. */
+static inline bool connq_queued(const struct connq_node *n)
+{
+	return n->next != NULL;
+}
 
 /* Queues n (a no-op if queued); the grant comes from the queue's timer, never from here. */
 void connq_push(struct connq *q, struct connq_node *n, int64_t now_us);

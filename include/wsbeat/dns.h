@@ -13,15 +13,22 @@
 #include "wsbeat/timerq.h"
 
 #define DNS_MAX_ADDRS 4
-#define DNS_ADDR_LEN  46 /* INET6_ADDRSTRLEN */
+#define DNS_ADDR_LEN  46 /* INET6_ADDRSTRLEN: room for any address as text */
 
 struct dns;
 struct dns_req;
 
-/* The answer: numeric addresses in the resolver's order (IPv6 and IPv4), or an error text. */
+/* One address in binary: a feed keeps every answer of its attempt, and 17 bytes each are a
+ * third of what the text form takes. */
+struct dns_addr {
+	unsigned char family;    /* AF_INET or AF_INET6 */
+	unsigned char bytes[16]; /* network order; AF_INET uses the first 4 */
+};
+
+/* The answer: addresses in the resolver's order (IPv6 and IPv4), or an error text. */
 struct dns_result {
 	size_t n;
-	char addrs[DNS_MAX_ADDRS][DNS_ADDR_LEN];
+	struct dns_addr addrs[DNS_MAX_ADDRS];
 	const char *error; /* NULL on success */
 };
 
@@ -52,6 +59,13 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb, void *ar
 
 /* Makes sure req's callback will not be called. */
 void dns_cancel(struct dns_req *req);
+
+/* Parses a numeric IPv4 or IPv6 literal (no brackets) into *a. 0, or -1 if text is not one. */
+int dns_addr_parse(const char *text, struct dns_addr *a);
+
+/* Writes a as text into buf (DNS_ADDR_LEN bytes are always enough) and returns buf; "?" for an
+ * address that cannot be formatted. */
+const char *dns_addr_text(const struct dns_addr *a, char *buf, size_t len);
 
 /* c-ares version string, for --version. */
 const char *dns_version(void);

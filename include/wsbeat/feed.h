@@ -56,12 +56,12 @@ struct lws; /* the shell's connection handle; opaque here */
 /* What a feed needs from the connection layer; every call is made from the loop thread. */
 struct feed_shell {
 	/* Starts resolving the feed's host; the answer comes through feed_on_resolved. -1 on
-	 * immediate failure, with the reason in f->err. */
+	 * immediate failure, with the reason recorded by feed_set_error. */
 	int (*resolve)(struct feed *f);
 	/* Forgets a resolution in progress: feed_on_resolved will not be called for it. */
 	void (*cancel_resolve)(struct feed *f);
 	/* Starts a connection to f->addrs[f->addr_idx]. On immediate failure: -1 with the reason
-	 * in f->err. */
+	 * recorded by feed_set_error. */
 	int (*connect)(struct feed *f);
 	/* Asks for a writeable callback; feed_next_frame then says what to send. */
 	void (*want_write)(struct feed *f);
@@ -85,14 +85,16 @@ struct feed_env {
 enum frame_kind { FRAME_NONE, FRAME_TEXT, FRAME_BINARY, FRAME_PING, FRAME_CLOSE };
 enum frame_src { SRC_ON_OPEN, SRC_BEAT, SRC_CLOSE };
 
-/* One frame to write, described by the feed; data stays valid until feed_frame_sent. */
+/* One frame to write, described by the feed; data stays valid until feed_frame_sent (and may
+ * point into the frame itself: do not copy it). */
 struct feed_frame {
 	enum frame_kind kind;
 	enum frame_src src;
 	const void *data;
 	size_t len;
 	int close_code;
-	bool wait_for_peer; /* FRAME_CLOSE: keep the connection to read until the peer's close */
+	bool wait_for_peer;        /* FRAME_CLOSE: keep the connection to read until the peer's */
+	unsigned char ping_buf[8]; /* FRAME_PING: the payload, built for this frame */
 };
 
 /* Upper bounds (seconds) of the heartbeat round-trip histogram; +Inf is implied. */
@@ -111,28 +113,46 @@ struct feed_stats {
 	uint64_t rtt_count;
 };
 
+/* Why an attempt or connection is ending: allocated when the first reason is recorded and
+ * freed when the next attempt (or address) starts, so a healthy feed carries only a pointer. */
+struct feed_detail {
+	char err[160];
+	char close_reason[124]; /* sent by us, or received from the peer; at most 123 bytes */
+};
+
+/*
+ * Most of what wsbeat itself keeps per feed, so members are grouped by purpose and ordered so
+ * that small ones fill each other's padding: check the layout (gdb's `ptype /o struct feed`)
+ * after a change.
+ */
 struct feed {
 	const struct cfg_feed *cfg;
 	struct feed_env *env;
 	struct lws *conn; /* the current connection, NULL when none */
 
-	enum feed_state state;
 	int64_t state_since_us;
+	int64_t open_since_us;
+	enum feed_state state;
 	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
 	unsigned conn_no;    /* connections opened since start */
 	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
 	bool aborting;       /* the shell was asked to drop the connection */
 	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
 	bool holds_slot;     /* counts against the connect queue's attempts in flight */
-	int64_t open_since_us;
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
 	struct connq_node qnode;
 
 	/* Where this attempt connects: the resolver's answer, tried in order. */
-	char addrs[DNS_MAX_ADDRS][DNS_ADDR_LEN];
-	size_t n_addrs, addr_idx;
 	struct dns_req *dns_req; /* the shell's resolution in progress */
+	struct dns_addr addrs[DNS_MAX_ADDRS];
+	unsigned char n_addrs, addr_idx;
+
+	/* Where the close frame stands (its reason is in detail). */
+	bool close_pending;
+	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
+	bool close_sent; /* our close frame is out: the peer's close ends the connection */
+	int close_code;  /* sent by us, or received from the peer */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
 	 * answer is due. t_answer is lazy: it may be armed earlier than hb_answer_due_us (or
@@ -142,33 +162,26 @@ struct feed {
 	int64_t hb_answer_due_us;
 	int64_t hb_last_sent_us;
 	bool beat_pending;
-	unsigned char ping_buf[8];
 
-	size_t on_open_next;
+	/* Why the last attempt or connection ended (read through feed_err). */
+	bool detail_lost; /* recording a reason ran out of memory */
+	int http_status;
+	struct feed_detail *detail; /* NULL until a reason is recorded */
+	int64_t retry_after_ms;     /* -1 = none */
 
-	bool close_pending;
-	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
-	bool close_sent; /* our close frame is out: the peer's close ends the connection */
-	int close_code;  /* sent by us, or received from the peer */
-	char close_reason[124];
+	size_t on_open_next; /* cfg->on_open messages sent on this connection */
 
 	/* Where received messages go (NULL: discard, count only); set by the owner. */
 	struct sink *sink;
 	/* The message being received; whole messages are only buffered for a sink. */
 	char *msg_buf;
 	size_t msg_cap;
-	bool rx_binary;
-	unsigned char u8_need, u8_lo, u8_hi; /* UTF-8 validation across pieces */
 	size_t rx_len;
 	size_t rx_match; /* bytes of heartbeat.expect matched so far, or SIZE_MAX: no match */
-	bool rx_too_big;
-
 	int64_t last_data_us;
-
-	/* Why the last attempt or connection ended. */
-	char err[160];
-	int http_status;
-	int64_t retry_after_ms; /* -1 = none */
+	bool rx_binary;
+	bool rx_too_big;
+	unsigned char u8_need, u8_lo, u8_hi; /* UTF-8 validation across pieces */
 
 	struct feed_stats stats;
 };
@@ -203,8 +216,14 @@ int feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool fi
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len);
 /* The attempt or connection is gone (any cause). Idempotent: only the first call counts. */
 void feed_on_gone(struct feed *f, int64_t now_us, const char *reason);
-/* Records why the attempt is failing (printf-style); the first reason wins. */
+/* Records why the attempt is failing (printf-style); the first reason wins. Never fails: out of
+ * memory, the reason reads "out of memory (error text lost)". */
 void feed_set_error(struct feed *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Why the last attempt or connection ended; "" when nothing was recorded. Valid until the next
+ * feed_* call on f. */
+const char *feed_err(const struct feed *f);
+/* Forgets the recorded reasons and frees their storage (feed_fini does too). */
+void feed_clear_error(struct feed *f);
 
 /* What to write now (FRAME_NONE when nothing); call from the writeable callback. */
 void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr);

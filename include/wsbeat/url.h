@@ -6,19 +6,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The four strings share one allocation, owned through host (url_fini frees it). */
 struct url {
-	bool tls;          /* wss:// */
 	char *host;        /* name or literal address, IPv6 without brackets */
-	uint16_t port;     /* explicit or 80/443 */
 	char *path;        /* path and query as sent in the request line, at least "/" */
 	char *host_header; /* Host header value: host, bracketed if IPv6, ":port" if not default */
 	char *display;     /* scheme://host[:port]/path without userinfo or query: safe to log */
+	uint16_t port;     /* explicit or 80/443 */
+	bool tls;          /* wss:// */
 };
 
 /*
- * Parses text into *u (all strings newly allocated). Rejects anything but ws/wss, empty hosts,
- * bad ports (0 or > 65535), fragments, spaces and control characters. Userinfo is accepted and
- * dropped from every rendering. On error returns -1 with a one-line reason in err.
+ * Parses text into *u (its strings newly allocated, in one block). Rejects anything but ws/wss,
+ * empty hosts, bad ports (0 or > 65535), fragments, spaces and control characters. Userinfo is
+ * accepted and dropped from every rendering. On error returns -1 with a one-line reason in err.
  */
 int url_parse(const char *text, struct url *u, char *err, size_t errlen);
 

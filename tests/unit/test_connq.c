@@ -33,7 +33,7 @@ static void on_grant(struct connq *q, struct connq_node *n, int64_t now_us)
 {
 	assert_ptr_equal(q, &h.cq);
 	assert_false(h.in_push);
-	assert_false(n->queued);
+	assert_false(connq_queued(n));
 	h.order[h.n] = id_of(n);
 	h.at[h.n++] = now_us;
 	if (id_of(n) == h.requeue_id) {
@@ -100,7 +100,7 @@ static void test_fifo(void **state)
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(h.order[i], i);
 		assert_int_equal(h.at[i], T0);
-		assert_false(h.nodes[i].queued);
+		assert_false(connq_queued(&h.nodes[i]));
 	}
 	assert_int_equal(h.cq.waiting, 0);
 	/* Nothing waits: the queue's timer is not armed. */
@@ -179,7 +179,7 @@ static void test_remove_while_queued(void **state)
 	for (int i = 0; i < 4; i++)
 		push(i, T0);
 	connq_remove(&h.cq, &h.nodes[1]);
-	assert_false(h.nodes[1].queued);
+	assert_false(connq_queued(&h.nodes[1]));
 	assert_int_equal(h.cq.waiting, 3);
 	connq_remove(&h.cq, &h.nodes[1]); /* not queued: a no-op */
 	connq_remove(&h.cq, &h.nodes[50]);
@@ -233,7 +233,7 @@ static void test_grants_only_from_timer(void **state)
 	/* A full bucket, yet pushing grants nothing: on_grant asserts it is not inside push. */
 	push(0, T0);
 	assert_int_equal(h.n, 0);
-	assert_true(h.nodes[0].queued);
+	assert_true(connq_queued(&h.nodes[0]));
 	assert_true(tq_armed(&h.cq.timer));
 	assert_int_equal(tq_next_wake(&h.tq), T0);
 	/* Not even a push made later than the armed timer. */

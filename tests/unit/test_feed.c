@@ -6,11 +6,31 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
 #include "fake_shell.h"
+
+/*
+ * This program is linked with -Wl,--wrap=calloc (tests/CMakeLists.txt): every calloc of the
+ * test and of the core library comes here, and fail_calloc makes the next one fail, so the
+ * feed's out-of-memory path can be driven without a mocking framework.
+ */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static bool fail_calloc;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (fail_calloc) {
+		fail_calloc = false;
+		return NULL;
+	}
+	return __real_calloc(n, size);
+}
 
 #define SEC 1000000LL
 #define MS  1000LL
@@ -66,14 +86,14 @@ static void test_start_queue_connect(void **state)
 
 	feed_start(&k.f, k.now);
 	assert_int_equal(k.f.state, FEED_IDLE);
-	assert_true(k.f.qnode.queued);
+	assert_true(connq_queued(&k.f.qnode));
 	assert_int_equal(k.n_connect, 0); /* the queue grants from its timer only */
 	fake_assert_timers(&k, false, false, false, false);
 
 	tq_driver_fired(&k.tq, k.now);
 	assert_int_equal(k.n_grants, 1);
 	assert_int_equal(k.state_at_grant, FEED_IDLE);
-	assert_false(k.f.qnode.queued);
+	assert_false(connq_queued(&k.f.qnode));
 	assert_int_equal(k.f.state, FEED_CONNECTING);
 	assert_int_equal(k.n_connect, 1);
 	fake_assert_timers(&k, true, false, false, false);
@@ -327,7 +347,7 @@ static void test_heartbeat_timeout_to_backoff_to_idle(void **state)
 	assert_int_equal(k.f.t_state.deadline_us, k.now + FEED_CLOSE_TIMEOUT_US);
 	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
 	assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
-	assert_string_equal(k.f.err, "heartbeat timeout");
+	assert_string_equal(feed_err(&k.f), "heartbeat timeout");
 
 	k.now += 5 * MS;
 	feed_on_gone(&k.f, k.now, "closed");
@@ -595,7 +615,8 @@ static void set_named_host(void)
 	k.cfg.url.display = display;
 }
 
-static const struct dns_result two_addrs = {2, {"::1", "127.0.0.1"}, NULL};
+static const struct dns_result two_addrs = {
+    2, {{AF_INET6, {[15] = 1}}, {AF_INET, {127, 0, 0, 1}}}, NULL};
 
 static void test_resolving_then_addresses(void **state)
 {
@@ -622,14 +643,19 @@ static void test_resolving_then_addresses(void **state)
 	assert_int_equal(k.f.state, FEED_CONNECTING);
 	assert_int_equal(k.n_connect, 1);
 	assert_int_equal(k.connect_addr_idx, 0);
-	assert_string_equal(k.f.addrs[0], "::1");
+	assert_int_equal(k.f.addrs[0].family, AF_INET6);
 	assert_int_equal(k.f.t_state.deadline_us, deadline);
 	/* A second answer (or a late one) changes nothing. */
 	feed_on_resolved(&k.f, &two_addrs, k.now);
 	assert_int_equal(k.n_connect, 1);
 
 	/* The first address fails: the next one is tried, from a timer, same attempt. */
+	log_set_level(LOG_LVL_DEBUG);
 	feed_on_gone(&k.f, k.now, "refused");
+	log_set_level(LOG_LVL_INFO);
+	assert_int_equal(fake_log_count(&k, "event=address_failed", "address=::1 reason=refused"),
+	                 1);
+	assert_null(k.f.detail); /* the next address starts with a clean slate */
 	assert_int_equal(k.f.state, FEED_CONNECTING);
 	assert_int_equal(k.n_connect, 1);
 	assert_int_equal(k.f.stats.connect_errors, 0);
@@ -680,7 +706,7 @@ static void test_resolve_errors(void **state)
 	feed_on_resolved(&k.f, &nx, k.now);
 	assert_int_equal(backoff_ms(), 1000);
 	assert_int_equal(k.n_connect, 0);
-	assert_non_null(strstr(k.f.err, "cannot resolve feed.example"));
+	assert_non_null(strstr(feed_err(&k.f), "cannot resolve feed.example"));
 	assert_int_equal(fake_log_count(&k, "event=connect_error", "domain name not found"), 1);
 
 	/* The resolver refuses at once. */
@@ -699,7 +725,7 @@ static void test_resolve_errors(void **state)
 	assert_int_equal(k.n_cancel_resolve, 1);
 	assert_int_equal(k.n_abort, 0);
 	assert_int_equal(backoff_ms(), 4000);
-	assert_non_null(strstr(k.f.err, "still resolving"));
+	assert_non_null(strstr(feed_err(&k.f), "still resolving"));
 	feed_on_resolved(&k.f, &two_addrs, k.now); /* too late: ignored */
 	assert_int_equal(k.f.state, FEED_BACKOFF);
 	assert_int_equal(k.n_connect, 0);
@@ -729,7 +755,7 @@ static void test_connect_timeout(void **state)
 	assert_int_equal(backoff_ms(), 1000);
 	assert_int_equal(k.f.stats.connect_errors, 1);
 	assert_int_equal(k.f.failures, 1);
-	assert_non_null(strstr(k.f.err, "connect timeout"));
+	assert_non_null(strstr(feed_err(&k.f), "connect timeout"));
 	assert_int_equal(fake_log_count(&k, "event=connect_error", "connect timeout"), 1);
 
 	/* Idempotent: a second report changes nothing. */
@@ -961,7 +987,7 @@ static enum feed_state stop_in(enum feed_state s, bool env_stopping)
 		return end;
 	assert_int_equal(k.n_stopped, 1);
 	assert_int_equal(k.n_connect, connects);
-	assert_false(k.f.qnode.queued);
+	assert_false(connq_queued(&k.f.qnode));
 	fake_assert_timers(&k, false, false, false, false);
 	/* Stopping a stopped feed does nothing. */
 	feed_stop(&k.f, k.now);
@@ -1025,6 +1051,76 @@ static void test_stop_why(void **state)
 	assert_int_equal(fake_log_count(&k, "event=closed", "removed from the configuration"), 1);
 }
 
+static void test_error_detail(void **state)
+{
+	char reason[200];
+	(void)state;
+
+	k.auto_answer = true;
+	fake_feed_init(&k);
+	assert_string_equal(feed_err(&k.f), "");
+	fake_to_open(&k);
+	fake_advance(&k, k.now + 20 * SEC);
+	/* A healthy feed never allocates its detail record. */
+	assert_null(k.f.detail);
+
+	/* The peer's reason is kept (at most 123 bytes, what a close frame can carry). */
+	memset(reason, 'r', sizeof(reason));
+	feed_on_peer_close(&k.f, 4000, reason, sizeof(reason));
+	assert_non_null(k.f.detail);
+	assert_int_equal(strlen(k.f.detail->close_reason), 123);
+	assert_string_equal(feed_err(&k.f), "server closed the connection");
+	feed_set_error(&k.f, "second reason"); /* the first one wins */
+	assert_string_equal(feed_err(&k.f), "server closed the connection");
+	feed_on_gone(&k.f, k.now, "connection lost");
+	assert_int_equal(fake_log_count(&k, "event=closed", "close_code=4000"), 1);
+	assert_int_equal(fake_log_count(&k, "reason=\"server closed the connection\"", "rrrr"), 1);
+	assert_string_equal(feed_err(&k.f), "server closed the connection");
+
+	/* The next attempt starts clean and frees the record. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_null(k.f.detail);
+	assert_string_equal(feed_err(&k.f), "");
+
+	feed_set_error(&k.f, "code %d", 42);
+	assert_string_equal(feed_err(&k.f), "code 42");
+	feed_clear_error(&k.f);
+	assert_null(k.f.detail);
+	assert_string_equal(feed_err(&k.f), "");
+	feed_set_error(&k.f, "kept until feed_fini"); /* which frees it: ASan checks */
+}
+
+static void test_error_detail_out_of_memory(void **state)
+{
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	/* No memory for the reason: a fixed text stands in, and the close still goes out. */
+	fail_calloc = true;
+	feed_stop_why(&k.f, k.now, "removed from the configuration");
+	assert_false(fail_calloc);
+	assert_null(k.f.detail);
+	assert_string_equal(feed_err(&k.f), "out of memory (error text lost)");
+	feed_set_error(&k.f, "later"); /* still the first reason, lost or not */
+	assert_string_equal(feed_err(&k.f), "out of memory (error text lost)");
+	fake_pump(&k);
+	assert_int_equal(last_frame()->kind, FRAME_CLOSE);
+	assert_int_equal(last_frame()->close_code, WS_CLOSE_GOING_AWAY);
+	assert_int_equal(last_frame()->len, 0);
+	feed_on_peer_close(&k.f, 1001, "ok", 2);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_STOPPED);
+	assert_int_equal(fake_log_count(&k, "event=closed", "out of memory (error text lost)"), 1);
+
+	/* feed_clear_error forgets the loss too: the next reason is recorded again. */
+	feed_clear_error(&k.f);
+	assert_string_equal(feed_err(&k.f), "");
+	feed_set_error(&k.f, "recorded");
+	assert_string_equal(feed_err(&k.f), "recorded");
+}
+
 static void test_state_names(void **state)
 {
 	(void)state;
@@ -1072,6 +1168,8 @@ int main(void)
 	    T(test_stop_every_state_shutdown),
 	    T(test_stop_every_state_one_feed),
 	    T(test_stop_why),
+	    T(test_error_detail),
+	    T(test_error_detail_out_of_memory),
 	    T(test_state_names),
 	    /* Last: under -fno-sanitize-recover a UBSan report ends the whole program. */
 	    T(test_empty_message_null_data),

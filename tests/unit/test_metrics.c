@@ -20,6 +20,8 @@
 
 static struct cfg_feed cfg_a = {.name = "alpha", .url = {.display = "wss://a.example.com/ws"}};
 static struct cfg_feed cfg_b = {.name = "beta", .url = {.display = "ws://b.example.com:8080/"}};
+/* Set directly, not through feed_set_error: these feeds are never finished with feed_fini. */
+static struct feed_detail detail_b = {.err = "connect: Connection refused"};
 
 /* alpha: open 12.5 s, three round trips; beta: in backoff with an error and a close code. */
 static void make_feeds(struct feed *a, struct feed *b)
@@ -49,7 +51,7 @@ static void make_feeds(struct feed *a, struct feed *b)
 	b->failures = 3;
 	b->close_code = 1006;
 	b->stats.last_rtt_ms = -1;
-	snprintf(b->err, sizeof(b->err), "connect: Connection refused");
+	b->detail = &detail_b;
 }
 
 static bool has_line(const char *text, const char *line)
@@ -243,7 +245,10 @@ static void test_status_roundtrip(void **state)
 static void test_status_exact_and_escapes(void **state)
 {
 	struct cfg_feed c = {.name = "x", .url = {.display = "ws://h/"}};
-	struct feed f = {.cfg = &c, .state = FEED_CLOSING, .state_since_us = 990 * SEC};
+	/* A quote, a backslash, a tab, an escape byte, valid UTF-8 and one invalid byte. */
+	struct feed_detail detail = {.err = "say \"hi\"\\\t\x1b caf\xc3\xa9 \xff!"};
+	struct feed f = {
+	    .cfg = &c, .state = FEED_CLOSING, .state_since_us = 990 * SEC, .detail = &detail};
 	struct feed *feeds[] = {&f};
 	struct mbuf m = {0};
 	struct status_doc d;
@@ -251,8 +256,6 @@ static void test_status_exact_and_escapes(void **state)
 	(void)state;
 
 	f.stats.last_rtt_ms = -1;
-	/* A quote, a backslash, a tab, an escape byte, valid UTF-8 and one invalid byte. */
-	snprintf(f.err, sizeof(f.err), "say \"hi\"\\\t\x1b caf\xc3\xa9 \xff!");
 	assert_int_equal(metrics_render_status(&m, feeds, 1, 1000 * SEC), 0);
 	assert_string_equal(
 	    m.p, "{\"feeds\":[{\"name\":\"x\",\"url\":\"ws://h/\",\"state\":\"closing\","
