@@ -6,6 +6,8 @@
 #   bench/run.sh                full matrix (~35-40 min)
 #   bench/run.sh --quick        N=1k, ws only, short windows (~2 min): smoke test
 #   bench/run.sh --profile      wsbeat at 10k feeds under perf record -g and strace -c (~2 min)
+#   bench/run.sh --timers       the timer queue alone at 10k/100k/1M feeds, no sockets (~30 s);
+#                               other options go to timers (-n 10000,100000 --window 30 ...)
 #   bench/run.sh [--quick] --n 1000,10000 --clients wsbeat,floor ...   (any bench.py option)
 #
 # Builds bench/.build/{loadsrv,floor,wsbeat} (make -C bench), installs the Node peer's locked
@@ -20,9 +22,23 @@ for a in "$@"; do
 	case $a in
 	--quick) mode=quick ;;
 	--profile) mode=profile ;;
+	--timers) mode=timers ;;
 	*) args+=("$a") ;;
 	esac
 done
+
+# The timer queue alone needs neither peers nor a certificate: only the compiler.
+if [ "$mode" = timers ]; then
+	make -s -C "$here" OUT="$build" "$build/timers" >&2
+	results=$build/results-$(date +%Y%m%d-%H%M%S)-timers.txt
+	{
+		echo "# $(date -Is) mode=timers host=$(hostname) kernel=$(uname -r)"
+		echo "# cpu=$(lscpu | sed -n 's/^Model name: *//p') cores=$(nproc)"
+		echo "# load=$(cat /proc/loadavg)"
+	} | tee "$results" >&2
+	"$build/timers" "${args[@]}" | tee -a "$results"
+	exit "${PIPESTATUS[0]}"
+fi
 
 # Dependencies: Debian's websocket-client for the Python peer, Node 20 + npm for the Node peer.
 if ! /usr/bin/python3 -c 'import websocket' 2>/dev/null; then

@@ -1,7 +1,15 @@
-/* A binary min-heap of deadlines; each timer knows its slot so cancel and re-arm are O(log n). */
+/*
+ * A TQ_ARITY-ary min-heap of {deadline, timer} pairs; each timer knows its slot so cancel and
+ * re-arm are O(log n). Sifting reads only the array: a moved entry's timer is written (its
+ * slot) but never read, and a store to cold memory holds up the loop far less than a load
+ * that the next comparison waits for.
+ */
 #include "wsbeat/timerq.h"
 
 #include <stdlib.h>
+
+#define PARENT(i)      (((i)-1) / TQ_ARITY)
+#define FIRST_CHILD(i) (TQ_ARITY * (i) + 1)
 
 void tq_init(struct timerq *q, int64_t slack_us, tq_rearm_fn rearm, void *arg)
 {
@@ -12,7 +20,7 @@ void tq_init(struct timerq *q, int64_t slack_us, tq_rearm_fn rearm, void *arg)
 void tq_fini(struct timerq *q)
 {
 	for (size_t i = 0; i < q->n; i++)
-		q->heap[i]->slot = 0;
+		q->heap[i].t->slot = 0;
 	free(q->heap);
 	q->heap = NULL;
 	q->n = q->cap = q->reserved = 0;
@@ -21,7 +29,7 @@ void tq_fini(struct timerq *q)
 int tq_reserve(struct timerq *q, size_t n)
 {
 	size_t want = q->reserved + n;
-	struct tq_timer **h;
+	struct tq_entry *h;
 
 	if (want > q->cap) {
 		/* Grow geometrically: thousands of feeds each reserve a few timers. */
@@ -47,42 +55,68 @@ void tq_timer_init(struct tq_timer *t, tq_cb cb)
 	*t = (struct tq_timer){.cb = cb};
 }
 
-static void place(struct timerq *q, size_t i, struct tq_timer *t)
+static void place(struct timerq *q, size_t i, struct tq_entry e)
 {
-	q->heap[i] = t;
-	t->slot = i + 1;
+	q->heap[i] = e;
+	e.t->slot = i + 1;
 }
 
-static void sift_up(struct timerq *q, size_t i)
+/* Puts e in the hole at i, or above it. */
+static void sift_up(struct timerq *q, size_t i, struct tq_entry e)
 {
-	struct tq_timer *t = q->heap[i];
-
 	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (q->heap[parent]->deadline_us <= t->deadline_us)
+		size_t parent = PARENT(i);
+		if (q->heap[parent].deadline_us <= e.deadline_us)
 			break;
 		place(q, i, q->heap[parent]);
 		i = parent;
 	}
-	place(q, i, t);
+	place(q, i, e);
 }
 
-static void sift_down(struct timerq *q, size_t i)
+/* The earliest child of i, or 0 when i is a leaf. */
+static size_t earliest_child(const struct timerq *q, size_t i)
 {
-	struct tq_timer *t = q->heap[i];
+	size_t c = FIRST_CHILD(i), end = c + TQ_ARITY, best = c;
 
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= q->n)
-			break;
-		if (c + 1 < q->n && q->heap[c + 1]->deadline_us < q->heap[c]->deadline_us)
-			c++;
-		if (t->deadline_us <= q->heap[c]->deadline_us)
-			break;
+	if (c >= q->n)
+		return 0;
+	if (end > q->n)
+		end = q->n;
+	for (c++; c < end; c++)
+		if (q->heap[c].deadline_us < q->heap[best].deadline_us)
+			best = c;
+	return best;
+}
+
+/* Puts e in the hole at i, or below it. */
+static void sift_down(struct timerq *q, size_t i, struct tq_entry e)
+{
+	size_t c;
+
+	while ((c = earliest_child(q, i)) != 0 && q->heap[c].deadline_us < e.deadline_us) {
 		place(q, i, q->heap[c]);
 		i = c;
 	}
-	place(q, i, t);
+	place(q, i, e);
+}
+
+/* Fills the hole at i with e, whichever way the heap property sends it. */
+static void sift(struct timerq *q, size_t i, struct tq_entry e)
+{
+	if (i > 0 && q->heap[PARENT(i)].deadline_us > e.deadline_us)
+		sift_up(q, i, e);
+	else
+		sift_down(q, i, e);
+}
+
+/* Empties slot i, whose timer the caller has disarmed, by moving the last entry into it. */
+static void remove_at(struct timerq *q, size_t i)
+{
+	struct tq_entry last = q->heap[--q->n];
+
+	if (i < q->n)
+		sift(q, i, last);
 }
 
 /* Tells the driver when the earliest wake-up moved earlier than what it is armed for. */
@@ -99,21 +133,16 @@ static void announce(struct timerq *q)
 
 void tq_arm(struct timerq *q, struct tq_timer *t, int64_t deadline_us)
 {
+	struct tq_entry e = {deadline_us, t};
+
+	t->deadline_us = deadline_us;
 	if (tq_armed(t)) {
-		size_t i = t->slot - 1;
-		int64_t old = t->deadline_us;
-		t->deadline_us = deadline_us;
-		if (deadline_us < old)
-			sift_up(q, i);
-		else
-			sift_down(q, i);
+		sift(q, t->slot - 1, e);
 	} else {
 		/* Callers reserve room up front; running out is a programming error. */
 		if (q->n == q->cap)
 			abort();
-		t->deadline_us = deadline_us;
-		place(q, q->n++, t);
-		sift_up(q, q->n - 1);
+		sift_up(q, q->n++, e);
 	}
 	announce(q);
 }
@@ -121,21 +150,12 @@ void tq_arm(struct timerq *q, struct tq_timer *t, int64_t deadline_us)
 void tq_cancel(struct timerq *q, struct tq_timer *t)
 {
 	size_t i;
-	struct tq_timer *last;
 
 	if (!tq_armed(t))
 		return;
 	i = t->slot - 1;
 	t->slot = 0;
-	last = q->heap[--q->n];
-	if (i == q->n)
-		return;
-	q->heap[i] = last;
-	last->slot = i + 1;
-	if (i > 0 && q->heap[(i - 1) / 2]->deadline_us > last->deadline_us)
-		sift_up(q, i);
-	else
-		sift_down(q, i);
+	remove_at(q, i);
 	/* A later earliest deadline needs no announcement: the driver wakes early and re-arms. */
 }
 
@@ -143,16 +163,17 @@ int64_t tq_next_wake(const struct timerq *q)
 {
 	if (q->n == 0)
 		return TQ_NEVER;
-	return q->heap[0]->deadline_us + q->slack_us;
+	return q->heap[0].deadline_us + q->slack_us;
 }
 
 size_t tq_run(struct timerq *q, int64_t now_us)
 {
 	size_t fired = 0;
 
-	while (q->n > 0 && q->heap[0]->deadline_us <= now_us) {
-		struct tq_timer *t = q->heap[0];
-		tq_cancel(q, t);
+	while (q->n > 0 && q->heap[0].deadline_us <= now_us) {
+		struct tq_timer *t = q->heap[0].t;
+		t->slot = 0;
+		remove_at(q, 0);
 		fired++;
 		t->cb(t, now_us);
 	}

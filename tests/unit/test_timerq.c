@@ -1,5 +1,6 @@
 /* Unit tests for timerq: order, cancel, re-arm, callbacks that change the heap, slack, the
- * driver's re-arm hook, and a long random run against a reference model. */
+ * driver's re-arm hook, and long random runs against a reference model (one with callbacks
+ * that arm and cancel). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,14 +84,17 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The heap property and every timer's back-pointer, checked from the outside. */
+/* The heap property, every timer's back-pointer and the entries' copies of the deadlines,
+ * checked from the outside. */
 static void check_heap(const struct timerq *q)
 {
 	assert_true(q->n <= q->cap);
 	for (size_t i = 0; i < q->n; i++) {
-		assert_int_equal(q->heap[i]->slot, i + 1);
+		assert_int_equal(q->heap[i].t->slot, i + 1);
+		assert_int_equal(q->heap[i].deadline_us, q->heap[i].t->deadline_us);
 		if (i > 0)
-			assert_true(q->heap[(i - 1) / 2]->deadline_us <= q->heap[i]->deadline_us);
+			assert_true(q->heap[(i - 1) / TQ_ARITY].deadline_us <=
+			            q->heap[i].deadline_us);
 	}
 }
 
@@ -147,7 +151,7 @@ static void arm_sorted(int count)
 	for (int i = 0; i < count; i++)
 		tq_arm(obs.q, &timers[i].t, (i + 1) * 100);
 	for (int i = 0; i < count; i++)
-		assert_ptr_equal(obs.q->heap[i], &timers[i].t);
+		assert_ptr_equal(obs.q->heap[i].t, &timers[i].t);
 }
 
 static void test_cancel_root_leaf_middle(void **state)
@@ -155,7 +159,7 @@ static void test_cancel_root_leaf_middle(void **state)
 	(void)state;
 
 	arm_sorted(15);
-	tq_cancel(obs.q, obs.q->heap[0]); /* root: timer 0 */
+	tq_cancel(obs.q, obs.q->heap[0].t); /* root: timer 0 */
 	check_heap(obs.q);
 	assert_false(tq_armed(&timers[0].t));
 	assert_int_equal(tq_next_wake(obs.q), 200);
@@ -176,28 +180,31 @@ static void test_cancel_root_leaf_middle(void **state)
 
 static void test_cancel_moves_last_up(void **state)
 {
+	/* Node 1 holds a late deadline over late children; the last entry, early, is node 2's
+	 * first child. Arming in slot order with each deadline after its parent's builds that
+	 * shape without moving anything. */
+	enum { LATE = 1, EARLY = 2, LAST = TQ_ARITY * EARLY + 1 };
+	int64_t d[LAST + 1];
 	(void)state;
 
-	/* Cancelling in one subtree may move the last element above its new parent. */
-	tq_arm(obs.q, &timers[0].t, 1);
-	tq_arm(obs.q, &timers[1].t, 100);
-	tq_arm(obs.q, &timers[2].t, 2);
-	tq_arm(obs.q, &timers[3].t, 101);
-	tq_arm(obs.q, &timers[4].t, 102);
-	tq_arm(obs.q, &timers[5].t, 3);
-	tq_arm(obs.q, &timers[6].t, 4);
-	tq_arm(obs.q, &timers[7].t, 103);
-	tq_arm(obs.q, &timers[8].t, 104);
-	tq_arm(obs.q, &timers[9].t, 105);
-	tq_arm(obs.q, &timers[10].t, 106);
-	tq_arm(obs.q, &timers[11].t, 5);
+	for (int i = 0; i <= LAST; i++)
+		d[i] = i > TQ_ARITY ? 100 + i : 2 + i;
+	d[0] = 1;
+	d[LATE] = 100;
+	d[LAST] = d[EARLY] + 1;
+	for (int i = 0; i <= LAST; i++)
+		tq_arm(obs.q, &timers[i].t, d[i]);
+	for (int i = 0; i <= LAST; i++)
+		assert_int_equal(timers[i].t.slot, i + 1);
 	check_heap(obs.q);
-	tq_cancel(obs.q, &timers[7].t);
+	/* Cancelling a child of node 1 moves the last entry there, below a later parent: it
+	 * must go up and take node 1's place. */
+	tq_cancel(obs.q, &timers[TQ_ARITY * LATE + 1].t);
 	check_heap(obs.q);
-	tq_cancel(obs.q, &timers[4].t);
-	check_heap(obs.q);
+	assert_int_equal(timers[LAST].t.slot, LATE + 1);
+	assert_int_equal(timers[LATE].t.slot, TQ_ARITY * LATE + 2);
 	tq_run(obs.q, 1000);
-	assert_int_equal(obs.n, 10);
+	assert_int_equal(obs.n, LAST);
 	assert_order_nondecreasing();
 }
 
@@ -382,10 +389,11 @@ static void test_rearm_hook(void **state)
 	assert_int_equal(drv.wake[5], 9500);
 }
 
-/* A reference model: which timers are armed and at what deadline. */
+/* A reference model: which of the first n timers are armed and at what deadline. */
 struct model {
-	bool armed[64];
-	int64_t deadline[64];
+	int n;
+	bool armed[MAXT];
+	int64_t deadline[MAXT];
 };
 
 static void check_against_model(const struct model *m)
@@ -394,7 +402,7 @@ static void check_against_model(const struct model *m)
 	int64_t min = INT64_MAX;
 
 	check_heap(obs.q);
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < m->n; i++) {
 		assert_int_equal(tq_armed(&timers[i].t), m->armed[i]);
 		if (!m->armed[i])
 			continue;
@@ -410,7 +418,7 @@ static void model_run(struct model *m, int64_t now)
 {
 	size_t expect = 0, before = obs.n;
 
-	for (int i = 0; i < 64; i++)
+	for (int i = 0; i < m->n; i++)
 		expect += m->armed[i] && m->deadline[i] <= now;
 	assert_int_equal(tq_run(obs.q, now), expect);
 	assert_int_equal(obs.n - before, expect);
@@ -428,7 +436,7 @@ static void model_run(struct model *m, int64_t now)
 
 static void test_random_ops_against_model(void **state)
 {
-	struct model m = {0};
+	static struct model m = {.n = 64};
 	struct rng rng;
 	int64_t now = 0;
 	(void)state;
@@ -460,6 +468,134 @@ static void test_random_ops_against_model(void **state)
 	assert_int_equal(obs.q->n, 0);
 }
 
+/*
+ * The randomized run with callbacks that act: the state the callback needs. The model is kept
+ * up to date by every arm and cancel, inside callbacks too, so each firing can be checked
+ * against what must fire next.
+ */
+static struct {
+	struct model m;
+	struct rng rng;
+	int64_t now;
+	size_t fired;    /* firings in the current tq_run */
+	int past_budget; /* re-arms at or before now left in this run: keeps every run finite */
+} rnd;
+
+/* A deadline around now; at or before now only while the run's budget lasts. */
+static int64_t rnd_deadline(int64_t now, int64_t span, int64_t back)
+{
+	int64_t d = now + (int64_t)(rng_next(&rnd.rng) % (uint64_t)span) - back;
+
+	if (d <= now && rnd.past_budget-- <= 0)
+		d = now + 1 + (int64_t)(rng_next(&rnd.rng) % (uint64_t)span);
+	return d;
+}
+
+static void rnd_arm(int id, int64_t d)
+{
+	tq_arm(obs.q, &timers[id].t, d);
+	rnd.m.armed[id] = true;
+	rnd.m.deadline[id] = d;
+	assert_true(tq_armed(&timers[id].t));
+}
+
+static void rnd_cancel(int id)
+{
+	tq_cancel(obs.q, &timers[id].t);
+	rnd.m.armed[id] = false;
+	assert_false(tq_armed(&timers[id].t));
+}
+
+/*
+ * A firing must be of an arming the model holds (so each arming fires at most once), due, at
+ * its deadline as armed, and no armed timer may be due before it (deadline order, also for
+ * timers armed into the past during this run).
+ */
+static void on_fire_random(struct tq_timer *t, int64_t now_us)
+{
+	struct rec_timer *r = container_of(t, struct rec_timer, t);
+	int acts = (int)(rng_next(&rnd.rng) % 4);
+
+	assert_false(tq_armed(t));
+	assert_int_equal(now_us, rnd.now);
+	assert_true(rnd.m.armed[r->id]);
+	assert_int_equal(t->deadline_us, rnd.m.deadline[r->id]);
+	assert_true(t->deadline_us <= now_us);
+	for (int i = 0; i < rnd.m.n; i++)
+		assert_false(rnd.m.armed[i] && rnd.m.deadline[i] < t->deadline_us);
+	rnd.m.armed[r->id] = false;
+	r->n_fired++;
+	rnd.fired++;
+
+	/* What feed callbacks do: re-arm themselves (the beat), arm, move or cancel others. */
+	while (acts-- > 0) {
+		unsigned kind = (unsigned)(rng_next(&rnd.rng) % 8);
+		int id = (int)(rng_next(&rnd.rng) % (uint64_t)rnd.m.n);
+
+		if (kind < 3)
+			rnd_arm(r->id, rnd_deadline(now_us, 400, 40));
+		else if (kind < 6)
+			rnd_arm(id, rnd_deadline(now_us, 400, 40));
+		else
+			rnd_cancel(id);
+	}
+	if (rng_next(&rnd.rng) % 16 == 0) {
+		/* Re-armed, then cancelled within the same callback: it must not fire again. */
+		rnd_arm(r->id, rnd_deadline(now_us, 100, 50));
+		rnd_cancel(r->id);
+	}
+}
+
+static void rnd_run(void)
+{
+	size_t fired;
+
+	rnd.fired = 0;
+	rnd.past_budget = 20;
+	fired = tq_run(obs.q, rnd.now);
+	assert_int_equal(fired, rnd.fired);
+	/* Every arming that was due has fired. */
+	for (int i = 0; i < rnd.m.n; i++)
+		assert_false(rnd.m.armed[i] && rnd.m.deadline[i] <= rnd.now);
+}
+
+static void test_random_callbacks_against_model(void **state)
+{
+	size_t total = 0;
+	(void)state;
+
+	memset(&rnd, 0, sizeof(rnd));
+	rnd.m.n = 300; /* five levels of a 4-ary heap, nine of a binary one */
+	rnd.now = 1000000;
+	rng_seed(&rnd.rng, 20261126);
+	for (int i = 0; i < rnd.m.n; i++)
+		timers[i].t.cb = on_fire_random;
+	for (int op = 0; op < 40000; op++) {
+		/* Alternate filling and draining phases so the heap's size sweeps its range. */
+		bool filling = (op / 3000) % 2 == 0;
+		unsigned kind = (unsigned)(rng_next(&rnd.rng) % 10);
+		int id = (int)(rng_next(&rnd.rng) % (uint64_t)rnd.m.n);
+
+		rnd.past_budget = 1;
+		if (kind < (filling ? 6u : 2u)) {
+			rnd_arm(id, rnd_deadline(rnd.now, 500, 20));
+		} else if (kind < (filling ? 7u : 6u)) {
+			rnd_cancel(id);
+		} else {
+			rnd.now += (int64_t)(rng_next(&rnd.rng) % 40);
+			rnd_run();
+			total += rnd.fired;
+		}
+		check_against_model(&rnd.m);
+	}
+	rnd.now += 1000;
+	rnd_run();
+	/* Callbacks may still have armed timers past the last run. */
+	check_against_model(&rnd.m);
+	/* Enough happened for the run to mean something. */
+	assert_true(total + rnd.fired > 20000);
+}
+
 static void test_fini_disarms(void **state)
 {
 	(void)state;
@@ -488,6 +624,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rearm_hook, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_ops_against_model, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_random_callbacks_against_model, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fini_disarms, setup, teardown),
 	};
 
