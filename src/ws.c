@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -30,6 +31,9 @@
 #define WS_RX_BUFFER 512
 /* lws's own network timeouts must never beat the feed's connect_timeout. */
 #define WS_LWS_TIMEOUT_SLACK_S 5
+/* Descriptors besides the feeds' connections: stdio, journald, our timerfd, signalfd and
+ * c-ares set, lws's pipe, metrics listener and scrapers, sink files. */
+#define WS_FD_RESERVE 64
 /* Never above lws's 10,000,000 sanity cap, where it silently falls back to 2,560 fds. */
 #define WS_NOFILE_CAP (1024 * 1024)
 
@@ -576,6 +580,25 @@ static int raise_nofile(void)
 	return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
+/*
+ * Says so when the open-files limit (raised to the hard limit at start: lws sizes its tables
+ * then, for good) cannot hold one connection per feed plus our own descriptors: the feeds
+ * beyond it would fail every attempt with EMFILE, which is easy to miss among many feeds.
+ */
+static void check_nofile(size_t n_feeds)
+{
+	struct rlimit rl;
+	uintmax_t need = (uintmax_t)n_feeds + WS_FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    (uintmax_t)rl.rlim_cur >= need)
+		return;
+	log_warn("the open-files limit is %ju but %zu feeds need about %ju descriptors: the "
+	         "connections beyond it will fail (raise LimitNOFILE= or ulimit -Hn; hard limit "
+	         "%ju)",
+	         (uintmax_t)rl.rlim_cur, n_feeds, need, (uintmax_t)rl.rlim_max);
+}
+
 /* Adds fd to the loop. lws closes what it adopts, so it gets a duplicate and we keep fd. */
 static int adopt_fd(struct ws *w, int fd, struct lws **wsi)
 {
@@ -723,6 +746,7 @@ int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 	if (w->n_profiles == 0 && add_profile(w, &system_trust, cfg, err, errlen) < 0)
 		return -1;
 	w->vhost = w->profiles[0]->vhost;
+	check_nofile(cfg->n_feeds);
 	for (size_t i = 0; i < cfg->n_feeds; i++) {
 		const struct cfg_tls *t = &cfg->feeds[i].tls;
 		bool have = false;

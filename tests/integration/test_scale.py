@@ -47,3 +47,30 @@ def test_200_feeds_all_open_and_beat(pyserver, daemon):
     assert max(buckets.values()) <= N // 2, \
         "first PINGs bunched: %s (per 100 ms of phase)" % sorted(buckets.items())
     assert d.stop() == 0
+
+
+def test_open_files_limit_too_low_is_logged(wsbeat_bin, tmp_path):
+    """
+    More feeds than the open-files hard limit allows: the daemon raises its soft limit to the
+    hard one (100 here, set by a wrapper), then says at start that the limit is too low for
+    the feeds, and keeps running. The feeds point at a closed port so no descriptor is needed.
+    """
+    from helpers import Daemon
+
+    wrapper = tmp_path / "limited"
+    wrapper.write_text('#!/bin/sh\nulimit -Sn 50 && ulimit -Hn 100 && exec "%s" "$@"\n'
+                       % wsbeat_bin)
+    wrapper.chmod(0o755)
+    d = Daemon(str(wrapper), tmp_path)
+    d.start(make_config([{"name": "f%03d" % i, "url": "ws://127.0.0.1:9/"} for i in range(150)]),
+            level="info")
+    try:
+        wait_for(lambda: any("open-files limit is 100 " in r["_raw"] for r in d.lines()), 10,
+                 "the open-files warning", daemon=d)
+        line = next(r for r in d.lines() if "open-files limit is 100 " in r["_raw"])
+        assert line.get("level") == "warning", line["_raw"]
+        assert "150 feeds need about 214 descriptors" in line["_raw"], line["_raw"]
+        assert d.alive()
+        assert d.stop() == 0
+    finally:
+        d.kill()
