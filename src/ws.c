@@ -351,6 +351,12 @@ static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 	return 0;
 }
 
+/* The name lws sends as SNI and checks the certificate against (see ws_connect). */
+static const char *tls_name(const struct feed *f)
+{
+	return f->cfg->tls.server_name ? f->cfg->tls.server_name : f->cfg->url.host_header;
+}
+
 /*
  * The connection is gone for the feed. The wsi forgets the feed at once: lws may still call
  * back on it while closing, and a feed removed by a reload may be freed after this.
@@ -376,6 +382,7 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		return verify_cert(f, user, (int)len);
+
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		return append_headers(f, wsi, (unsigned char **)in, len);
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
@@ -505,7 +512,7 @@ static int ws_connect(struct feed *f)
 	i.port = u->port;
 	i.path = u->path;
 	/* lws takes the Host header, SNI and the certificate name from host. */
-	i.host = f->cfg->tls.server_name ? f->cfg->tls.server_name : u->host_header;
+	i.host = tls_name(f);
 	i.protocol = f->cfg->subprotocol;
 	i.local_protocol_name = protocols[0].name;
 	i.ssl_connection = tls_flags(f);
@@ -693,7 +700,7 @@ static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	p->tls = (struct cfg_tls){.verify = true,
+	p->tls = (struct cfg_tls){.verify = t->verify,
 	                          .ca_file = dup_or_null(t->ca_file),
 	                          .ca_path = dup_or_null(t->ca_path),
 	                          .cert_file = dup_or_null(t->cert_file),
@@ -704,6 +711,8 @@ static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char 
 		profile_free(p);
 		return NULL;
 	}
+	if (tls_resumption_enable(p->ssl_ctx) < 0)
+		log_warn("TLS session resumption is off for %s: out of memory", p->name);
 	return p;
 }
 

@@ -21,7 +21,14 @@ typedef struct ssl_ctx_st SSL_CTX;
  */
 SSL_CTX *tls_client_ctx_new(const struct cfg_tls *t, char *err, size_t errlen);
 
-/* True when a and b can share one context (same trust anchors and client certificate). */
+/* True when a and b can share one context: same trust anchors, client certificate, verify. */
 bool tls_same_profile(const struct cfg_tls *a, const struct cfg_tls *b);
+
+/*
+ * Session resumption (TLS 1.3 tickets, TLS 1.2 sessions): the context remembers the last
+ * session each server gave it and offers it to the next connection to that server (see
+ * tls.c). 0, or -1 when out of memory (then connections just do full handshakes).
+ */
+int tls_resumption_enable(SSL_CTX *ctx);
 
 #endif

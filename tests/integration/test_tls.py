@@ -13,6 +13,8 @@ What a user observes, and what we assert:
   * mTLS: with cert_file/key_file the server sees our client certificate; without, the server
     refuses (alert CERTIFICATE_REQUIRED) and the feed reports connect_error and retries;
   * feeds with different CA files in one process each verify against their own;
+  * reconnects resume the TLS session (the server reports session_reused), and a session made
+    with verification off is never offered to a feed that verifies: it is still refused;
   * a missing ca_file (or cert_file, key_file, ca_path) is a config error: FILE:LINE, exit 78.
 
 A separate measurement (WSBEAT_SLOW=1) prints the RSS per wss feed at 1,000 feeds.
@@ -175,6 +177,41 @@ def test_verify_false_connects_and_warns_every_connect(pki, tls_server, daemon):
         assert warns[0].get("level") == "warning", warns[0]["_raw"]
     assert not d.events("connect_error", feed="nover"), d.tail()
     assert not srv.evs("tls_alert", dir="recv", level=2), srv.tail()
+
+
+def test_reconnects_resume_the_tls_session(pki, tls_server, daemon):  # noqa: F811
+    """The server closes every connection after 300 ms. The first handshake is a full one;
+    the reconnects offer the session (a TLS 1.3 ticket) the server gave, and the server
+    resumes it: no certificate is sent or verified again. Every connection still opens."""
+    srv = tls_server("--close-after-ms", "300", cert=pki.server1)
+    d = daemon(make_config([feed("res", wss_url(srv, path="/res"), ca_file=pki.ca1[0])],
+                           defaults=DEFAULTS))
+    d.wait_event("open", feed="res", timeout=10, count=4)
+    tls = wait_for(lambda: (lambda t: t if len(t) >= 4 else None)(srv.evs("tls")), 5,
+                   "4 TLS handshakes at the server", daemon=d, server=srv)
+    assert tls[0]["resumed"] is False, tls[0]
+    assert all(t["resumed"] for t in tls[1:4]), "reconnects not resumed: %s" % tls[:4]
+    assert all(t["version"] == "TLSv1.3" for t in tls[:4]), tls[:4]
+    assert not d.events("connect_error", feed="res"), d.tail()
+
+
+def test_unverified_session_never_offered_to_a_verifying_feed(pki, tls_server,  # noqa: F811
+                                                              daemon):
+    """Two feeds share a TLS profile (same ca_file) and server, whose certificate expired.
+    'lax' has verify = false and connects (and gets sessions); 'strict' verifies. Were lax's
+    session offered to strict, strict would resume it, skip verification and open. It must be
+    refused with the expiry every time, and the server must never see it resume."""
+    srv = tls_server("--close-after-ms", "300", cert=pki.expired)
+    d = daemon(make_config([feed("lax", wss_url(srv, path="/lax"), ca_file=pki.ca1[0],
+                                 verify=False),
+                            feed("strict", wss_url(srv, path="/strict"), ca_file=pki.ca1[0])],
+                           defaults=DEFAULTS))
+    d.wait_event("open", feed="lax", timeout=10, count=3)
+    assert_refused(d, "strict", VERIFY_FAILED + "certificate has expired (depth 0)", tries=3)
+    lax_resumed = [t for t in srv.evs("tls") if t["resumed"]]
+    assert lax_resumed, "lax never resumed: the test would prove nothing\n" + srv.tail()
+    paths = {e["path"] for e in srv.evs("handshake")}
+    assert paths == {"/lax"}, "an HTTP request of 'strict' got through: %s" % paths
 
 
 def test_client_certificate_required(pki, tls_server, daemon):  # noqa: F811

@@ -17,7 +17,7 @@ same options) behind an ssl.SSLContext, with these extra events:
 
   {"t":..,"ev":"tls_sni","name":"feed.test"}                 SNI the client sent (null if none)
   {"t":..,"ev":"tls_alert","dir":"sent"|"recv","level":2,"desc":"UNKNOWN_CA","code":48}
-  {"t":..,"ev":"tls","conn":1,"version":"TLSv1.3","sni":"feed.test",
+  {"t":..,"ev":"tls","conn":1,"version":"TLSv1.3","sni":"feed.test","resumed":false,
                      "client_cert":{"subject":"wsbeat-client","issuer":"Client CA"}|null}
 
 `tls` comes right after `accept`, which python-websockets only sees once the TLS handshake is
@@ -238,6 +238,7 @@ def _serve(argv):
             peer = transport.get_extra_info("peercert")
             emit("tls", conn=self.conn_id,
                  version=sslobj.version() if sslobj else None,
+                 resumed=sslobj.session_reused if sslobj else None,
                  sni=sni_seen.pop(id(sslobj), None) if sslobj else None,
                  client_cert=({"subject": cn(peer.get("subject")),
                                "issuer": cn(peer.get("issuer"))} if peer else None))
