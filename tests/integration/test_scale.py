@@ -3,6 +3,8 @@ Many feeds in one process: 200 feeds against one python-websockets server, heart
 1 s. All 200 open, and the server sees >= 2 PINGs on every one of the 200 connections. Bound:
 connects are limited to 400/s here (so < 1 s), first beat within one interval of the open and
 the second one interval later: 20 s is generous even under sanitizers.
+
+And more feeds than the open-files hard limit allows: a warning with the numbers at start.
 """
 import collections
 
