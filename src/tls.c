@@ -100,8 +100,9 @@ bool tls_same_profile(const struct cfg_tls *a, const struct cfg_tls *b)
  * A resumed session carries the verification result of the handshake that made it, so sessions
  * never cross contexts, and a context's feeds all verify or all do not (tls_same_profile); the
  * server key is the name the certificate is checked against (or the SNI when none is) and the
- * peer's address and port, so a session is only ever offered to the server that made it. A server that declines gets a full handshake. The entries live as long as the
- * context: one per distinct server, never per connection.
+ * peer's address and port, so a session is only ever offered to the server that made it. A
+ * server that declines gets a full handshake. The entries live as long as the context: one per
+ * distinct server, never per connection.
  */
 struct remembered {
 	struct remembered *next;
@@ -116,8 +117,7 @@ struct session_cache {
 
 static int ctx_index = -1, ssl_index = -1;
 
-static void cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                       void *argp)
+static void cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
 {
 	struct session_cache *c = ptr;
 
@@ -223,8 +223,9 @@ static void server_key(const SSL *ssl, char *key, size_t len)
 		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&sa;
 		bool is6 = sa.ss_family == AF_INET6;
 
-		inet_ntop(sa.ss_family, is6 ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr,
-		          addr, sizeof(addr));
+		inet_ntop(sa.ss_family,
+		          is6 ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr, addr,
+		          sizeof(addr));
 		port = ntohs(is6 ? v6->sin6_port : v4->sin_port);
 	}
 	snprintf(key, len, "%s|%s|%u", name ? name : "", addr, port);
@@ -270,7 +271,8 @@ int tls_resumption_enable(SSL_CTX *ctx)
 		return -1;
 	}
 	/* Sessions go to on_new_session only: OpenSSL's own client cache is never consulted. */
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_session_cache_mode(ctx,
+	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
 	SSL_CTX_set_info_callback(ctx, on_info);
 	return 0;

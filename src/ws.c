@@ -67,7 +67,6 @@ struct ws {
 	bool quitting;  /* the context is going away: no more timer scheduling */
 };
 
-/* Our heartbeats do the liveness checking: switch lws's validity pinging off. */
 /*
  * lws 4.1 fills each client frame's 4-byte mask key with a read() of /dev/urandom: one system
  * call per heartbeat. libwebsockets.so calls lws_get_random() through its PLT, so this
@@ -97,6 +96,7 @@ size_t lws_get_random(struct lws_context *context, void *buf, size_t len)
 	return len;
 }
 
+/* Our heartbeats do the liveness checking: switch lws's validity pinging off. */
 static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
                                            .secs_since_valid_hangup = 0};
 
@@ -382,7 +382,6 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		return verify_cert(f, user, (int)len);
-
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		return append_headers(f, wsi, (unsigned char **)in, len);
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
