@@ -100,9 +100,8 @@ bool tls_same_profile(const struct cfg_tls *a, const struct cfg_tls *b)
  * A resumed session carries the verification result of the handshake that made it, so sessions
  * never cross contexts, and a context's feeds all verify or all do not (tls_same_profile); the
  * server key is the name the certificate is checked against (or the SNI when none is) and the
- * peer's address and port, so a session is only ever offered to the server that made it. A
- * server that declines gets a full handshake. The entries live as long as the context: one per
- * distinct server, never per connection.
+ * port (see server_key). A server that declines gets a full handshake. The entries live as
+ * long as the context: one per distinct server, never per connection.
  */
 struct remembered {
 	struct remembered *next;
@@ -206,7 +205,14 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session)
 	return keep == session; /* 1: the reference passed to us is now ours */
 }
 
-/* The server a connection is for: the name checked (else the SNI) and the peer's address. */
+/*
+ * The server a connection is for, as browsers and curl key their sessions: the name the
+ * certificate is checked against (else the SNI) and the port, and the peer's address only when
+ * there is no name. Another address of the same name can only accept the session if it holds
+ * the ticket key of the server that issued it (the same operator's fleet); anyone else gets a
+ * full handshake and must show a certificate for the name. Keyed by name, the entries are
+ * bounded by the names configured, not by every address they ever resolve to.
+ */
 static void server_key(const SSL *ssl, char *key, size_t len)
 {
 	const char *name = X509_VERIFY_PARAM_get0_host(SSL_get0_param((SSL *)ssl), 0);
@@ -223,12 +229,13 @@ static void server_key(const SSL *ssl, char *key, size_t len)
 		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)&sa;
 		bool is6 = sa.ss_family == AF_INET6;
 
-		inet_ntop(sa.ss_family,
-		          is6 ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr, addr,
-		          sizeof(addr));
+		if (!name)
+			inet_ntop(sa.ss_family,
+			          is6 ? (const void *)&v6->sin6_addr : (const void *)&v4->sin_addr,
+			          addr, sizeof(addr));
 		port = ntohs(is6 ? v6->sin6_port : v4->sin_port);
 	}
-	snprintf(key, len, "%s|%s|%u", name ? name : "", addr, port);
+	snprintf(key, len, "%s|%u", name ? name : addr, port);
 }
 
 /*
