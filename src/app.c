@@ -57,9 +57,11 @@ static int check_tls(const struct cfg *cfg, char *err, size_t errlen)
 	for (size_t i = 0; i < cfg->n_feeds && rc == 0; i++) {
 		const struct cfg_feed *f = &cfg->feeds[i];
 		bool known = false;
+		if (!f->url.tls)
+			continue;
 		for (size_t j = 0; j < n_seen && !known; j++)
 			known = tls_same_profile(seen[j], &f->tls);
-		if (!f->url.tls || known)
+		if (known)
 			continue;
 		seen[n_seen++] = &f->tls;
 		rc = check_profile(cfg, f, err, errlen);

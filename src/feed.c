@@ -194,6 +194,14 @@ const char *feed_err(const struct feed *f)
 	return f->detail_lost ? detail_lost_text : "";
 }
 
+/* The recorded reason, or fallback (which may be NULL: no field) when none was recorded. */
+static const char *err_or(const struct feed *f, const char *fallback)
+{
+	const char *e = feed_err(f);
+
+	return *e ? e : fallback;
+}
+
 void feed_clear_error(struct feed *f)
 {
 	free(f->detail);
@@ -810,7 +818,7 @@ static int64_t attempt_failed(struct feed *f)
 	                              permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
 	                              {{"url", f->cfg->url.display},
 	                               {"attempt", attempt},
-	                               {"reason", *feed_err(f) ? feed_err(f) : "connection failed"},
+	                               {"reason", err_or(f, "connection failed")},
 	                               {"http_status", f->http_status ? status : NULL},
 	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
 	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
@@ -825,7 +833,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 {
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
 	bool stable = now_us - f->open_since_us >= rc->stable_after_ms * 1000;
-	const char *err = *feed_err(f) ? feed_err(f) : "connection lost";
+	const char *err = err_or(f, "connection lost");
 	char code[16];
 
 	f->stats.disconnects++;
@@ -898,6 +906,6 @@ void feed_log_status(const struct feed *f, int64_t now_us)
 	                               {"attempt", attempt},
 	                               {"connects", conns},
 	                               {"rtt_ms", f->stats.last_rtt_ms >= 0 ? rtt : NULL},
-	                               {"last_error", *feed_err(f) ? feed_err(f) : NULL}}},
+	                               {"last_error", err_or(f, NULL)}}},
 	         "%s for %ss", state_names[f->state], since);
 }

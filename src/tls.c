@@ -151,9 +151,10 @@ static int grow(struct session_cache *c)
 		return -1;
 	for (size_t i = 0; i < c->n_buckets; i++)
 		for (struct remembered *r = c->buckets[i], *next; r; r = next) {
+			size_t j = hash(r->key) & (nb - 1);
 			next = r->next;
-			r->next = b[hash(r->key) & (nb - 1)];
-			b[hash(r->key) & (nb - 1)] = r;
+			r->next = b[j];
+			b[j] = r;
 		}
 	free(c->buckets);
 	c->buckets = b;

@@ -172,7 +172,6 @@ static void flush_writes(struct ws *w)
 		/* Only established connections: a handshake in progress reads POLLOUT otherwise. */
 		if (!f || !f->conn || f->state != FEED_OPEN)
 			continue;
-		w->due[i] = NULL;
 		pfd.fd = lws_get_socket_fd(f->conn);
 		pfd.events = pfd.revents = LWS_POLLOUT;
 		lws_service_fd(w->ctx, &pfd);
@@ -351,12 +350,6 @@ static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 	return 0;
 }
 
-/* The name lws sends as SNI and checks the certificate against (see ws_connect). */
-static const char *tls_name(const struct feed *f)
-{
-	return f->cfg->tls.server_name ? f->cfg->tls.server_name : f->cfg->url.host_header;
-}
-
 /*
  * The connection is gone for the feed. The wsi forgets the feed at once: lws may still call
  * back on it while closing, and a feed removed by a reload may be freed after this.
@@ -511,7 +504,7 @@ static int ws_connect(struct feed *f)
 	i.port = u->port;
 	i.path = u->path;
 	/* lws takes the Host header, SNI and the certificate name from host. */
-	i.host = tls_name(f);
+	i.host = f->cfg->tls.server_name ? f->cfg->tls.server_name : u->host_header;
 	i.protocol = f->cfg->subprotocol;
 	i.local_protocol_name = protocols[0].name;
 	i.ssl_connection = tls_flags(f);
