@@ -24,32 +24,18 @@ import argparse
 import json
 import os
 import re
-import resource
-import signal
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import bench
+import fleet
+from helpers import wait_for  # tests/integration: on sys.path once fleet is imported
 
-from helpers import ServerProc, make_config, render_config, testsrv_argv, wait_for  # noqa: E402
+SRC = fleet.SRC
 
 
 def log(msg):
     print("cycles: " + msg, file=sys.stderr, flush=True)
-
-
-def rss_kb(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def all_back(srv, paths):
@@ -68,39 +54,25 @@ def main():
     ap.add_argument("--keep", default=None)
     a = ap.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    bench.raise_nofile()
     work = a.keep or "/tmp/wsbeat-cycles-%d" % os.getpid()
     os.makedirs(work, exist_ok=True)
 
-    srv = ServerProc(testsrv_argv(a.testsrv, "--quiet-frames"), "wsbeat-testsrv").start()
+    srv = fleet.start_testsrv(a.testsrv)
     port = srv.port
     paths = {"/c%04d" % i for i in range(a.feeds)}
-    cfg = make_config(
-        [{"name": "c%04d" % i, "url": "ws://127.0.0.1:%d/c%04d" % (port, i)}
-         for i in range(a.feeds)],
-        defaults={"heartbeat": {"type": "ping", "interval": "5s", "timeout": "10s"},
-                  "reconnect": {"initial": "100ms", "max": "1s", "multiplier": 2.0,
-                                "jitter": 0.5, "stable_after": "60s"},
-                  "connect_timeout": "5s"},
-        max_connects_per_second=5000)
     conf = os.path.join(work, "cycles.conf")
-    with open(conf, "w") as f:
-        f.write(render_config(cfg))
+    fleet.write_config(conf, "c", a.feeds, port, ("100ms", "1s"), "60s",
+                       max_connects_per_second=5000)
     argv = [a.wsbeat, "-c", conf, "-l", "warning"]
     vg_log = os.path.join(work, "valgrind.log")
     if a.valgrind:
         argv = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect",
                 "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
                 "--log-file=" + vg_log] + argv
-    env = dict(os.environ)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("NOTIFY_SOCKET", None)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
     errpath = os.path.join(work, "wsbeat.stderr")
     errf = open(errpath, "w")
-    d = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf,
-                         env=env)
+    d = fleet.start_wsbeat(argv, errf, ASAN_OPTIONS="detect_leaks=1")
     scale = 20 if a.valgrind else 1
     result = {"feeds": a.feeds, "cycles": a.cycles, "valgrind": None}
     rss, cycle_s, ok = [], [], True
@@ -112,13 +84,12 @@ def main():
         for c in range(1, a.cycles + 1):
             t0 = time.monotonic()
             srv.kill()
-            srv = ServerProc(testsrv_argv(a.testsrv, "--quiet-frames", port=port),
-                             "wsbeat-testsrv").start()
+            srv = fleet.start_testsrv(a.testsrv, port=port)
             wait_for(lambda: all_back(srv, paths) or d.poll() is not None,
                      a.cycle_timeout * scale, "cycle %d: all feeds back" % c, interval=0.1)
             assert d.poll() is None, "wsbeat exited (rc=%s) in cycle %d" % (d.returncode, c)
             cycle_s.append(time.monotonic() - t0)
-            rss.append(rss_kb(d.pid))
+            rss.append(fleet.rss_kb(d.pid))
             if c == 1 or c % 10 == 0 or c == a.cycles:
                 log("cycle %d/%d: all back in %.2f s, rss %s KiB" % (c, a.cycles, cycle_s[-1],
                                                                      rss[-1]))
@@ -127,14 +98,7 @@ def main():
         log("FAILED: %s" % e)
     finally:
         srv.kill()
-        if d.poll() is None:
-            d.send_signal(signal.SIGTERM)
-        try:
-            rc = d.wait(timeout=60 * scale)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            rc = d.wait()
-            ok = False
+        rc = bench.stop(d, 60 * scale)  # killed after the timeout: rc -9, not ok
         errf.close()
 
     text = open(errpath, errors="replace").read()

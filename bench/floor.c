@@ -147,6 +147,31 @@ static int io_read(struct conn *c, void *b, size_t n)
 	return (int)recv(c->fd, b, n, 0);
 }
 
+/* After a read (or peek) that returned n <= 0: whether it only found nothing to read yet. */
+static int would_block(struct conn *c, int n)
+{
+	return c->ssl ? SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ
+	              : (n < 0 && errno == EAGAIN);
+}
+
+/* One heartbeat frame; a short or failed write ends the connection. */
+static void send_beat(struct conn *c)
+{
+	if (io_write(c, beat_frame, beat_len) == (int)beat_len)
+		sent++;
+	else
+		kill_conn(c);
+}
+
+/* Arms the timerfd at CLOCK_MONOTONIC time us. */
+static void arm_at(int tfd, uint64_t us)
+{
+	struct itimerspec its = {0};
+	its.it_value.tv_sec = (time_t)(us / 1000000);
+	its.it_value.tv_nsec = (long)(us % 1000000) * 1000;
+	timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
 static void send_upgrade(int idx)
 {
 	struct conn *c = &conns[idx];
@@ -224,10 +249,8 @@ static void read_upgrade(int idx)
 	int take = -1;
 
 	if (n <= 0) {
-		if (c->ssl ? SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ
-		           : (n < 0 && errno == EAGAIN))
-			return;
-		kill_conn(c);
+		if (!would_block(c, n))
+			kill_conn(c);
 		return;
 	}
 	for (int i = 0; i < n; i++) {
@@ -268,10 +291,8 @@ static void read_open(int idx)
 	int n = io_read(c, buf, sizeof(buf));
 
 	if (n <= 0) {
-		if (c->ssl ? SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ
-		           : (n < 0 && errno == EAGAIN))
-			return;
-		kill_conn(c);
+		if (!would_block(c, n))
+			kill_conn(c);
 		return;
 	}
 	for (int i = 0; i + 2 <= n;) {
@@ -411,13 +432,7 @@ int main(int argc, char **argv)
 	/* The beat grid: conn k beats at t0 + k*interval/N + m*interval. */
 	start = mono_us();
 	t0 = start + interval_us;
-	{
-		struct itimerspec its = {0};
-		uint64_t w = t0 + (uint64_t)slack_us;
-		its.it_value.tv_sec = (time_t)(w / 1000000);
-		its.it_value.tv_nsec = (long)(w % 1000000) * 1000;
-		timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
-	}
+	arm_at(tfd, t0 + (uint64_t)slack_us);
 
 	while (running) {
 		int k;
@@ -437,7 +452,6 @@ int main(int argc, char **argv)
 			}
 			if (tag == TAG_TIMER) {
 				uint64_t exp, now = mono_us(), due;
-				struct itimerspec its = {0};
 				if (read(tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
 					perror("timerfd");
 				for (;;) {
@@ -450,22 +464,14 @@ int main(int argc, char **argv)
 					if (c->state == C_OPEN && writable_dance)
 						set_events(c, (int)cursor, EPOLLIN | EPOLLOUT,
 						           EPOLL_CTL_MOD);
-					else if (c->state == C_OPEN) {
-						if (io_write(c, beat_frame, beat_len) ==
-						    (int)beat_len)
-							sent++;
-						else
-							kill_conn(c);
-					}
+					else if (c->state == C_OPEN)
+						send_beat(c);
 					if (++cursor == n_conns) {
 						cursor = 0;
 						cycle++;
 					}
 				}
-				due += (uint64_t)slack_us;
-				its.it_value.tv_sec = (time_t)(due / 1000000);
-				its.it_value.tv_nsec = (long)(due % 1000000) * 1000;
-				timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+				arm_at(tfd, due + (uint64_t)slack_us);
 				continue;
 			}
 			struct conn *c = &conns[tag];
@@ -483,12 +489,9 @@ int main(int argc, char **argv)
 			case C_OPEN:
 				if ((evs[j].events & EPOLLOUT) && writable_dance) {
 					set_events(c, (int)tag, EPOLLIN, EPOLL_CTL_MOD);
-					if (io_write(c, beat_frame, beat_len) == (int)beat_len)
-						sent++;
-					else {
-						kill_conn(c);
+					send_beat(c);
+					if (c->state != C_OPEN)
 						break;
-					}
 				}
 				if (evs[j].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 					read_open((int)tag);

@@ -15,6 +15,7 @@ Reports go to --out (default bench/.build/profile-<date>/); key=value lines go t
 """
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+
+# Bounds on the perf and strace runs: attach and detach take a few seconds; perf report of a
+# DWARF call-graph recording can take minutes.
+ATTACH_S = 60
+REPORT_S = 600
 
 SYSCALLS = ["epoll_wait", "epoll_ctl", "recvfrom", "sendto", "read", "write", "timerfd_settime",
             "clock_gettime", "poll", "ppoll", "getpid", "brk", "mmap", "munmap", "futex",
@@ -99,7 +105,8 @@ def main():
         srv.dump()
         t0 = time.monotonic()
         r = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(evs), "-p", pid, "--",
-                            "sleep", str(a.window)], capture_output=True, text=True)
+                            "sleep", str(a.window)], capture_output=True, text=True,
+                           timeout=a.window + ATTACH_S)
         t1 = time.monotonic()
         start, end, count, _ = srv.dump()
         beats = count / ((end - start) / 1e6) * (t1 - t0)
@@ -121,8 +128,8 @@ def main():
                                os.path.join(out, "strace-c.txt")],
                               stderr=subprocess.DEVNULL)
         time.sleep(a.strace_seconds)
-        st.send_signal(2)
-        st.wait(30)
+        st.send_signal(signal.SIGINT)
+        st.wait(ATTACH_S)
         start, end, count, _ = srv.dump()
         d = dict(base, what="strace_per_beat", beats=count)
         with open(os.path.join(out, "strace-c.txt")) as f:
@@ -140,18 +147,19 @@ def main():
         data = os.path.join(out, "perf.data")
         subprocess.run(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,16384",
                         "-p", pid, "-o", data, "--", "sleep", str(a.perf_seconds)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=a.perf_seconds + ATTACH_S)
         for name, extra in (("self-by-symbol", ["--no-children", "--sort", "dso,symbol"]),
                             ("self-by-dso", ["--no-children", "--sort", "dso"]),
                             ("children", ["--children", "--sort", "symbol"])):
             with open(os.path.join(out, f"perf-{name}.txt"), "w") as f:
                 subprocess.run(["perf", "report", "-i", data, "--stdio", "-g", "none",
                                 "--percent-limit", "0.5"] + extra,
-                               stdout=f, stderr=subprocess.DEVNULL)
+                               stdout=f, stderr=subprocess.DEVNULL, timeout=REPORT_S)
         with open(os.path.join(out, "perf-callgraph.txt"), "w") as f:
             subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
                             "-g", "caller,0.5,callee,function,percent", "--percent-limit", "2"],
-                           stdout=f, stderr=subprocess.DEVNULL)
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=REPORT_S)
         emit(dict(base, what="perf", out=out))
     finally:
         bench.stop(p)

@@ -24,31 +24,25 @@ import csv
 import json
 import os
 import random
-import resource
 import signal
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import bench
+import fleet
+from helpers import wait_for  # tests/integration: on sys.path once fleet is imported
+from sink_helpers import free_port, http_request
 
-from helpers import (ServerProc, make_config, render_config, testsrv_argv,  # noqa: E402
-                     wait_for)
-from sink_helpers import free_port, http_request  # noqa: E402
+SRC = fleet.SRC
 
 
 def log(msg):
     print("soak: %s %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def span(xs):
+    xs = [x for x in xs if x is not None]
+    return {"first": xs[0], "last": xs[-1], "min": min(xs), "max": max(xs)} if xs else None
 
 
 def main():
@@ -65,37 +59,24 @@ def main():
     rnd = random.Random(a.seed)
     lo, hi = (float(x) for x in a.every.split(","))
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    bench.raise_nofile()
     work = "/tmp/wsbeat-soak-%d" % os.getpid()
     os.makedirs(work, exist_ok=True)
     csv_path = a.csv or os.path.join(work, "soak.csv")
 
     def start_srv(*extra, port=0):
-        return ServerProc(testsrv_argv(a.testsrv, "--quiet-frames", *extra, port=port),
-                          "wsbeat-testsrv").start()
+        return fleet.start_testsrv(a.testsrv, *extra, port=port)
 
     srv = start_srv()
     port = srv.port
     mport = free_port()
-    cfg = make_config(
-        [{"name": "s%04d" % i, "url": "ws://127.0.0.1:%d/s%04d" % (port, i)}
-         for i in range(a.feeds)],
-        defaults={"heartbeat": {"type": "ping", "interval": "5s", "timeout": "10s"},
-                  "reconnect": {"initial": "200ms", "max": "5s", "multiplier": 2.0,
-                                "jitter": 0.5, "stable_after": "30s"},
-                  "connect_timeout": "5s"},
-        max_connects_per_second=1000, metrics={"listen": "127.0.0.1:%d" % mport})
     conf = os.path.join(work, "soak.conf")
-    with open(conf, "w") as f:
-        f.write(render_config(cfg))
-    env = dict(os.environ)
-    env.pop("JOURNAL_STREAM", None)
-    env.pop("NOTIFY_SOCKET", None)
+    fleet.write_config(conf, "s", a.feeds, port, ("200ms", "5s"), "30s",
+                       max_connects_per_second=1000,
+                       metrics={"listen": "127.0.0.1:%d" % mport})
     errpath = os.path.join(work, "wsbeat.stderr")
     errf = open(errpath, "w")
-    d = subprocess.Popen([a.wsbeat, "-c", conf, "-l", "warning"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=errf, env=env)
+    d = fleet.start_wsbeat([a.wsbeat, "-c", conf, "-l", "warning"], errf)
     log("wsbeat pid %d, %d feeds, server port %d, metrics %d, csv %s"
         % (d.pid, a.feeds, port, mport, csv_path))
 
@@ -104,22 +85,23 @@ def main():
             return json.loads(http_request(mport, "/status", timeout=5)[2])["counts"]["open"]
         except (OSError, ValueError, KeyError):
             return 0
-    wait_for(lambda: open_count() >= a.feeds or d.poll() is not None, 120,
-             "all %d feeds open" % a.feeds)
-    log("all %d feeds open" % a.feeds)
-
     faults = {"kill": 0, "freeze": 0, "slow": 0}
     mode = "normal"
     pending = []  # (when, action)
     rows = []
-    t0 = time.monotonic()
-    next_fault = t0 + rnd.uniform(lo, hi)
-    next_sample = t0
     f = open(csv_path, "w", newline="")
     w = csv.writer(f)
     w.writerow(["t_s", "rss_kb", "fds", "open", "backoff", "connecting", "other", "server_mode",
                 "faults"])
     try:
+        # Inside the try: a start that fails still stops wsbeat and the server.
+        wait_for(lambda: open_count() >= a.feeds or d.poll() is not None, 120,
+                 "all %d feeds open" % a.feeds)
+        assert d.poll() is None, "wsbeat exited (rc=%s) during start" % d.returncode
+        log("all %d feeds open" % a.feeds)
+        t0 = time.monotonic()
+        next_fault = t0 + rnd.uniform(lo, hi)
+        next_sample = t0
         while True:
             now = time.monotonic()
             if d.poll() is not None:
@@ -132,7 +114,8 @@ def main():
                     counts = {}
                 other = sum(v for k, v in counts.items()
                             if k not in ("open", "backoff", "connecting"))
-                row = [round(now - t0, 1), rss_kb(d.pid), len(os.listdir("/proc/%d/fd" % d.pid)),
+                row = [round(now - t0, 1), fleet.rss_kb(d.pid),
+                       len(os.listdir("/proc/%d/fd" % d.pid)),
                        counts.get("open"), counts.get("backoff"), counts.get("connecting"),
                        other, mode, sum(faults.values())]
                 w.writerow(row)
@@ -183,22 +166,13 @@ def main():
         f.close()
         if srv.alive():
             srv.send_signal(signal.SIGCONT)
-        if d.poll() is None:
-            d.send_signal(signal.SIGTERM)
-        try:
-            rc = d.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            rc = d.wait()
+        rc = bench.stop(d, 30)
         srv.kill()
         errf.close()
-    rss = [r[1] for r in rows]
-    fds = [r[2] for r in rows]
     summary = {"feeds": a.feeds, "duration_s": a.duration, "samples": len(rows),
-               "rss_kb": {"first": rss[0], "last": rss[-1], "min": min(rss), "max": max(rss)},
-               "fds": {"first": fds[0], "last": fds[-1], "min": min(fds), "max": max(fds)},
-               "open_last": rows[-1][3], "faults": faults, "exit": rc, "csv": csv_path,
-               "stderr": errpath}
+               "rss_kb": span(r[1] for r in rows), "fds": span(r[2] for r in rows),
+               "open_last": rows[-1][3] if rows else None, "faults": faults, "exit": rc,
+               "csv": csv_path, "stderr": errpath}
     summary["ok"] = ok and rc == 0
     print(json.dumps(summary), flush=True)
     return 0 if summary["ok"] else 1
