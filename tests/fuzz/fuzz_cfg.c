@@ -19,11 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 65536)
 		return 0;
-	text = malloc(size + 1);
+	text = strndup((const char *)data, size); /* the loader reads a C string: up to a NUL */
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	err[0] = '\0';
 	if (cfg_load_string(text, "fuzz.conf", &c, err, sizeof err) == 0) {
 		if (!c || c->n_feeds == 0)

@@ -21,11 +21,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 8192)
 		return 0;
-	text = malloc(size + 1);
+	text = strndup((const char *)data, size); /* the parsers read a C string: up to a NUL */
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 
 	memset(&u, 0, sizeof u);
 	if (url_parse(text, &u, err, sizeof err) == 0) {

@@ -433,6 +433,22 @@ def testsrv_argv(binary, *args, port=0):
     return [binary, "--listen", "127.0.0.1:%d" % port] + [str(a) for a in args]
 
 
+def rss_kib(pid):
+    """The resident set size of process pid, in KiB (VmRSS of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def is_sanitized(path):
+    """True when the binary at path is an AddressSanitizer build."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return b"libasan.so" in data or b"__asan_init" in data
+
+
 def median(xs):
     s = sorted(xs)
     n = len(s)

@@ -14,17 +14,13 @@ import subprocess
 
 import pytest
 
+from helpers import is_sanitized
+
 TARGETS = ("cfg", "url", "status", "json")
 
 
-def sanitized(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    return b"libasan.so" in data or b"__asan_init" in data
-
-
 def test_fuzz_targets(wsbeat_bin, src_dir):
-    if sanitized(wsbeat_bin):
+    if is_sanitized(wsbeat_bin):
         pytest.skip("sanitizer pass: the fuzz targets are sanitizer builds already")
     secs = int(os.environ.get("FUZZ_SECONDS", "30"))
     env = dict(os.environ, FUZZ_SECONDS=str(secs),

@@ -8,7 +8,7 @@ And more feeds than the open-files hard limit allows: a warning with the numbers
 """
 import collections
 
-from helpers import make_config, wait_for
+from helpers import Daemon, make_config, wait_for
 
 N = 200
 
@@ -57,8 +57,6 @@ def test_open_files_limit_too_low_is_logged(wsbeat_bin, tmp_path):
     hard one (100 here, set by a wrapper), then says at start that the limit is too low for
     the feeds, and keeps running. The feeds point at a closed port so no descriptor is needed.
     """
-    from helpers import Daemon
-
     wrapper = tmp_path / "limited"
     wrapper.write_text('#!/bin/sh\nulimit -Sn 50 && ulimit -Hn 100 && exec "%s" "$@"\n'
                        % wsbeat_bin)
@@ -67,9 +65,9 @@ def test_open_files_limit_too_low_is_logged(wsbeat_bin, tmp_path):
     d.start(make_config([{"name": "f%03d" % i, "url": "ws://127.0.0.1:9/"} for i in range(150)]),
             level="info")
     try:
-        wait_for(lambda: any("open-files limit is 100 " in r["_raw"] for r in d.lines()), 10,
-                 "the open-files warning", daemon=d)
-        line = next(r for r in d.lines() if "open-files limit is 100 " in r["_raw"])
+        line = wait_for(lambda: next((r for r in d.lines()
+                                      if "open-files limit is 100 " in r["_raw"]), None),
+                        10, "the open-files warning", daemon=d)
         assert line.get("level") == "warning", line["_raw"]
         assert "150 feeds need about 214 descriptors" in line["_raw"], line["_raw"]
         assert d.alive()

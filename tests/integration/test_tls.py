@@ -27,7 +27,7 @@ import warnings
 
 import pytest
 
-from helpers import make_config, wait_for
+from helpers import make_config, rss_kib, wait_for
 from tls_helpers import pki, tls_server, wss_url  # noqa: F401  (fixtures)
 
 VERIFY_FAILED = "TLS certificate verification failed: "
@@ -187,8 +187,8 @@ def test_reconnects_resume_the_tls_session(pki, tls_server, daemon):  # noqa: F8
     d = daemon(make_config([feed("res", wss_url(srv, path="/res"), ca_file=pki.ca1[0])],
                            defaults=DEFAULTS))
     d.wait_event("open", feed="res", timeout=10, count=4)
-    tls = wait_for(lambda: (lambda t: t if len(t) >= 4 else None)(srv.evs("tls")), 5,
-                   "4 TLS handshakes at the server", daemon=d, server=srv)
+    srv.wait_count("tls", 4, timeout=5, daemon=d)
+    tls = srv.evs("tls")
     assert tls[0]["resumed"] is False, tls[0]
     assert all(t["resumed"] for t in tls[1:4]), "reconnects not resumed: %s" % tls[:4]
     assert all(t["version"] == "TLSv1.3" for t in tls[:4]), tls[:4]
@@ -298,14 +298,6 @@ def test_missing_tls_file_is_config_error(pki, wsbeat_bin, tmp_path, key, mode):
 # ---------------------------------------------------------------------------------------------
 # measurement (prints; asserts only that it completed)
 
-def _rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1])
-    raise AssertionError("no VmRSS for %d" % pid)
-
-
 # `slow` is only a label (no conftest.py of ours registers it): keep pytest quiet about it.
 warnings.filterwarnings("ignore", message=r"Unknown pytest\.mark\.slow")
 
@@ -332,7 +324,7 @@ def test_measure_rss_per_wss_feed(pki, tls_server, testsrv, daemon):  # noqa: F8
     t_open = time.monotonic() - t0
     # let OpenSSL give its handshake buffers back (SSL_MODE_RELEASE_BUFFERS) and settle
     wait_for(lambda: len(srv.evs("open")) >= n + 1, 10, "server sees all opens", daemon=d)
-    rss1, rssn = _rss_kib(base.pid), _rss_kib(d.pid)
+    rss1, rssn = rss_kib(base.pid), rss_kib(d.pid)
     per = (rssn - rss1) * 1024.0 / (n - 1)
     print("\nRSS: 1 wss feed %d KiB, %d wss feeds %d KiB -> %.1f kB per wss feed "
           "(all open in %.1f s; connect errors %d)"
@@ -344,6 +336,6 @@ def test_measure_rss_per_wss_feed(pki, tls_server, testsrv, daemon):  # noqa: F8
                            defaults=quiet, max_connects_per_second=1000),
                level="info", name="many-ws")
     wait_for(lambda: len(w.events("open")) >= n, 60, "%d ws feeds open" % n, daemon=w)
-    rssw = _rss_kib(w.pid)
+    rssw = rss_kib(w.pid)
     print("RSS: %d ws feeds %d KiB -> %.1f kB per ws feed (wss costs %.1f kB more)"
           % (n, rssw, (rssw - rss1) * 1024.0 / (n - 1) / 1000.0, (rssn - rssw) * 1.024 / n))

@@ -29,6 +29,7 @@ MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
 
 . "$SRC/tests/systemd/common.sh"
+. "$SRC/tests/systemd/guest.sh"
 
 FAILED=0
 WORK=""
@@ -44,13 +45,6 @@ if [ -z "$ART" ]; then
 fi
 mkdir -p "$ART"
 
-rm_cgroup() {
-	local d
-	for d in "$CG_UNI" "$CG_SD"; do
-		if [ -d "$d" ]; then find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
-	done
-}
-
 cleanup() {
 	local rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
@@ -60,19 +54,7 @@ cleanup() {
 		timeout 10 nsenter -t "$LEADER" -a systemctl status --no-pager 'wsbeat*' \
 			>"$ART/guest-status.txt" 2>&1 || true
 	fi
-	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
-		kill -TERM "$NSPAWN" 2>/dev/null || true
-		for _ in $(seq 1 "$(awk "BEGIN { print int($(secs 30) * 10) }")"); do
-			kill -0 "$NSPAWN" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$NSPAWN" 2>/dev/null; then
-			echo "warning: the container did not halt in time: killing it" >&2
-			kill -KILL "$NSPAWN" 2>/dev/null || true
-		fi
-		wait "$NSPAWN" 2>/dev/null || true
-	fi
-	rm_cgroup
+	halt_guest
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	if [ "$FAILED" -ne 0 ]; then
 		echo "--- last guest journal lines (all in $ART) ---" >&2
@@ -144,7 +126,6 @@ rc=0
 
 [ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] ||
 	skip "expects the hybrid cgroup layout (/sys/fs/cgroup/unified and /sys/fs/cgroup/systemd)"
-. "$SRC/tests/systemd/guest.sh"
 boot_guest
 
 # --- install with apt, offline ---------------------------------------------------------------

@@ -29,6 +29,7 @@ MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
 
 . "$SRC/tests/systemd/common.sh"
+. "$SRC/tests/systemd/guest.sh"
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
 
@@ -123,13 +124,6 @@ NSPAWN=""
 LEADER=""
 FAILED=0
 
-rm_cgroup() {
-	local d
-	for d in "$CG_UNI" "$CG_SD"; do
-		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-	done
-}
-
 cleanup() {
 	local rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
@@ -141,19 +135,7 @@ cleanup() {
 			>"$ART/guest-status.txt" 2>&1 || true
 		cp "/proc/$LEADER/root/run/wsbeat-testsrv.events" "$ART/" 2>/dev/null || true
 	fi
-	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
-		kill -TERM "$NSPAWN" 2>/dev/null || true
-		for _ in $(seq 1 "$(awk "BEGIN { print int($(secs 30) * 10) }")"); do
-			kill -0 "$NSPAWN" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$NSPAWN" 2>/dev/null; then
-			echo "warning: the container did not halt in time: killing it" >&2
-			kill -KILL "$NSPAWN" 2>/dev/null || true
-		fi
-		wait "$NSPAWN" 2>/dev/null || true
-	fi
-	rm_cgroup
+	halt_guest
 	if [ "$FAILED" -ne 0 ]; then
 		echo "--- last guest journal lines (all in $ART) ---" >&2
 		tail -n 60 "$ART/guest-journal.txt" >&2 2>/dev/null || true
@@ -178,7 +160,6 @@ for d in /sys/fs/cgroup/unified/wsbeat-test-* /sys/fs/cgroup/systemd/wsbeat-test
 			"$(cat "$d"/cgroup.procs 2>/dev/null | tr '\n' ' ')" >&2
 	fi
 done
-. "$SRC/tests/systemd/guest.sh"
 boot_guest
 
 # --- install ---------------------------------------------------------------------------------

@@ -271,6 +271,28 @@ static void test_late_beats_stay_on_grid(void **state)
 }
 
 /*
+ * Open with this answer timeout, the first beat sent when due and answered 1 ms later; the
+ * answer leaves t_answer armed at that beat's deadline (lazy). Returns when the beat was due.
+ */
+static int64_t first_beat_answered(int64_t timeout_ms)
+{
+	int64_t due;
+
+	k.cfg.heartbeat.timeout_ms = timeout_ms;
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	due = k.f.t_beat.deadline_us;
+	fake_advance(&k, due);
+	assert_int_equal(k.f.t_answer.deadline_us, due + timeout_ms * MS);
+	feed_on_pong(&k.f, last_frame()->data, 8, due + MS);
+	assert_int_equal(k.f.stats.beats_answered, 1);
+	assert_int_equal(k.f.hb_waiting_since_us, 0);
+	assert_true(tq_armed(&k.f.t_answer));
+	assert_int_equal(k.f.t_answer.deadline_us, due + timeout_ms * MS);
+	return due;
+}
+
+/*
  * The answer deadline is lazy: an answer leaves t_answer armed at the old deadline, which then
  * finds the next beat awaited and moves to that beat's deadline; the timeout still comes exactly
  * `timeout` after the unanswered beat was due, never earlier or later.
@@ -280,16 +302,7 @@ static void test_lazy_answer_deadline(void **state)
 	int64_t due;
 	(void)state;
 
-	k.cfg.heartbeat.timeout_ms = 12000; /* 2.4 intervals */
-	fake_feed_init(&k);
-	fake_to_open(&k);
-	due = k.f.t_beat.deadline_us;
-	fake_advance(&k, due);
-	assert_int_equal(k.f.t_answer.deadline_us, due + 12 * SEC);
-	feed_on_pong(&k.f, last_frame()->data, 8, due + MS);
-	assert_int_equal(k.f.stats.beats_answered, 1);
-	assert_int_equal(k.f.hb_waiting_since_us, 0);
-	assert_true(tq_armed(&k.f.t_answer));
+	due = first_beat_answered(12000); /* 2.4 intervals */
 	/* Beat 2 goes unanswered: the armed deadline (beat 1's) is earlier, so it stays. */
 	fake_advance(&k, due + 5 * SEC);
 	assert_int_equal(k.f.stats.beats_sent, 2);
@@ -312,12 +325,9 @@ static void test_lazy_answer_disarms_when_idle(void **state)
 	int64_t due;
 	(void)state;
 
-	k.cfg.heartbeat.timeout_ms = 3000;
-	fake_feed_init(&k);
-	fake_to_open(&k);
-	due = k.f.t_beat.deadline_us;
-	fake_advance(&k, due);
-	feed_on_pong(&k.f, last_frame()->data, 8, due + MS);
+	due = first_beat_answered(3000);
+	fake_advance(&k, due + 3 * SEC - 1);
+	fake_assert_timers(&k, false, true, true, false);
 	fake_advance(&k, due + 3 * SEC);
 	fake_assert_timers(&k, false, true, false, false);
 	fake_advance(&k, due + 5 * SEC);
