@@ -11,6 +11,7 @@ journald with debug logging and a server that closes every connection (reconnect
 The server logs the handshakes, so the test first checks that the secrets were really sent.
 """
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -108,6 +109,11 @@ def test_no_secret_anywhere(testsrv, daemon, tmp_path):
     wait_for(lambda: len([e for e in srv2.evs("text") if e.get("data") == "hello"]) >= 1, 5,
              "on_open after the reload", daemon=d, server=srv2)
 
+    # s2's capture must hold a message before the stop: wait until the daemon counted one
+    # (the server sends "tick" every 100 ms, but a slow sanitizer build may not have read one).
+    wait_for(lambda: re.search(r'wsbeat_messages_received_total\{feed="s2"[^}]*\} [1-9]',
+                               http_request(mport, "/metrics")[2].decode("utf-8", "replace")),
+             10, "a message received on s2", daemon=d, server=srv2)
     status = http_request(mport, "/status")[2].decode("utf-8", "replace")
     metrics = http_request(mport, "/metrics")[2].decode("utf-8", "replace")
     assert d.stop() == 0
