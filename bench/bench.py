@@ -331,6 +331,20 @@ def fmt(d):
     return " ".join(f"{k}={v}" for k, v in d.items())
 
 
+def emitter(results_path):
+    """A function that prints a dict as one key=value line, and appends it to results_path
+    (if given)."""
+    out = open(results_path, "a") if results_path else None
+
+    def emit(d):
+        line = fmt(d)
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+    return emit
+
+
 def ratio(x, y):
     try:
         return round(float(x) / float(y), 3)
@@ -378,15 +392,7 @@ def main():
 
     tmp = a.keep or tempfile.mkdtemp(prefix="wsbeat-bench-")
     os.makedirs(tmp, exist_ok=True)
-    out = open(a.results, "a") if a.results else None
-
-    def emit(d):
-        line = fmt(d)
-        print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
-
+    emit = emitter(a.results)
     srv = Server(a, tmp)
     clients = a.clients.split(",")
     results = []
@@ -457,8 +463,6 @@ def main():
     finally:
         for p in procs:
             stop(p, 5)
-        if out:
-            out.close()
         if not a.keep:
             for f in os.listdir(tmp):
                 os.unlink(os.path.join(tmp, f))

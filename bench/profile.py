@@ -70,14 +70,7 @@ def main():
     out = a.out or os.path.join(a.build, "profile-" + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     bench.raise_nofile()
-    res_f = open(a.results, "a") if a.results else None
-
-    def emit(d):
-        line = bench.fmt(d)
-        print(line, flush=True)
-        if res_f:
-            res_f.write(line + "\n")
-            res_f.flush()
+    emit = bench.emitter(a.results)
 
     tmp = tempfile.mkdtemp(prefix="wsbeat-prof-")
     srv = bench.Server(a, tmp)

@@ -6,6 +6,8 @@
 #   bench/run.sh                full matrix (~35-40 min)
 #   bench/run.sh --quick        N=1k, ws only, short windows (~2 min): smoke test
 #   bench/run.sh --profile      wsbeat at 10k feeds under perf record -g and strace -c (~2 min)
+#   bench/run.sh --memory       what one more connection costs wsbeat and the floor (RSS by
+#                               kind, heap by library and call chain), ws and wss, ~5 min
 #   bench/run.sh --timers       the timer queue alone at 10k/100k/1M feeds, no sockets (~30 s);
 #                               other options go to timers (-n 10000,100000 --window 30 ...)
 #   bench/run.sh [--quick] --n 1000,10000 --clients wsbeat,floor ...   (any bench.py option)
@@ -23,6 +25,7 @@ for a in "$@"; do
 	--quick) mode=quick ;;
 	--profile) mode=profile ;;
 	--timers) mode=timers ;;
+	--memory) mode=memory ;;
 	*) args+=("$a") ;;
 	esac
 done
@@ -77,5 +80,6 @@ case $mode in
 quick) exec /usr/bin/python3 "$here/bench.py" "${common[@]}" --n 1000 --schemes ws \
 	--warmup 3 --window 8 --quiet-wait 5 "${args[@]}" ;;
 profile) exec /usr/bin/python3 "$here/profile.py" "${common[@]}" "${args[@]}" ;;
+memory) exec /usr/bin/python3 "$here/memory.py" "${common[@]}" "${args[@]}" ;;
 *) exec /usr/bin/python3 "$here/bench.py" "${common[@]}" "${args[@]}" ;;
 esac
