@@ -75,10 +75,16 @@ void connq_push(struct connq *q, struct connq_node *n, int64_t now_us)
 
 void connq_release(struct connq *q, int64_t now_us)
 {
+	bool last = q->inflight == 1;
+
 	if (q->inflight > 0)
 		q->inflight--;
-	if (q->head.next != &q->head && !tq_armed(&q->timer))
-		tq_arm(q->tq, &q->timer, now_us);
+	if (q->head.next != &q->head) {
+		if (!tq_armed(&q->timer))
+			tq_arm(q->tq, &q->timer, now_us);
+	} else if (last && q->settled) {
+		q->settled(q, now_us);
+	}
 }
 
 void connq_remove(struct connq *q, struct connq_node *n)

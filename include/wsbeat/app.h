@@ -38,7 +38,8 @@ struct app {
 	struct feed_env env;
 	struct ws *ws;
 	struct sinks *sinks;
-	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify;
+	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify, t_trim;
+	int64_t trimmed_us;        /* when the heap was last trimmed; 0: never */
 	char reload_error[200];    /* why the last reload failed, "" if it did not */
 	struct ws_http_hooks http; /* the metrics endpoint's renderer */
 	unsigned http_jobs;        /* documents being rendered (they hold feed pointers) */

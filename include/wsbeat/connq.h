@@ -23,6 +23,8 @@ struct connq_node {
 struct connq;
 /* Called from the queue's timer when node may start its attempt. */
 typedef void (*connq_grant_fn)(struct connq *q, struct connq_node *n, int64_t now_us);
+/* Called from connq_release when the last attempt in flight has ended and none is waiting. */
+typedef void (*connq_settled_fn)(struct connq *q, int64_t now_us);
 
 struct connq {
 	struct connq_node head; /* circular list sentinel */
@@ -33,6 +35,7 @@ struct connq {
 	double tokens;
 	int64_t last_us;
 	connq_grant_fn grant;
+	connq_settled_fn settled; /* optional; set by the owner after connq_init */
 	unsigned long waiting;
 	unsigned inflight; /* granted attempts not yet released */
 	unsigned max_inflight;

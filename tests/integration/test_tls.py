@@ -15,7 +15,9 @@ What a user observes, and what we assert:
   * feeds with different CA files in one process each verify against their own;
   * reconnects resume the TLS session (the server reports session_reused), and a session made
     with verification off is never offered to a feed that verifies: it is still refused;
-  * a missing ca_file (or cert_file, key_file, ca_path) is a config error: FILE:LINE, exit 78.
+  * a missing ca_file (or cert_file, key_file, ca_path) is a config error: FILE:LINE, exit 78;
+  * once the connects have settled (2 s without attempts) the heap's free pages go back to the
+    system, once: `event=heap_trim` (debug) with the RSS before and after.
 
 A separate measurement (WSBEAT_SLOW=1) prints the RSS per wss feed at 1,000 feeds.
 """
@@ -27,7 +29,7 @@ import warnings
 
 import pytest
 
-from helpers import make_config, rss_kib, wait_for
+from helpers import is_sanitized, make_config, parse_ts, rss_kib, wait_for
 from tls_helpers import pki, tls_server, wss_url  # noqa: F401  (fixtures)
 
 VERIFY_FAILED = "TLS certificate verification failed: "
@@ -293,6 +295,34 @@ def test_missing_tls_file_is_config_error(pki, wsbeat_bin, tmp_path, key, mode):
     assert want in out, "want %r (the line of tls.%s) in:\n%s\n%s" % (want, key, out, text)
     assert missing in out and key in out, out
     assert "configuration OK" not in out, out
+
+
+def test_heap_trimmed_once_connects_settle(pki, tls_server, daemon, wsbeat_bin):  # noqa: F811
+    """100 wss feeds open together; each handshake leaves freed buffers among the live
+    objects. Two seconds after the last attempt ended the daemon trims its heap, once: the
+    record comes after the last open, by the settle time, and the RSS it reports went down
+    (not under ASan, whose allocator is not glibc's). While nothing reconnects, no second trim
+    follows (watched for 3 s, longer than the settle time)."""
+    n = 100
+    srv = tls_server(cert=pki.server1)
+    quiet = {"heartbeat": {"type": "ping", "interval": "30s", "timeout": "10s"},
+             "reconnect": {"initial": "1s", "max": "5s"}}
+    d = daemon(make_config([feed("t%03d" % i, wss_url(srv, path="/t%d" % i), ca_file=pki.ca1[0])
+                            for i in range(n)], defaults=quiet, max_connects_per_second=1000))
+    wait_for(lambda: len(d.events("open")) >= n, 30, "%d wss feeds open" % n, daemon=d)
+    trim = d.wait_event("heap_trim", timeout=10)
+    last_open = max(parse_ts(r["ts"]) for r in d.events("open"))
+    settle = parse_ts(trim["ts"]) - last_open
+    assert 1.9 <= settle <= 4.0, "trim %.2f s after the last open, want ~2 s" % settle
+    before, after = int(trim["rss_before_kib"]), int(trim["rss_after_kib"])
+    assert before > 0 and after > 0, trim
+    if not is_sanitized(wsbeat_bin):
+        assert before - after >= 64, "only %d KiB returned: %s" % (before - after, trim)
+    t_end = time.monotonic() + 3.0
+    while time.monotonic() < t_end:  # watching for a record that must not come
+        assert len(d.events("heap_trim")) == 1, d.events("heap_trim")
+        time.sleep(0.1)
+    assert not d.events("connect_error"), d.tail()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ static struct {
 	size_t n;
 	bool in_push;
 	int requeue_id; /* pushed again from its own grant, once */
+	int settled;    /* settled callbacks */
+	int64_t settled_at;
 } h;
 
 static int id_of(const struct connq_node *n)
@@ -40,6 +42,15 @@ static void on_grant(struct connq *q, struct connq_node *n, int64_t now_us)
 		h.requeue_id = -1;
 		connq_push(q, n, now_us);
 	}
+}
+
+static void on_settled(struct connq *q, int64_t now_us)
+{
+	assert_ptr_equal(q, &h.cq);
+	assert_int_equal(q->inflight, 0);
+	assert_int_equal(q->waiting, 0);
+	h.settled++;
+	h.settled_at = now_us;
 }
 
 static void push(int id, int64_t now)
@@ -251,6 +262,33 @@ static void test_grants_only_from_timer(void **state)
 	assert_int_equal(h.order[3], 2);
 }
 
+/* settled: only when the last attempt in flight ends with nobody waiting. */
+static void test_settled(void **state)
+{
+	(void)state;
+
+	h.cq.settled = on_settled;
+	for (int i = 0; i < 3; i++)
+		push(i, T0);
+	assert_int_equal(tq_run(&h.tq, T0), 1);
+	assert_int_equal(h.cq.inflight, 3);
+	connq_release(&h.cq, T0 + 10);
+	connq_release(&h.cq, T0 + 20);
+	assert_int_equal(h.settled, 0); /* one still in flight */
+	push(3, T0 + 25);
+	connq_release(&h.cq, T0 + 30);
+	assert_int_equal(h.settled, 0); /* node 3 waits */
+	assert_int_equal(tq_run(&h.tq, T0 + 30), 1);
+	assert_int_equal(h.n, 4);
+	connq_release(&h.cq, T0 + 40);
+	assert_int_equal(h.settled, 1);
+	assert_int_equal(h.settled_at, T0 + 40);
+	/* A release with nothing in flight (a grant handed back twice) settles nothing again. */
+	connq_release(&h.cq, T0 + 50);
+	assert_int_equal(h.cq.inflight, 0);
+	assert_int_equal(h.settled, 1);
+}
+
 static void test_set_rate(void **state)
 {
 	(void)state;
@@ -280,6 +318,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_push_twice, setup10, teardown),
 	    cmocka_unit_test_setup_teardown(test_grants_only_from_timer, setup10, teardown),
 	    cmocka_unit_test_setup_teardown(test_set_rate, setup10, teardown),
+	    cmocka_unit_test_setup_teardown(test_settled, setup10, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
