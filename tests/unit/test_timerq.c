@@ -596,6 +596,27 @@ static void test_random_callbacks_against_model(void **state)
 	assert_true(total + rnd.fired > 20000);
 }
 
+/* Growing the reservation while timers are armed keeps them, in order, in the new block. */
+static void test_reserve_grows_armed_heap(void **state)
+{
+	static struct timerq q;
+	(void)state;
+
+	tq_fini(obs.q);
+	tq_init(&q, 0, NULL, NULL);
+	obs.q = &q;
+	for (int i = 0; i < MAXT; i++) {
+		assert_int_equal(tq_reserve(&q, 1), 0);
+		tq_arm(&q, &timers[i].t, 1000 + (int64_t)((i * 7919) % MAXT));
+		check_heap(&q);
+	}
+	assert_true(q.cap >= MAXT);
+	tq_run(&q, 1000 + MAXT);
+	assert_int_equal(obs.n, MAXT);
+	assert_order_nondecreasing();
+	tq_unreserve(&q, MAXT);
+}
+
 static void test_fini_disarms(void **state)
 {
 	(void)state;
@@ -626,6 +647,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_random_ops_against_model, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_random_callbacks_against_model, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fini_disarms, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reserve_grows_armed_heap, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
