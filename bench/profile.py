@@ -11,6 +11,11 @@ server counted in that window:
      the ratios count);
   4. `perf record -g --call-graph dwarf` for --perf-seconds: top functions (self), by library,
      and the heaviest call chains.
+  5. (unless --no-bound) CPU by library again without call graphs, then the floor client at
+     the same N: its untraced CPU per beat and its CPU by library. kind=bound says how close
+     to the floor wsbeat could come if its own code cost nothing and the kernel did no more
+     for it than for the floor: (floor's kernel time + libwebsockets' and libev's time per
+     beat in wsbeat) / floor's whole time per beat.
 Reports go to --out (default bench/.build/profile-<date>/); key=value lines go to stdout.
 """
 import argparse
@@ -44,6 +49,26 @@ def window(srv, pid, secs):
     return s0, s1, beats
 
 
+def dso_shares(pid, secs, path):
+    """perf record (no call graphs) of pid for secs: {library: % of samples}."""
+    subprocess.run(["perf", "record", "-q", "-F", "1999", "-p", str(pid), "-o", path, "--",
+                    "sleep", str(secs)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=secs + ATTACH_S)
+    rep = subprocess.run(["perf", "report", "-i", path, "--stdio", "--no-children", "-g", "none",
+                          "--sort", "dso"], capture_output=True, text=True,
+                         timeout=REPORT_S).stdout
+    shares = {}
+    for line in rep.splitlines():
+        if line.strip() and not line.startswith("#"):
+            pct, dso = line.split(None, 1)
+            shares[dso.strip()] = float(pct.rstrip("%"))
+    return shares
+
+
+def share(shares, *prefixes):
+    return sum(v for k, v in shares.items() if k.startswith(prefixes)) / 100
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(bench.HERE, ".build"))
@@ -63,6 +88,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--wsbeat-slack")
     ap.add_argument("--wsbeat", help="the wsbeat binary (default: BUILD/wsbeat)")
+    ap.add_argument("--no-bound", action="store_true", help="skip step 5 (the floor)")
     a = ap.parse_args()
     a.loadsrv = os.path.join(a.build, "loadsrv")
     a.floor = os.path.join(a.build, "floor")
@@ -87,6 +113,7 @@ def main():
         time.sleep(a.warmup)
 
         s0, s1, beats = window(srv, p.pid, a.window)
+        plain_us = (s1["ns"] - s0["ns"]) / 1e3 / beats
         emit(dict(base, what="plain",
                   cpu_us_per_beat=round((s1["ns"] - s0["ns"]) / 1e3 / beats, 2),
                   wakeups_per_beat=round((s1["vol"] - s0["vol"]) / beats, 3),
@@ -154,6 +181,34 @@ def main():
                             "-g", "caller,0.5,callee,function,percent", "--percent-limit", "2"],
                            stdout=f, stderr=subprocess.DEVNULL, timeout=REPORT_S)
         emit(dict(base, what="perf", out=out))
+
+        if not a.no_bound:
+            ws_sh = dso_shares(p.pid, a.window, os.path.join(out, "bound-wsbeat.data"))
+            bench.stop(p)
+            if srv.wait_idle():
+                raise SystemExit("the server still holds wsbeat's connections")
+            fcmd = bench.client_cmd(a, "floor", a.n, a.scheme, a.hb, srv.urls(a.scheme), tmp)
+            p = subprocess.Popen(fcmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            bench.procs.append(p)
+            deadline = time.monotonic() + 120
+            while srv.read()[bench.ST_OPEN] < a.n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(a.warmup)
+            f0, f1, fbeats = window(srv, p.pid, a.window)
+            floor_us = (f1["ns"] - f0["ns"]) / 1e3 / fbeats
+            fl_sh = dso_shares(p.pid, a.window, os.path.join(out, "bound-floor.data"))
+            kern = ("[kernel",)
+            libs = plain_us * share(ws_sh, "libwebsockets", "libev")
+            emit(dict(base, what="bound", wsbeat_us=round(plain_us, 2),
+                      floor_us=round(floor_us, 2),
+                      wsbeat_vs_floor=round(plain_us / floor_us, 3),
+                      wsbeat_kernel_us=round(plain_us * share(ws_sh, *kern), 2),
+                      floor_kernel_us=round(floor_us * share(fl_sh, *kern), 2),
+                      wsbeat_lws_libev_us=round(libs, 2),
+                      wsbeat_own_us=round(plain_us * share(ws_sh, "wsbeat"), 2),
+                      wsbeat_libc_us=round(plain_us * share(ws_sh, "libc"), 2),
+                      bound_vs_floor=round((floor_us * share(fl_sh, *kern) + libs) / floor_us,
+                                           3)))
     finally:
         bench.stop(p)
         bench.stop(srv.p)

@@ -5,7 +5,8 @@
 #
 #   bench/run.sh                full matrix (~35-40 min)
 #   bench/run.sh --quick        N=1k, ws only, short windows (~2 min): smoke test
-#   bench/run.sh --profile      wsbeat at 10k feeds under perf record -g and strace -c (~2 min)
+#   bench/run.sh --profile      wsbeat at 10k feeds under perf record -g and strace -c, then
+#                               the floor for the bound on wsbeat/floor (~3 min)
 #   bench/run.sh --memory       what one more connection costs wsbeat and the floor (RSS by
 #                               kind, heap by library and call chain), ws and wss, ~5 min
 #   bench/run.sh --timers       the timer queue alone at 10k/100k/1M feeds, no sockets (~30 s);
