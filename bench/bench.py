@@ -327,6 +327,18 @@ def run_one(a, srv, client, n, scheme, hb, tmp):
     return res
 
 
+def wait_open(srv, n, p, timeout):
+    """Waits until the server holds n connections; BenchError if client p exits first or
+    timeout s pass."""
+    deadline = time.monotonic() + timeout
+    while srv.read()[ST_OPEN] < n:
+        if p.poll() is not None:
+            raise BenchError(f"client exited with status {p.returncode}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"only {srv.read()[ST_OPEN]} of {n} connected")
+        time.sleep(0.05)
+
+
 def fmt(d):
     return " ".join(f"{k}={v}" for k, v in d.items())
 

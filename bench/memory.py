@@ -19,6 +19,7 @@ kind=site lines. Every wait is bounded; loopback only.
 import argparse
 import collections
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +27,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 def smaps_rss(pid):
     """RSS in KiB by kind: heap, anon (other anonymous mappings), file (by library), other."""
@@ -64,6 +62,8 @@ def group_of(frames):
     for fr in frames:
         if fr == "-":
             continue
+        if fr.startswith("?@"):
+            return "unknown"  # memtrack could not name the object
         dso = frame_dso(fr)
         if dso.startswith("libc.so") or dso.startswith("memtrack"):
             continue
@@ -94,8 +94,12 @@ def symbolize(chains, binaries):
         for i, o in enumerate(offs):
             func, where = out[2 * i], out[2 * i + 1].split(" ")[0]
             names[f"{dso}:{o}"] = f"{dso}:{func}@{where}"
-    return {tuple(names.get(fr.rsplit(":", 1)[0], fr) for fr in ch): v
-            for ch, v in chains.items()}
+    out = {}
+    for ch, (b, cnt) in chains.items():  # chains that differ only in unnamed frames add up
+        named = tuple(names.get(fr.rsplit(":", 1)[0], fr) for fr in ch)
+        b0, cnt0 = out.get(named, (0, 0))
+        out[named] = (b0 + b, cnt0 + cnt)
+    return out
 
 
 def read_track(path):
@@ -111,46 +115,39 @@ def read_track(path):
     return chains, hdr
 
 
-def wait_open(srv, n, p, timeout):
-    deadline = time.monotonic() + timeout
-    while srv.read()[bench.ST_OPEN] < n:
-        if p.poll() is not None:
-            raise bench.BenchError(f"client exited with status {p.returncode}")
-        if time.monotonic() > deadline:
-            raise bench.BenchError(f"only {srv.read()[bench.ST_OPEN]} of {n} connected")
-        time.sleep(0.05)
-
-
 def run(a, srv, client, scheme, n, tmp, track):
     cmd = bench.client_cmd(a, client, n, scheme, "ping", srv.urls(scheme), tmp)
     env = dict(os.environ)
     out = os.path.join(tmp, f"track-{client}-{scheme}-{n}.txt")
     if track:
         env.update(LD_PRELOAD=a.memtrack, MEMTRACK_OUT=out)
-    log = open(os.path.join(tmp, f"{client}-{scheme}-{n}-{int(track)}.log"), "w")
-    p = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+    with open(os.path.join(tmp, f"{client}-{scheme}-{n}-{int(track)}.log"), "w") as log:
+        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     bench.procs.append(p)
     try:
-        wait_open(srv, n, p, a.setup_max)
+        bench.wait_open(srv, n, p, a.setup_max)
         time.sleep(a.settle)
-        if not track:
-            return smaps_rss(p.pid)
-        open(out + ".req", "w").close()
-        deadline = time.monotonic() + 60
-        while os.path.exists(out + ".req") or not os.path.exists(out):
-            if time.monotonic() > deadline or p.poll() is not None:
-                raise bench.BenchError("memtrack wrote no dump")
-            time.sleep(0.05)
-        return read_track(out)
+        if track:
+            open(out + ".req", "w").close()
+            deadline = time.monotonic() + 60
+            while os.path.exists(out + ".req") or not os.path.exists(out):
+                if time.monotonic() > deadline or p.poll() is not None:
+                    raise bench.BenchError("memtrack wrote no dump")
+                time.sleep(0.05)
+            result = read_track(out)
+        else:
+            result = smaps_rss(p.pid)
     finally:
         bench.stop(p)
-        if srv.wait_idle():
-            raise bench.BenchError("the server still holds connections")
+        left = srv.wait_idle()  # bounded (60 s)
+    if left:
+        raise bench.BenchError("the server still holds connections")
+    return result
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default=os.path.join(HERE, ".build"))
+    ap.add_argument("--build", default=os.path.join(bench.HERE, ".build"))
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--n", type=int, default=10000)
@@ -175,8 +172,9 @@ def main():
     emit = bench.emitter(a.results)
 
     tmp = tempfile.mkdtemp(prefix="wsbeat-memory-")
-    srv = bench.Server(a, tmp)
+    srv = None
     try:
+        srv = bench.Server(a, tmp)
         for scheme in a.schemes.split(","):
             for client in a.clients.split(","):
                 dn = a.n - a.base_n
@@ -211,14 +209,15 @@ def main():
                 sites.sort(key=lambda s: -s[0])
                 for per, cnt, ch in sites[:a.sites]:
                     emit({"kind": "site", "client": client, "scheme": scheme,
-                                    "bytes_per_conn": round(per, 1),
-                                    "allocs_per_conn": round(cnt, 3),
+                          "bytes_per_conn": round(per, 1), "allocs_per_conn": round(cnt, 3),
                           "group": group_of(ch), "chain": "<".join(ch)})
-    except bench.BenchError as e:
+    except (bench.BenchError, OSError) as e:  # OSError: the client's /proc files went away
         emit({"kind": "memory", "error": str(e).replace(" ", "_")})
         return 1
     finally:
-        bench.stop(srv.p)
+        if srv:
+            bench.stop(srv.p)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

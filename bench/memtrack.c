@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <execinfo.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -43,7 +44,8 @@ struct entry {
 
 static struct entry *table;
 static atomic_flag lock = ATOMIC_FLAG_INIT;
-static __thread int in_hook __attribute__((tls_model("initial-exec"))); /* backtrace() may allocate: those are not recorded */
+static __thread int in_hook __attribute__((
+    tls_model("initial-exec"))); /* backtrace() may allocate: those are not recorded */
 static size_t live, dropped;
 
 static void lock_take(void)
@@ -62,7 +64,8 @@ static unsigned slot_of(const void *p)
 	return (unsigned)(((uintptr_t)p >> 4) * 2654435761u) & (MT_CAP - 1);
 }
 
-static void record(void *p)
+/* noinline: the frames skipped below are this function's and the hook's. */
+__attribute__((noinline)) static void record(void *p)
 {
 	void *bt[MT_FRAMES + 2];
 	struct entry e = {.p = p, .size = (uint32_t)(malloc_usable_size(p) + 8)};
@@ -93,7 +96,8 @@ static void forget(void *p)
 	if (!p || !table)
 		return;
 	lock_take();
-	for (unsigned i = slot_of(p), k = 0; table[i].p && k < MT_CAP; i = (i + 1) & (MT_CAP - 1), k++)
+	for (unsigned i = slot_of(p), k = 0; table[i].p && k < MT_CAP;
+	     i = (i + 1) & (MT_CAP - 1), k++)
 		if (table[i].p == p) {
 			table[i].p = TOMBSTONE;
 			live--;
@@ -151,7 +155,7 @@ int posix_memalign(void **out, size_t align, size_t n)
 {
 	void *p = __libc_memalign(align, n);
 	if (!p)
-		return 12; /* ENOMEM */
+		return ENOMEM;
 	record(p);
 	*out = p;
 	return 0;
@@ -190,16 +194,18 @@ static void name_frame(FILE *f, void *addr)
 
 static void dump(const char *out)
 {
-	size_t n = 0, cap = live + 1024, groups = 0;
+	/* Room for the most record() keeps, so no entry is left out whatever happens before the
+	 * lock is taken; only the pages used are touched. */
+	size_t n = 0, cap = MT_CAP / 2, groups = 0;
 	struct sum *s = mmap(NULL, cap * sizeof(*s), PROT_READ | PROT_WRITE,
-	                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	char tmp[4096];
 	FILE *f;
 
 	if (s == MAP_FAILED)
 		return;
 	lock_take();
-	for (unsigned i = 0; i < MT_CAP && n < cap; i++)
+	for (unsigned i = 0; i < MT_CAP; i++)
 		if (table[i].p && table[i].p != TOMBSTONE) {
 			memcpy(s[n].frames, table[i].frames, sizeof(s[n].frames));
 			s[n].bytes = table[i].size;
@@ -222,8 +228,8 @@ static void dump(const char *out)
 	f = fopen(tmp, "w");
 	if (f) {
 		struct mallinfo2 mi = mallinfo2();
-		fprintf(f, "# live=%zu dropped=%zu arena=%zu in_use=%zu mmapped=%zu\n", n, dropped_now,
-		        mi.arena, mi.uordblks, mi.hblkhd);
+		fprintf(f, "# live=%zu dropped=%zu arena=%zu in_use=%zu mmapped=%zu\n", n,
+		        dropped_now, mi.arena, mi.uordblks, mi.hblkhd);
 		for (size_t i = 0; i < groups; i++) {
 			fprintf(f, "%llu %llu", (unsigned long long)s[i].bytes,
 			        (unsigned long long)s[i].count);

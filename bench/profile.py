@@ -11,15 +11,16 @@ server counted in that window:
      the ratios count);
   4. `perf record -g --call-graph dwarf` for --perf-seconds: top functions (self), by library,
      and the heaviest call chains.
-  5. (unless --no-bound) CPU by library again without call graphs, then the floor client at
-     the same N: its untraced CPU per beat and its CPU by library. kind=bound says how close
-     to the floor wsbeat could come if its own code cost nothing and the kernel did no more
-     for it than for the floor: (floor's kernel time + libwebsockets' and libev's time per
-     beat in wsbeat) / floor's whole time per beat.
+  5. (unless --no-bound) wsbeat's CPU by library without call graphs (recorded right after
+     window 1), then the floor client at the same N: its untraced CPU per beat and its CPU by
+     library. kind=bound says how close to the floor wsbeat could come if its own code cost
+     nothing and the kernel did no more for it than for the floor: (floor's kernel time +
+     libwebsockets' and libev's time per beat in wsbeat) / floor's whole time per beat.
 Reports go to --out (default bench/.build/profile-<date>/); key=value lines go to stdout.
 """
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import bench  # noqa: E402
 # Bounds on the perf and strace runs: attach and detach take a few seconds; perf report of a
 # DWARF call-graph recording can take minutes.
 ATTACH_S = 60
+SETUP_S = 120  # all N connected
 REPORT_S = 600
 
 SYSCALLS = ["epoll_wait", "epoll_ctl", "recvfrom", "sendto", "read", "write", "timerfd_settime",
@@ -99,15 +101,15 @@ def main():
     emit = bench.emitter(a.results)
 
     tmp = tempfile.mkdtemp(prefix="wsbeat-prof-")
-    srv = bench.Server(a, tmp)
-    cmd = bench.client_cmd(a, "wsbeat", a.n, a.scheme, a.hb, srv.urls(a.scheme), tmp)
-    p = subprocess.Popen(cmd, stderr=open(os.path.join(out, "wsbeat.log"), "w"))
-    bench.procs.append(p)
-    pid = str(p.pid)
+    srv = p = None
     try:
-        deadline = time.monotonic() + 120
-        while srv.read()[bench.ST_OPEN] < a.n and time.monotonic() < deadline:
-            time.sleep(0.05)
+        srv = bench.Server(a, tmp)
+        cmd = bench.client_cmd(a, "wsbeat", a.n, a.scheme, a.hb, srv.urls(a.scheme), tmp)
+        with open(os.path.join(out, "wsbeat.log"), "w") as log:
+            p = subprocess.Popen(cmd, stderr=log)
+        bench.procs.append(p)
+        pid = str(p.pid)
+        bench.wait_open(srv, a.n, p, SETUP_S)
         base = {"kind": "profile", "n": a.n, "scheme": a.scheme, "hb": a.hb,
                 "connected": srv.read()[bench.ST_OPEN], "load": bench.loadavg()}
         time.sleep(a.warmup)
@@ -115,10 +117,13 @@ def main():
         s0, s1, beats = window(srv, p.pid, a.window)
         plain_us = (s1["ns"] - s0["ns"]) / 1e3 / beats
         emit(dict(base, what="plain",
-                  cpu_us_per_beat=round((s1["ns"] - s0["ns"]) / 1e3 / beats, 2),
+                  cpu_us_per_beat=round(plain_us, 2),
                   wakeups_per_beat=round((s1["vol"] - s0["vol"]) / beats, 3),
                   invol_per_beat=round((s1["invol"] - s0["invol"]) / beats, 4),
                   beats_per_s=round(beats / (s1["t"] - s0["t"]), 1)))
+        # CPU by library for step 5, right after the plain window (nothing else attached yet).
+        if not a.no_bound:
+            ws_sh = dso_shares(p.pid, a.window, os.path.join(out, "bound-wsbeat.data"))
 
         # Syscalls per beat from kernel tracepoint counters.
         evs = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS]
@@ -149,7 +154,10 @@ def main():
                               stderr=subprocess.DEVNULL)
         time.sleep(a.strace_seconds)
         st.send_signal(signal.SIGINT)
-        st.wait(ATTACH_S)
+        try:
+            st.wait(ATTACH_S)
+        finally:
+            bench.stop(st)  # a no-op once it has exited
         start, end, count, _ = srv.dump()
         d = dict(base, what="strace_per_beat", beats=count)
         with open(os.path.join(out, "strace-c.txt")) as f:
@@ -183,38 +191,37 @@ def main():
         emit(dict(base, what="perf", out=out))
 
         if not a.no_bound:
-            ws_sh = dso_shares(p.pid, a.window, os.path.join(out, "bound-wsbeat.data"))
             bench.stop(p)
             if srv.wait_idle():
                 raise SystemExit("the server still holds wsbeat's connections")
             fcmd = bench.client_cmd(a, "floor", a.n, a.scheme, a.hb, srv.urls(a.scheme), tmp)
             p = subprocess.Popen(fcmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             bench.procs.append(p)
-            deadline = time.monotonic() + 120
-            while srv.read()[bench.ST_OPEN] < a.n and time.monotonic() < deadline:
-                time.sleep(0.05)
+            bench.wait_open(srv, a.n, p, SETUP_S)
             time.sleep(a.warmup)
             f0, f1, fbeats = window(srv, p.pid, a.window)
             floor_us = (f1["ns"] - f0["ns"]) / 1e3 / fbeats
             fl_sh = dso_shares(p.pid, a.window, os.path.join(out, "bound-floor.data"))
-            kern = ("[kernel",)
             libs = plain_us * share(ws_sh, "libwebsockets", "libev")
+            floor_kernel = floor_us * share(fl_sh, "[kernel")
             emit(dict(base, what="bound", wsbeat_us=round(plain_us, 2),
                       floor_us=round(floor_us, 2),
                       wsbeat_vs_floor=round(plain_us / floor_us, 3),
-                      wsbeat_kernel_us=round(plain_us * share(ws_sh, *kern), 2),
-                      floor_kernel_us=round(floor_us * share(fl_sh, *kern), 2),
+                      wsbeat_kernel_us=round(plain_us * share(ws_sh, "[kernel"), 2),
+                      floor_kernel_us=round(floor_kernel, 2),
                       wsbeat_lws_libev_us=round(libs, 2),
-                      wsbeat_own_us=round(plain_us * share(ws_sh, "wsbeat"), 2),
+                      wsbeat_own_us=round(
+                          plain_us * share(ws_sh, os.path.basename(a.wsbeat)), 2),
                       wsbeat_libc_us=round(plain_us * share(ws_sh, "libc"), 2),
-                      bound_vs_floor=round((floor_us * share(fl_sh, *kern) + libs) / floor_us,
-                                           3)))
+                      bound_vs_floor=round((floor_kernel + libs) / floor_us, 3)))
+    except bench.BenchError as e:
+        raise SystemExit(f"profile.py: {e}")
     finally:
-        bench.stop(p)
-        bench.stop(srv.p)
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
+        if p:
+            bench.stop(p)
+        if srv:
+            bench.stop(srv.p)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

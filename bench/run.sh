@@ -13,9 +13,9 @@
 #                               other options go to timers (-n 10000,100000 --window 30 ...)
 #   bench/run.sh [--quick] --n 1000,10000 --clients wsbeat,floor ...   (any bench.py option)
 #
-# Builds bench/.build/{loadsrv,floor,wsbeat} (make -C bench), installs the Node peer's locked
-# dependencies (npm ci), makes a self-signed certificate for 127.0.0.1..4, and appends every
-# line to bench/.build/results-<date>.txt.
+# Builds bench/.build/{loadsrv,floor,timers,memtrack.so,wsbeat} (make -C bench), installs the
+# Node peer's locked dependencies (npm ci), makes a self-signed certificate for 127.0.0.1..4,
+# and appends every line to bench/.build/results-<date>.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$here/.build

@@ -27,14 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wsbeat/feed.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/timerq.h"
+#include "wsbeat/util.h"
 
 #ifndef TIMERS_HEAP
 #define TIMERS_HEAP "pairs" /* what the heap stores; the old pointer heap is built as "ptr" */
 #endif
-
-#define container_of(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 #define INTERVAL_US 1000000
 #define TIMEOUT_US  10000000
@@ -43,7 +43,8 @@
 #define FEED_TIMERS 5             /* feed.c reserves five per feed */
 #define MAX_SIZES   8
 
-/* Laid out like struct feed (1,040 bytes): a few words of state, then the timers. */
+/* As big as struct feed: a few words of state, then the timers, then the untouched rest. */
+#define SIM_HEAD_BYTES 208
 struct sim_feed {
 	void *cfg, *env, *conn;
 	int state;
@@ -55,8 +56,10 @@ struct sim_feed {
 	int64_t last_sent_us, last_answer_us;
 	unsigned beats; /* in the measured window */
 	unsigned dead;
-	unsigned char rest[1040 - 208]; /* addresses, buffers, stats: never touched here */
+	unsigned char rest[sizeof(struct feed) - SIM_HEAD_BYTES]; /* never touched here */
 };
+_Static_assert(offsetof(struct sim_feed, rest) == SIM_HEAD_BYTES, "SIM_HEAD_BYTES is stale");
+_Static_assert(sizeof(struct sim_feed) == sizeof(struct feed), "not the size of a feed");
 
 static struct {
 	struct timerq q;
@@ -159,13 +162,13 @@ static double run(size_t n, int window_s, int warmup_s, uint64_t seed)
 	char err[128] = "";
 
 	if (!feeds)
-		return -1;
+		goto oom;
 	rng_seed(&rng, seed);
 	tq_init(&b.q, STEP_US, NULL, NULL);
 	for (size_t i = 0; i < n; i++) {
 		struct sim_feed *f = calloc(1, sizeof(*f));
 		if (!f || tq_reserve(&b.q, FEED_TIMERS) < 0)
-			return -1;
+			goto oom;
 		tq_timer_init(&f->t_state, unused_cb);
 		tq_timer_init(&f->t_beat, on_beat);
 		tq_timer_init(&f->t_answer, on_answer);
@@ -203,6 +206,10 @@ static double run(size_t n, int window_s, int warmup_s, uint64_t seed)
 	       dead, (unsigned long long)b.early, rss_kib(), sizeof(struct sim_feed), err);
 	fflush(stdout);
 	return err[0] ? -1 : ns;
+oom:
+	printf("kind=timers n=%zu heap=%s error=out_of_memory\n", n, TIMERS_HEAP);
+	fflush(stdout);
+	return -1;
 }
 
 /* Runs one N in a child and reads its ns per beat back through a pipe. */
@@ -254,9 +261,11 @@ int main(int argc, char **argv)
 			return usage();
 		if (!strcmp(argv[i], "-n")) {
 			char *s = (char *)v, *end;
-			for (n_sizes = 0; *s && n_sizes < MAX_SIZES; s = *end ? end + 1 : end) {
+			for (n_sizes = 0; *s; s = *end ? end + 1 : end) {
+				if (n_sizes == MAX_SIZES)
+					return usage();
 				sizes[n_sizes++] = strtoul(s, &end, 10);
-				if (end == s || sizes[n_sizes - 1] == 0)
+				if (end == s || sizes[n_sizes - 1] == 0 || (*end && *end != ','))
 					return usage();
 			}
 		} else if (!strcmp(argv[i], "--window")) {

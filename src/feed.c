@@ -833,7 +833,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 {
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
 	bool stable = now_us - f->open_since_us >= rc->stable_after_ms * 1000;
-	const char *err = err_or(f, "connection lost");
+	const char *err = err_or(f, "connection lost"), *why = close_reason(f);
 	char code[16];
 
 	f->stats.disconnects++;
@@ -843,14 +843,13 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	else
 		f->failures++;
 	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
-	feed_log(
-	    f,
-	    &(struct feed_event){"closed",
-	                         winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
-	                         {{"close_code", f->close_code ? code : NULL},
-	                          {"reason", err},
-	                          {"close_reason", *close_reason(f) ? close_reason(f) : NULL}}},
-	    "connection closed");
+	feed_log(f,
+	         &(struct feed_event){"closed",
+	                              winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
+	                              {{"close_code", f->close_code ? code : NULL},
+	                               {"reason", err},
+	                               {"close_reason", *why ? why : NULL}}},
+	         "connection closed");
 	if (f->sink)
 		sink_closed_record(f->sink, real_us(), f->cfg->name, f->conn_no,
 		                   f->close_code ? f->close_code : 1006 /* abnormal closure */,

@@ -110,15 +110,6 @@ static void sift(struct timerq *q, size_t i, struct tq_entry e)
 		sift_down(q, i, e);
 }
 
-/* Empties slot i, whose timer the caller has disarmed, by moving the last entry into it. */
-static void remove_at(struct timerq *q, size_t i)
-{
-	struct tq_entry last = q->heap[--q->n];
-
-	if (i < q->n)
-		sift(q, i, last);
-}
-
 /* Tells the driver when the earliest wake-up moved earlier than what it is armed for. */
 static void announce(struct timerq *q)
 {
@@ -149,13 +140,17 @@ void tq_arm(struct timerq *q, struct tq_timer *t, int64_t deadline_us)
 
 void tq_cancel(struct timerq *q, struct tq_timer *t)
 {
+	struct tq_entry last;
 	size_t i;
 
 	if (!tq_armed(t))
 		return;
 	i = t->slot - 1;
 	t->slot = 0;
-	remove_at(q, i);
+	/* The last entry fills the hole. */
+	last = q->heap[--q->n];
+	if (i < q->n)
+		sift(q, i, last);
 	/* A later earliest deadline needs no announcement: the driver wakes early and re-arms. */
 }
 
@@ -172,8 +167,7 @@ size_t tq_run(struct timerq *q, int64_t now_us)
 
 	while (q->n > 0 && q->heap[0].deadline_us <= now_us) {
 		struct tq_timer *t = q->heap[0].t;
-		t->slot = 0;
-		remove_at(q, 0);
+		tq_cancel(q, t);
 		fired++;
 		t->cb(t, now_us);
 	}

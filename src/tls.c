@@ -166,9 +166,10 @@ static struct remembered *find_or_add(struct session_cache *c, const char *key)
 {
 	struct remembered *r;
 	size_t len = strlen(key), i;
+	uint64_t h = hash(key);
 
 	if (c->n_buckets) {
-		for (r = c->buckets[hash(key) & (c->n_buckets - 1)]; r; r = r->next)
+		for (r = c->buckets[h & (c->n_buckets - 1)]; r; r = r->next)
 			if (strcmp(r->key, key) == 0)
 				return r;
 	}
@@ -178,7 +179,7 @@ static struct remembered *find_or_add(struct session_cache *c, const char *key)
 	if (!r)
 		return NULL;
 	memcpy(r->key, key, len + 1);
-	i = hash(key) & (c->n_buckets - 1);
+	i = h & (c->n_buckets - 1);
 	r->next = c->buckets[i];
 	c->buckets[i] = r;
 	c->n++;

@@ -600,21 +600,23 @@ static void test_random_callbacks_against_model(void **state)
 static void test_reserve_grows_armed_heap(void **state)
 {
 	static struct timerq q;
+	int growths = 0;
 	(void)state;
 
 	tq_fini(obs.q);
 	tq_init(&q, 0, NULL, NULL);
 	obs.q = &q;
 	for (int i = 0; i < MAXT; i++) {
+		size_t cap = q.cap;
 		assert_int_equal(tq_reserve(&q, 1), 0);
+		growths += q.n > 0 && q.cap != cap; /* the block moved with timers armed in it */
 		tq_arm(&q, &timers[i].t, 1000 + (int64_t)((i * 7919) % MAXT));
 		check_heap(&q);
 	}
-	assert_true(q.cap >= MAXT);
+	assert_true(growths >= 5);
 	tq_run(&q, 1000 + MAXT);
 	assert_int_equal(obs.n, MAXT);
 	assert_order_nondecreasing();
-	tq_unreserve(&q, MAXT);
 }
 
 static void test_fini_disarms(void **state)
