@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ struct dns_req {
 };
 
 static void free_done(struct dns *d);
+static void queue_done(struct dns *d, struct dns_req *req);
 static void on_deliver(struct tq_timer *t, int64_t now_us);
 
 static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
@@ -185,10 +187,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		req->res.error = "no usable address";
 	if (ai)
 		ares_freeaddrinfo(ai);
-	req->next_done = d->done;
-	d->done = req;
-	if (!tq_armed(&d->deliver))
-		tq_arm(d->tq, &d->deliver, mono_us());
+	queue_done(d, req);
 }
 
 static void on_deliver(struct tq_timer *t, int64_t now_us)
@@ -213,6 +212,43 @@ static void free_done(struct dns *d)
 	}
 }
 
+/* "localhost", "localhost." and names under .localhost (any case). */
+static bool is_localhost(const char *host)
+{
+	static const char suffix[] = ".localhost";
+	size_t n = strlen(host), k = sizeof(suffix) - 1;
+
+	if (n && host[n - 1] == '.')
+		n--;
+	if (n == k - 1 && strncasecmp(host, suffix + 1, n) == 0)
+		return true;
+	return n > k && strncasecmp(host + n - k, suffix, k) == 0;
+}
+
+/* Queues an answer for delivery from the timer, as c-ares answers are. */
+static void queue_done(struct dns *d, struct dns_req *req)
+{
+	req->next_done = d->done;
+	d->done = req;
+	if (!tq_armed(&d->deliver))
+		tq_arm(d->tq, &d->deliver, mono_us());
+}
+
+/*
+ * RFC 6761 section 6.3: localhost names are loopback, answered without asking any resolver or
+ * reading /etc/hosts (a minimal root or container may not have the file, and c-ares 1.18 does
+ * not know the name without it). IPv4 first: that is where local servers usually listen.
+ */
+static void answer_loopback(struct dns *d, struct dns_req *req)
+{
+	struct dns_result *r = &req->res;
+
+	r->addrs[0] = (struct dns_addr){.family = AF_INET, .bytes = {127, 0, 0, 1}};
+	r->addrs[1] = (struct dns_addr){.family = AF_INET6, .bytes = {[15] = 1}};
+	r->n = 2;
+	queue_done(d, req);
+}
+
 struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb, void *arg)
 {
 	struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -221,6 +257,10 @@ struct dns_req *dns_resolve(struct dns *d, const char *host, dns_cb cb, void *ar
 	if (!req)
 		return NULL;
 	*req = (struct dns_req){.d = d, .cb = cb, .arg = arg};
+	if (is_localhost(host)) {
+		answer_loopback(d, req);
+		return req;
+	}
 	ares_getaddrinfo(d->channel, host, NULL, &hints, on_answer, req);
 	rearm(d);
 	return req;

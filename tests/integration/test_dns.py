@@ -255,12 +255,16 @@ def test_name_resolving_to_a_closed_port_is_retried(dns_server, daemon):
     assert not d.events("open", feed="closed"), d.tail()
 
 
-def test_name_from_etc_hosts_only(pyserver, dns_server, daemon):
-    """localhost is answered from /etc/hosts: the feed opens while the configured DNS server
-    is a black hole that would never answer, and that server is never asked for it."""
+def test_localhost_is_loopback_without_dns(pyserver, dns_server, daemon):
+    """RFC 6761 section 6.3: localhost and names under .localhost are loopback, answered without
+    /etc/hosts (a minimal root may not have the file) and without asking DNS: both feeds open
+    while the configured DNS server is a black hole, and that server is never asked."""
     srv = pyserver()
     dns = dns_server("blackhole")
-    d = daemon(make_config([{"name": "hosts", "url": "ws://localhost:%d/h" % srv.port}],
+    d = daemon(make_config([{"name": "plain", "url": "ws://localhost:%d/h" % srv.port},
+                            {"name": "sub", "url": "ws://Feed.LocalHost.:%d/h" % srv.port}],
                            defaults={"reconnect": FAST_RETRY}, **resolver(dns)))
-    d.wait_event("open", feed="hosts", timeout=10)
-    assert not [e for e in dns.evs("query") if e.get("name") == "localhost"], dns.tail()
+    d.wait_event("open", feed="plain", timeout=10)
+    d.wait_event("open", feed="sub", timeout=10)
+    assert not [e for e in dns.evs("query") if "localhost" in e.get("name", "").lower()], \
+        dns.tail()
