@@ -271,7 +271,7 @@ void app_update_status(struct app *a)
 {
 	const size_t *n = a->env.n_in_state;
 	size_t pending = n[FEED_IDLE] + n[FEED_RESOLVING] + n[FEED_CONNECTING];
-	char text[320];
+	char text[420];
 	int len;
 
 	len = snprintf(text, sizeof(text), "%zu/%zu feeds open", n[FEED_OPEN], a->feeds.n);
@@ -282,9 +282,11 @@ void app_update_status(struct app *a)
 		len +=
 		    snprintf(text + len, sizeof(text) - (size_t)len, ", %zu connecting", pending);
 	if (a->reload_error[0] && len < (int)sizeof(text))
-		snprintf(text + len, sizeof(text) - (size_t)len,
-		         "; reload failed, running the previous configuration: %s",
-		         a->reload_error);
+		len += snprintf(text + len, sizeof(text) - (size_t)len,
+		                "; reload failed, running the previous configuration: %s",
+		                a->reload_error);
+	if (a->restart_note[0] && len < (int)sizeof(text))
+		snprintf(text + len, sizeof(text) - (size_t)len, "; %s", a->restart_note);
 	notify_status(text);
 }
 
@@ -419,7 +421,6 @@ static int listen_http(struct app *a)
 {
 	char err[256];
 
-	a->http = (struct ws_http_hooks){http_begin, http_step, http_end, a};
 	if (ws_listen_http(a->ws, a->cfg->metrics_listen, &a->http, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
@@ -498,6 +499,8 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	if (!a->ws)
 		return -1;
 	a->env.shell_arg = a->ws;
+	/* Set even without metrics.listen: a reload may add the endpoint. */
+	a->http = (struct ws_http_hooks){http_begin, http_step, http_end, a};
 	return cfg->metrics_listen ? listen_http(a) : 0;
 nomem:
 	log_error("out of memory");

@@ -55,7 +55,7 @@ static void fail(struct app *a, const char *why)
 	memcpy(a->reload_error, why, n); /* cut: it goes into the one-line STATUS */
 	a->reload_error[n] = '\0';
 	log_rec(LOG_LVL_ERROR, (struct log_kv[]){{"event", "reload"}, {"reason", why}}, 2,
-	        "configuration not reloaded, still running the previous one");
+	        "configuration not reloaded, still running the previous one: %s", why);
 	app_update_status(a);
 }
 
@@ -156,6 +156,7 @@ static void apply_globals(struct app *a, const struct cfg *nc, int64_t now_us)
 {
 	if (!a->level_from_cli)
 		log_set_level(nc->log_level);
+	ws_set_lws_log_level(nc->lws_log_level);
 	connq_set_rate(&a->cq, nc->max_connects_per_second);
 	a->tq.slack_us = nc->timer_slack_ms * 1000;
 	tq_cancel(&a->tq, &a->t_status);
@@ -163,10 +164,46 @@ static void apply_globals(struct app *a, const struct cfg *nc, int64_t now_us)
 		tq_arm(&a->tq, &a->t_status, now_us + nc->status_interval_ms * 1000);
 }
 
+static bool same_str(const char *x, const char *y)
+{
+	return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+/* The resolver is built once at start: feeds resolving now hold requests on it. */
+static void check_resolver(struct app *a, const struct cfg *nc)
+{
+	const struct cfg *oc = a->cfg;
+
+	if (same_str(oc->dns_servers, nc->dns_servers) &&
+	    oc->dns_timeout_ms == nc->dns_timeout_ms && oc->dns_tries == nc->dns_tries)
+		return;
+	snprintf(a->restart_note, sizeof(a->restart_note),
+	         "dns_servers, dns_timeout or dns_tries changed: restart to apply");
+	log_rec(LOG_LVL_WARNING, (struct log_kv[]){{"event", "reload"}}, 1,
+	        "dns_servers, dns_timeout and dns_tries apply only at start: the resolver keeps "
+	        "its previous settings until wsbeat is restarted");
+}
+
+/* Moves, starts or stops the metrics endpoint; a new address that cannot be bound fails the
+ * reload (the endpoint stays where it was). */
+static int apply_listen(struct app *a, const struct cfg *nc, char *err, size_t errlen)
+{
+	if (same_str(a->cfg->metrics_listen, nc->metrics_listen))
+		return 0;
+	if (!nc->metrics_listen) {
+		ws_listen_http(a->ws, NULL, &a->http, err, errlen);
+		return 0;
+	}
+	if (ws_listen_http(a->ws, nc->metrics_listen, &a->http, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 static int load(struct app *a, struct cfg **nc, char *err, size_t errlen)
 {
 	if (cfg_load(a->cfg->path, nc, err, errlen) < 0 ||
-	    app_check_supported(*nc, err, errlen) < 0 || ws_prepare(a->ws, *nc, err, errlen) < 0) {
+	    app_check_supported(*nc, err, errlen) < 0 || ws_prepare(a->ws, *nc, err, errlen) < 0 ||
+	    apply_listen(a, *nc, err, errlen) < 0) {
 		cfg_free(*nc);
 		*nc = NULL;
 		return -1;
@@ -197,6 +234,7 @@ void app_reload(struct app *a)
 		return;
 	}
 	plan_apply(a, &p, now);
+	check_resolver(a, p.nc);
 	a->old_cfgs[a->n_old_cfgs++] = a->cfg;
 	a->cfg = p.nc;
 	apply_globals(a, p.nc, now);

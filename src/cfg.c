@@ -34,13 +34,14 @@ static const struct cfg_key metrics_keys[] = {
 /* The metrics group has no struct of its own: its keys live in struct cfg, hence offset 0. */
 static const struct cfg_key top_keys[] = {
 	KEY_ENUM("log_level",              CO(log_level), LOG_LVL_INFO, cfg_log_level_names),
+	KEY_ENUM("lws_log_level",          CO(lws_log_level), LOG_LVL_WARNING, cfg_log_level_names),
 	KEY_DUR("status_interval",         CO(status_interval_ms), 0, false, HOURS(24), SECS(60)),
 	KEY_NUM("max_connects_per_second", K_U32, CO(max_connects_per_second), 1, 1000000, 100),
 	KEY_DUR("timer_slack",             CO(timer_slack_ms), 0, false, MSECS(100), MSECS(2)),
 	KEY_GROUP("metrics",               0, metrics_keys),
 	KEY_STR("dns_servers",             K_STR, CO(dns_servers), F_DNS_SERVERS),
 	KEY_DUR("dns_timeout",             CO(dns_timeout_ms), 0, false, MINS(1), 0),
-		KEY_NUM("dns_tries",               K_INT, CO(dns_tries), 0, 20, 0),
+	KEY_NUM("dns_tries",               K_INT, CO(dns_tries), 0, 20, 0),
 	KEY_STR("shard",                   K_STR, CO(shard), F_SHARD),
 	{.name = "defaults", .kind = K_EXTERNAL},
 	{.name = "feeds", .kind = K_EXTERNAL},
@@ -284,6 +285,37 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
 		rc = parse_error(&x, &lc);
 	else
 		rc = build(&x, &lc, out);
+	config_destroy(&lc);
+	fclose(fp);
+	free(dir);
+	return rc;
+}
+
+int cfg_read_listen(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+	struct cfg_ctx x = {.name = path, .err = err, .errlen = errlen};
+	FILE *fp = open_config(path, err, errlen);
+	const config_setting_t *s;
+	char *dir;
+	config_t lc;
+	int rc = -1;
+
+	if (!fp)
+		return -1;
+	dir = base_dir(path);
+	x.basedir = dir;
+	config_init(&lc);
+	config_set_include_dir(&lc, dir);
+	if (config_read(&lc, fp) != CONFIG_TRUE) {
+		parse_error(&x, &lc);
+	} else if (!(s = config_lookup(&lc, "metrics.listen"))) {
+		rc = 0; /* not configured */
+	} else if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		cfg_err(&x, s, "metrics.listen", "must be a string \"ADDR:PORT\"");
+	} else {
+		snprintf(buf, len, "%s", config_setting_get_string(s));
+		rc = 1;
+	}
 	config_destroy(&lc);
 	fclose(fp);
 	free(dir);

@@ -823,8 +823,8 @@ static int64_t attempt_failed(struct feed *f)
 	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
 	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
 	                     "retrying at the maximum delay"
-	                   : "connection attempt failed%s",
-	         permanent ? status : "");
+	                   : "connection attempt failed: %s",
+	         permanent ? status : err_or(f, "connection failed"));
 	return delay;
 }
 
@@ -834,7 +834,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
 	bool stable = now_us - f->open_since_us >= rc->stable_after_ms * 1000;
 	const char *err = err_or(f, "connection lost"), *why = close_reason(f);
-	char code[16];
+	char code[16], code_text[160] = "";
 
 	f->stats.disconnects++;
 	/* Only a connection that stayed up long enough proves the server healthy again. */
@@ -843,13 +843,16 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	else
 		f->failures++;
 	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
+	if (f->close_code)
+		snprintf(code_text, sizeof(code_text), " (close code %s%s%s)", code,
+		         *why ? ": " : "", why);
 	feed_log(f,
 	         &(struct feed_event){"closed",
 	                              winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
 	                              {{"close_code", f->close_code ? code : NULL},
 	                               {"reason", err},
 	                               {"close_reason", *why ? why : NULL}}},
-	         "connection closed");
+	         "connection closed: %s%s", err, code_text);
 	if (f->sink)
 		sink_closed_record(f->sink, real_us(), f->cfg->name, f->conn_no,
 		                   f->close_code ? f->close_code : 1006 /* abnormal closure */,

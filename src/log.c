@@ -254,6 +254,15 @@ void log_rec(enum log_level l, const struct log_kv *kv, size_t n, const char *fm
 	va_end(ap);
 }
 
+void log_rec_unfiltered(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(l, kv, n, fmt, ap);
+	va_end(ap);
+}
+
 #define LOG_PLAIN(fn, lvl)                                                                         \
 	void fn(const char *fmt, ...)                                                              \
 	{                                                                                          \

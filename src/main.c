@@ -136,30 +136,33 @@ static int load_config(const struct opts *o, struct cfg **cfg)
 /* `wsbeat status`: a table of every feed, from the running daemon's /status endpoint. */
 static int run_status(const struct opts *o)
 {
-	struct cfg *cfg = NULL;
-	const char *listen = o->listen;
-	char err[1024];
+	char listen[256], err[1024];
 	int rc;
 
-	if (!listen) {
-		if (cfg_load(o->config, &cfg, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s\n", err);
+	if (o->listen) {
+		snprintf(listen, sizeof(listen), "%s", o->listen);
+	} else {
+		/* Only the address: the file may have been edited into an invalid state while
+		 * the daemon runs the configuration it loaded before. */
+		rc = cfg_read_listen(o->config, listen, sizeof(listen), err, sizeof(err));
+		if (rc < 0) {
+			fprintf(stderr,
+			        "wsbeat status: cannot read metrics.listen: %s (or give "
+			        "--listen ADDR:PORT)\n",
+			        err);
 			return CFG_EXIT_CONFIG;
 		}
-		listen = cfg->metrics_listen;
-		if (!listen) {
+		if (rc == 0) {
 			fprintf(stderr,
 			        "wsbeat status: %s has no metrics.listen: the status command reads "
 			        "the daemon's /status endpoint (or give --listen ADDR:PORT)\n",
 			        o->config);
-			cfg_free(cfg);
 			return 1;
 		}
 	}
 	rc = status_client_run(listen, stdout, isatty(STDOUT_FILENO), err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "wsbeat status: %s\n", err);
-	cfg_free(cfg);
 	return rc < 0 ? 1 : 0;
 }
 

@@ -24,6 +24,7 @@
 #include "wsbeat/tls.h"
 #include "wsbeat/ws_http.h"
 #include "wsbeat/util.h"
+#include "ws_internal.h"
 
 /* Receive buffer per connection: small, since it is most of an idle connection's memory
  * (bench/: 256 bytes saved 0.9 KiB per feed against 1024; 512 keeps larger messages at a
@@ -36,36 +37,6 @@
 #define WS_FD_RESERVE 64
 /* Never above lws's 10,000,000 sanity cap, where it silently falls back to 2,560 fds. */
 #define WS_NOFILE_CAP (1024 * 1024)
-
-/* One client vhost per distinct TLS profile: lws keeps TLS settings per vhost. */
-struct ws_profile {
-	struct cfg_tls tls; /* its own copy of the paths */
-	SSL_CTX *ssl_ctx;   /* ours: lws does not free a provided context */
-	struct lws_vhost *vhost;
-	char name[24]; /* lws keeps the pointer */
-};
-
-struct ws {
-	struct lws_context *ctx;
-	struct lws_vhost *vhost;      /* the first profile's: also hosts our own descriptors */
-	struct ws_profile **profiles; /* each allocated alone: lws keeps pointers to the names */
-	size_t n_profiles;
-	struct timerq *tq;
-	int timerfd; /* the one timer that drives the timer queue */
-	int sigfd;
-	/* Our descriptors as lws sees them: it owns and closes duplicates of them. */
-	struct lws *timer_wsi, *signal_wsi, *dns_wsi;
-	struct dns *dns;
-	ws_signal_fn on_signal;
-	void *signal_arg;
-	unsigned char *txbuf;
-	size_t txcap;
-	/* Feeds that asked to write while the timer queue ran (heartbeats): see flush_writes. */
-	struct feed **due;
-	size_t n_due, cap_due;
-	bool in_driver; /* tq_driver_fired is running */
-	bool quitting;  /* the context is going away: no more timer scheduling */
-};
 
 /*
  * lws 4.1 fills each client frame's 4-byte mask key with a read() of /dev/urandom: one system
@@ -179,8 +150,9 @@ static void flush_writes(struct ws *w)
 	w->n_due = 0;
 }
 
-static void on_driver(struct ws *w)
+static void on_driver(void *arg)
 {
+	struct ws *w = arg;
 	uint64_t expirations;
 
 	if (read(w->timerfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
@@ -417,26 +389,39 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	}
 }
 
-/* Our own descriptors in the loop: the timer queue driver and the signalfd. */
+/* Our own descriptors in the loop (ws_watch_fd): the timer queue driver, the signalfd, the
+ * resolver's epoll set, the metrics listener. */
 static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
-	struct ws *w = lws_context_user(lws_get_context(wsi));
+	struct ws_watch *h = lws_get_opaque_user_data(wsi);
+
+	if (!h)
+		return 0;
+	if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+		h->cb(h->arg);
+	} else if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
+		/* The context is going away with the watch still in place. */
+		lws_set_opaque_user_data(wsi, NULL);
+		free(h);
+	}
+	return 0;
+}
+
+static void on_signalfd(void *arg)
+{
+	struct ws *w = arg;
 	struct signalfd_siginfo si;
 
-	if (reason != LWS_CALLBACK_RAW_RX_FILE)
-		return 0;
-	if (wsi == w->timer_wsi) {
-		on_driver(w);
-		return 0;
-	}
-	if (wsi == w->dns_wsi) {
-		dns_on_readable(w->dns);
-		return 0;
-	}
 	while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		w->on_signal((int)si.ssi_signo, w->signal_arg);
-	return 0;
+}
+
+static void on_dns(void *arg)
+{
+	struct ws *w = arg;
+
+	dns_on_readable(w->dns);
 }
 
 static const struct lws_protocols protocols[] = {
@@ -552,11 +537,14 @@ const struct feed_shell ws_feed_shell = {
     .abort = ws_abort,
 };
 
+/* lws's lines carry their own level; lws_log_level (ws_set_lws_log_level) decides which come. */
 static void lws_log_emit(int level, const char *line)
 {
-	enum log_level l = level == LLL_ERR    ? LOG_LVL_ERROR
-	                   : level == LLL_WARN ? LOG_LVL_WARNING
-	                                       : LOG_LVL_DEBUG;
+	enum log_level l = level == LLL_ERR      ? LOG_LVL_ERROR
+	                   : level == LLL_WARN   ? LOG_LVL_WARNING
+	                   : level == LLL_NOTICE ? LOG_LVL_NOTICE
+	                   : level == LLL_INFO   ? LOG_LVL_INFO
+	                                         : LOG_LVL_DEBUG;
 	size_t n = strlen(line);
 	char buf[300];
 
@@ -566,7 +554,20 @@ static void lws_log_emit(int level, const char *line)
 		n = sizeof(buf) - 1;
 	memcpy(buf, line, n);
 	buf[n] = '\0';
-	log_rec(l, (struct log_kv[]){{"component", "lws"}}, 1, "%s", buf);
+	log_rec_unfiltered(l, (struct log_kv[]){{"component", "lws"}}, 1, "%s", buf);
+}
+
+void ws_set_lws_log_level(enum log_level l)
+{
+	static const int masks[] = {
+	    [LOG_LVL_ERROR] = LLL_ERR,
+	    [LOG_LVL_WARNING] = LLL_ERR | LLL_WARN,
+	    [LOG_LVL_NOTICE] = LLL_ERR | LLL_WARN | LLL_NOTICE,
+	    [LOG_LVL_INFO] = LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO,
+	    [LOG_LVL_DEBUG] = LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG,
+	};
+
+	lws_set_log_level(masks[l], lws_log_emit);
 }
 
 static int raise_nofile(void)
@@ -598,21 +599,40 @@ static void check_nofile(size_t n_feeds)
 	         (uintmax_t)rl.rlim_cur, n_feeds, need, (uintmax_t)rl.rlim_max);
 }
 
-/* Adds fd to the loop. lws closes what it adopts, so it gets a duplicate and we keep fd. */
-static int adopt_fd(struct ws *w, int fd, struct lws **wsi)
+struct ws_watch *ws_watch_fd(struct ws *w, int fd, void (*cb)(void *arg), void *arg)
 {
+	struct ws_watch *h = calloc(1, sizeof(*h));
 	lws_sock_file_fd_type u;
 
+	if (!h)
+		return NULL;
+	*h = (struct ws_watch){.cb = cb, .arg = arg};
+	/* lws closes what it adopts, so it gets a duplicate and the caller keeps fd. */
 	u.filefd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (u.filefd < 0)
-		return -1;
-	*wsi = lws_adopt_descriptor_vhost(w->vhost, LWS_ADOPT_RAW_FILE_DESC, u, protocols[1].name,
-	                                  NULL);
-	if (!*wsi) {
+		goto fail;
+	h->wsi = lws_adopt_descriptor_vhost(w->vhost, LWS_ADOPT_RAW_FILE_DESC, u, protocols[1].name,
+	                                    NULL);
+	if (!h->wsi) {
 		close(u.filefd);
-		return -1;
+		errno = ENOMEM;
+		goto fail;
 	}
-	return 0;
+	lws_set_opaque_user_data(h->wsi, h);
+	return h;
+fail:
+	free(h);
+	return NULL;
+}
+
+void ws_unwatch(struct ws_watch *h)
+{
+	if (!h)
+		return;
+	lws_set_opaque_user_data(h->wsi, NULL);
+	/* Closed now; safe because this never runs inside the watch's own callback. */
+	lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+	free(h);
 }
 
 static int adopt_signals(struct ws *w)
@@ -627,7 +647,8 @@ static int adopt_signals(struct ws *w)
 	w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (w->sigfd < 0)
 		return -1;
-	return adopt_fd(w, w->sigfd, &w->signal_wsi);
+	w->signal_watch = ws_watch_fd(w, w->sigfd, on_signalfd, w);
+	return w->signal_watch ? 0 : -1;
 }
 
 static int adopt_timer(struct ws *w)
@@ -635,7 +656,8 @@ static int adopt_timer(struct ws *w)
 	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (w->timerfd < 0)
 		return -1;
-	return adopt_fd(w, w->timerfd, &w->timer_wsi);
+	w->timer_watch = ws_watch_fd(w, w->timerfd, on_driver, w);
+	return w->timer_watch ? 0 : -1;
 }
 
 static int64_t max_connect_timeout_s(const struct cfg *cfg)
@@ -762,16 +784,13 @@ int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_signal, void *arg)
 {
 	struct ws *w = calloc(1, sizeof(*w));
-	int mask = LLL_ERR | LLL_WARN;
 	char err[256];
 
 	if (!w)
 		return NULL;
 	*w = (struct ws){
 	    .tq = tq, .sigfd = -1, .timerfd = -1, .on_signal = on_signal, .signal_arg = arg};
-	if (log_enabled(LOG_LVL_DEBUG))
-		mask |= LLL_NOTICE;
-	lws_set_log_level(mask, lws_log_emit);
+	ws_set_lws_log_level(cfg->lws_log_level);
 	signal(SIGPIPE, SIG_IGN);
 	if (raise_nofile() < 0)
 		log_warn("cannot raise the open-files limit: %s", strerror(errno));
@@ -787,8 +806,8 @@ struct ws *ws_new(const struct cfg *cfg, struct timerq *tq, ws_signal_fn on_sign
 		log_error("%s", err);
 		goto fail;
 	}
-	if (adopt_signals(w) < 0 || adopt_timer(w) < 0 ||
-	    adopt_fd(w, dns_fd(w->dns), &w->dns_wsi) < 0) {
+	w->dns_watch = ws_watch_fd(w, dns_fd(w->dns), on_dns, w);
+	if (!w->dns_watch || adopt_signals(w) < 0 || adopt_timer(w) < 0) {
 		log_error("cannot add the signal and timer descriptors to the loop: %s",
 		          strerror(errno));
 		goto fail;
@@ -806,7 +825,7 @@ fail:
 int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks *hooks, char *err,
                    size_t errlen)
 {
-	return ws_http_listen(w->ctx, listen, hooks, err, errlen);
+	return ws_http_listen(w, listen, hooks, err, errlen);
 }
 
 int ws_run(struct ws *w)
@@ -833,6 +852,7 @@ void ws_free(struct ws *w)
 	w->quitting = true;
 	if (w->ctx)
 		lws_context_destroy(w->ctx);
+	ws_http_free(w->http);
 	dns_free(w->dns);
 	for (size_t i = 0; i < w->n_profiles; i++)
 		profile_free(w->profiles[i]);

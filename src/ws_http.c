@@ -7,12 +7,18 @@
 #include "wsbeat/ws_http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "wsbeat/log.h"
 #include "wsbeat/url.h"
+#include "ws_internal.h"
 
 #define HTTP_CHUNK (16 * 1024)
 
@@ -142,35 +148,161 @@ static bool is_loopback(const char *host)
 	return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
-int ws_http_listen(struct lws_context *ctx, const char *listen, const struct ws_http_hooks *hooks,
-                   char *err, size_t errlen)
+/*
+ * The endpoint owns its listening socket instead of letting lws bind one: lws 4.1 looks the
+ * address up among the interfaces with getifaddrs(), and where that fails (the shipped unit
+ * has no AF_NETLINK) it logs an error and binds the wildcard address, every interface. Binding
+ * ourselves gives exactly the address configured and a real reason when it fails. Accepted
+ * connections are handed to a server vhost that does not listen.
+ */
+struct ws_http {
+	struct lws_vhost *vhost;
+	struct ws_watch *watch;
+	int fd;
+	char listen[72];
+};
+
+static int bind_listen(const char *where, char *err, size_t errlen)
+{
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} sa = {0};
+	char host[64];
+	uint16_t port;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (url_parse_hostport(where, host, sizeof(host), &port, err, errlen) < 0)
+		return -1;
+	if (inet_pton(AF_INET, host, &sa.v4.sin_addr) == 1) {
+		sa.v4.sin_family = AF_INET;
+		sa.v4.sin_port = htons(port);
+		len = sizeof(sa.v4);
+	} else if (inet_pton(AF_INET6, host, &sa.v6.sin6_addr) == 1) {
+		sa.v6.sin6_family = AF_INET6;
+		sa.v6.sin6_port = htons(port);
+		len = sizeof(sa.v6);
+	} else {
+		snprintf(err, errlen, "metrics.listen %s: the address must be numeric", where);
+		return -1;
+	}
+	fd = socket(sa.v4.sin_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (sa.v4.sin_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errlen, "metrics.listen %s: cannot listen: %s", where,
+		         strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Accepts what is waiting and hands each connection to lws as an HTTP server connection. */
+static void on_accept(void *arg)
+{
+	struct ws_http *h = arg;
+
+	for (int i = 0; i < 64; i++) {
+		int c = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("metrics endpoint: accept: %s", strerror(errno));
+			return;
+		}
+		if (!lws_adopt_socket_vhost(h->vhost, c))
+			log_warn("metrics endpoint: cannot take a connection (out of memory)");
+	}
+}
+
+static struct lws_vhost *server_vhost(struct lws_context *ctx, const struct ws_http_hooks *hooks)
 {
 	static struct lws_protocols protocols[] = {
 	    {"wsbeat-http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
 	    {NULL, NULL, 0, 0, 0, NULL, 0},
 	};
-	static char host[64];
 	struct lws_context_creation_info info = {0};
-	uint16_t port;
 
-	if (url_parse_hostport(listen, host, sizeof(host), &port, err, errlen) < 0)
-		return -1;
 	protocols[0].user = (void *)hooks;
 	info.vhost_name = "metrics";
-	info.port = port;
-	info.iface = host;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
-	/* lws 4.1 binds an IPv4 iface on [::] when IPv6 is on (upstream 2290): keep it v4 only. */
-	if (strchr(host, ':') == NULL)
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-	if (!lws_create_vhost(ctx, &info)) {
-		snprintf(err, errlen,
-		         "metrics.listen %s: cannot listen (address in use or invalid)", listen);
+	return lws_create_vhost(ctx, &info);
+}
+
+/* Moves the endpoint to a new socket; the old one is closed only once the new one listens. */
+static int relisten(struct ws *w, struct ws_http *h, const char *listen, char *err, size_t errlen)
+{
+	int fd = bind_listen(listen, err, errlen);
+	struct ws_watch *watch;
+
+	if (fd < 0)
+		return -1;
+	watch = ws_watch_fd(w, fd, on_accept, h);
+	if (!watch) {
+		snprintf(err, errlen, "metrics.listen %s: %s", listen, strerror(errno));
+		close(fd);
 		return -1;
 	}
-	if (!is_loopback(host))
+	ws_unwatch(h->watch);
+	if (h->fd >= 0)
+		close(h->fd);
+	h->watch = watch;
+	h->fd = fd;
+	snprintf(h->listen, sizeof(h->listen), "%s", listen);
+	return 0;
+}
+
+int ws_http_listen(struct ws *w, const char *listen, const struct ws_http_hooks *hooks, char *err,
+                   size_t errlen)
+{
+	struct ws_http *h = w->http;
+	char host[64];
+	uint16_t port;
+
+	if (!listen) {
+		if (h) {
+			ws_unwatch(h->watch);
+			close(h->fd);
+			*h = (struct ws_http){.vhost = h->vhost, .fd = -1};
+			log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "metrics"}}, 1,
+			        "no longer serving /metrics and /status");
+		}
+		return 0;
+	}
+	if (h && strcmp(h->listen, listen) == 0)
+		return 0;
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h || !(h->vhost = server_vhost(w->ctx, hooks))) {
+			free(h);
+			snprintf(err, errlen, "metrics.listen %s: cannot create the HTTP server",
+			         listen);
+			return -1;
+		}
+		h->fd = -1;
+		w->http = h;
+	}
+	if (relisten(w, h, listen, err, errlen) < 0)
+		return -1;
+	if (url_parse_hostport(listen, host, sizeof(host), &port, NULL, 0) == 0 &&
+	    !is_loopback(host))
 		log_warn("metrics endpoint listens on %s, which is not a loopback address", listen);
 	log_rec(LOG_LVL_NOTICE, (struct log_kv[]){{"event", "metrics"}, {"listen", listen}}, 2,
 	        "serving /metrics and /status on %s", listen);
 	return 0;
+}
+
+void ws_http_free(struct ws_http *h)
+{
+	if (!h)
+		return;
+	/* The context is gone, and with it the watch and the vhost. */
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h);
 }

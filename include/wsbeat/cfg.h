@@ -79,7 +79,8 @@ struct cfg_feed {
 struct cfg {
 	char *path;
 	enum log_level log_level;
-	int64_t status_interval_ms; /* 0 = off */
+	enum log_level lws_log_level; /* libwebsockets' own messages, independently */
+	int64_t status_interval_ms;   /* 0 = off */
 	uint32_t max_connects_per_second;
 	int64_t timer_slack_ms; /* heartbeat coalescing window; beats are never early */
 	char *metrics_listen;   /* NULL = no listener */
@@ -100,6 +101,14 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen);
 
 /* As cfg_load, from text; name stands for the file in messages. */
 int cfg_load_string(const char *text, const char *name, struct cfg **out, char *err, size_t errlen);
+
+/*
+ * Reads only metrics.listen from path, for `wsbeat status`: the rest of the file may be
+ * invalid while the daemon runs on the configuration it loaded earlier. Returns 1 with the
+ * address in buf, 0 when the file has no metrics.listen, -1 with "FILE:LINE: message" in err
+ * when the file cannot be read or parsed.
+ */
+int cfg_read_listen(const char *path, char *buf, size_t len, char *err, size_t errlen);
 
 /* Frees c and everything it owns; NULL is a no-op. */
 void cfg_free(struct cfg *c);

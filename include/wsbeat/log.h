@@ -41,6 +41,10 @@ int log_level_parse(const char *name, enum log_level *out);
 void log_rec(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* As log_rec, whatever the level set: for records another filter already chose (lws's). */
+void log_rec_unfiltered(enum log_level l, const struct log_kv *kv, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Plain process-level messages: log_rec with only msg. log_warn_errno appends strerror(errno). */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

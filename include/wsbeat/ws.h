@@ -44,6 +44,9 @@ void ws_quit(struct ws *w);
 /* Destroys the context (closing any connection left) and frees w. NULL is a no-op. */
 void ws_free(struct ws *w);
 
+/* Which of libwebsockets' own messages are logged (process-wide; from lws_log_level). */
+void ws_set_lws_log_level(enum log_level l);
+
 /* The connection operations feeds use. */
 extern const struct feed_shell ws_feed_shell;
 

@@ -6,7 +6,7 @@
 
 #include "wsbeat/metrics.h"
 
-struct lws_context;
+struct ws;
 
 /*
  * A document is produced in slices, one per turn of the loop, so a large scrape never holds
@@ -22,8 +22,13 @@ struct ws_http_hooks {
 	void *arg;
 };
 
-/* Adds a listening vhost on "ADDR:PORT" to ctx. hooks must outlive the context. 0 or -1. */
-int ws_http_listen(struct lws_context *ctx, const char *listen, const struct ws_http_hooks *hooks,
-                   char *err, size_t errlen);
+/*
+ * Serves hooks on "ADDR:PORT" (numeric) from w's loop; called again with another address, moves
+ * the endpoint there, closing the old socket only once the new one listens (reload). hooks
+ * must outlive w; listen NULL stops serving. 0, or -1 with the reason in err (the endpoint
+ * stays where it was).
+ */
+int ws_http_listen(struct ws *w, const char *listen, const struct ws_http_hooks *hooks, char *err,
+                   size_t errlen);
 
 #endif

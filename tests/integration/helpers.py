@@ -153,7 +153,7 @@ class Daemon:
         self._threads = []
 
     # --- process control
-    def start(self, config, level="debug", extra_args=()):
+    def start(self, config, level="debug", extra_args=(), env=None):
         text = config if isinstance(config, str) else render_config(config)
         self.conf_path = os.path.join(str(self.tmp_path), self.name + ".conf")
         with open(self.conf_path, "w") as f:
@@ -163,7 +163,7 @@ class Daemon:
         if level:
             argv += ["-l", level]
         argv += list(extra_args)
-        env = dict(os.environ)
+        env = dict(os.environ, **(env or {}))
         env.pop("JOURNAL_STREAM", None)  # logfmt on stderr, never journald
         env.pop("NOTIFY_SOCKET", None)
         self.started_at = time.monotonic()

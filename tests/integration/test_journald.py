@@ -135,6 +135,16 @@ def test_records_are_structured_journal_entries(namespaces_ok, testsrv, wsbeat_b
     err = one(WSBEAT_FEED="jx", WSBEAT_EVENT="connect_error")
     assert err["PRIORITY"] == "4" and err.get("WSBEAT_REASON"), dump([err])
     assert err["WSBEAT_STATE"] == "backoff", dump([err])
+    # `journalctl -u wsbeat` and `systemctl status` show only MESSAGE: it must say why.
+    assert err["WSBEAT_REASON"] in err["MESSAGE"], dump([err])
+    for feed in ("j0", "j1"):
+        cl = one(WSBEAT_FEED=feed, WSBEAT_EVENT="closed")
+        assert cl["WSBEAT_REASON"] in cl["MESSAGE"] and \
+            "close code %s" % cl["WSBEAT_CLOSE_CODE"] in cl["MESSAGE"], dump([cl])
+    # CODE_FILE names the source file in the tree, not the build machine's checkout.
+    for r in ours:
+        code_file = r.get("CODE_FILE", "")
+        assert code_file.startswith("src/") and SRC not in code_file, dump([r])
     bo = one(WSBEAT_FEED="jx", WSBEAT_EVENT="backoff")
     assert bo["PRIORITY"] == "6" and int(bo["WSBEAT_DELAY_MS"]) > 0 and \
         bo["WSBEAT_ATTEMPT"] == "2", dump([bo])

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import make_config, wait_for
+from helpers import make_config, render_config, wait_for
 from msgserver import numbered_text
 from sink_helpers import (feed_status, free_port, http_request, msgserver,  # noqa: F401
                           scrape, status_json, wait_http)
@@ -379,6 +379,21 @@ def test_status_command_table(testsrv, daemon, wsbeat_bin):
     for f in doc["feeds"]:
         r = rows[f["name"]]
         assert r[3] == str(f["attempt"]), (r, f)
+    # An edit in progress that does not validate: the daemon still runs the configuration it
+    # loaded, and `wsbeat status` needs only metrics.listen from the file.
+    with open(d.conf_path, "a") as f:
+        f.write("no_such_setting = 1;\n")
+    p = subprocess.run([wsbeat_bin, "status", "-c", d.conf_path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    assert p.returncode == 0 and "alpha" in p.stdout.decode(), (p.returncode, p.stderr)
+    # One that does not even parse: exit 78, naming FILE:LINE and the way out.
+    with open(d.conf_path, "a") as f:
+        f.write("this is not libconfig\n")
+    p = subprocess.run([wsbeat_bin, "status", "-c", d.conf_path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=10)
+    err = p.stderr.decode()
+    assert p.returncode == 78 and "%s:" % d.conf_path in err and "--listen" in err, \
+        (p.returncode, err)
     assert d.stop() == 0
 
 
@@ -428,3 +443,93 @@ def test_loopback_listen_does_not_warn(testsrv, daemon):
     assert not [r for r in d.lines() if r.get("level") == "warning"
                 or "not a loopback" in r["_raw"]], d.tail()
     assert d.stop() == 0
+
+
+def listening_sockets(pid):
+    """(address, port) of every TCP socket the process listens on, from /proc/net."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            t = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
+                    addr, port = cols[1].split(":")
+                    out.append((addr, int(port, 16)))
+    return out
+
+
+def test_listens_on_the_address_only_where_getifaddrs_fails(testsrv, daemon):
+    """Under the shipped unit getifaddrs() fails (no AF_NETLINK): libwebsockets 4.1 then logged
+    two errors and bound its listener to 0.0.0.0. The endpoint binds its own socket: exactly
+    127.0.0.1:PORT, and a healthy start logs nothing at error or warning level."""
+    shim = os.environ.get("WSBEAT_NOIFADDRS")
+    if not shim or not os.path.exists(shim):
+        pytest.skip("the getifaddrs shim is not built (WSBEAT_NOIFADDRS)")
+    srv = testsrv()
+    port = free_port()
+    d = daemon(with_metrics([{"name": "l", "url": srv.url("/l")}], port), level="info",
+               env={"LD_PRELOAD": shim,
+                    # Under ASan the shim comes before the ASan runtime; that is fine here.
+                    "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+                    ":verify_asan_link_order=0"})
+    wait_http(port, daemon=d)
+    d.wait_event("open", feed="l", timeout=10)
+    socks = listening_sockets(d.pid)
+    # 127.0.0.1 is "0100007F" in /proc/net/tcp; lws watches a duplicate of the one socket.
+    assert socks and all(s == ("0100007F", port) for s in socks), socks
+    assert not [r for r in d.lines() if r.get("level") in ("error", "warning")], d.tail()
+    assert d.stop() == 0
+
+
+def test_reload_moves_the_endpoint(testsrv, daemon):
+    """A reload that changes metrics.listen moves the endpoint (the old port is closed once the
+    new one listens); one that names a port already taken fails as a whole and the endpoint
+    stays where it was; removing the setting stops serving."""
+    srv = testsrv()
+    p1, p2 = free_port(), free_port()
+    feeds = [{"name": "m", "url": srv.url("/m")}]
+    d = daemon(with_metrics(feeds, p1))
+    wait_http(p1, daemon=d)
+    d.wait_event("open", feed="m", timeout=10)
+
+    def reload(cfg):
+        with open(d.conf_path, "w") as f:
+            f.write(cfg if isinstance(cfg, str) else render_config(cfg))
+        n = len(d.lines())
+        d.send_signal(signal.SIGHUP)
+        return d.wait_event("reload", timeout=10, since=n)
+
+    rec = reload(with_metrics(feeds, p2))
+    assert rec["level"] == "notice", rec["_raw"]
+    wait_http(p2, daemon=d)
+    wait_for(lambda: not listening_on(d.pid, p1), 5, "port %d closed" % p1, daemon=d)
+    assert status_json(p2)["feeds"][0]["state"] == "open"
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        rec = reload(with_metrics(feeds, taken.getsockname()[1]))
+        assert rec["level"] == "error" and "cannot listen" in rec.get("reason", ""), rec["_raw"]
+        assert status_json(p2)["feeds"][0]["state"] == "open"
+    finally:
+        taken.close()
+
+    rec = reload(make_config(feeds))
+    assert rec["level"] == "notice", rec["_raw"]
+    wait_for(lambda: not listening_sockets(d.pid), 5, "no listener left", daemon=d)
+    assert not d.events("closed", feed="m"), "the feed was touched by the reloads\n" + d.tail()
+    assert d.stop() == 0
+
+
+def listening_on(pid, port):
+    return [s for s in listening_sockets(pid) if s[1] == port]

@@ -190,3 +190,24 @@ def test_reload_then_bad_reload_then_stop(testsrv, ndaemon, notify):
     assert d.wait_exit(5) == 0, d.tail()
     notify.wait(lambda m: m.get("STOPPING") == "1", 2, "STOPPING=1", daemon=d, since=n2)
     assert all(x["_pid"] == d.pid for x in notify.all()), notify.dump()
+
+
+def test_reload_of_resolver_settings_says_restart(testsrv, ndaemon, notify):
+    """dns_* apply only at start: a reload that changes them is applied otherwise, logs a
+    warning and says so in STATUS instead of silently ignoring them."""
+    srv = testsrv()
+    d = ndaemon(feeds(srv, ["d0"]))
+    notify.wait(status_is("1/1 feeds open"), 10, "STATUS=1/1 feeds open", daemon=d)
+    cfg = feeds(srv, ["d0", "d1"])
+    cfg["dns_timeout"] = "2s"
+    with open(d.conf_path, "w") as f:
+        f.write(render_config(cfg))
+    n0 = notify.count()
+    d.send_signal(signal.SIGHUP)
+    notify.wait(lambda m: m.get("STATUS", "").startswith("2/2 feeds open; dns_servers, "
+                                                        "dns_timeout or dns_tries changed: "
+                                                        "restart to apply"),
+                10, "STATUS naming the restart", daemon=d, since=n0)
+    warn = d.wait_event("reload", timeout=5, level="warning")
+    assert "restarted" in warn["msg"], warn["_raw"]
+    assert d.stop(signal.SIGTERM) == 0

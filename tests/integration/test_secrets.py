@@ -74,7 +74,7 @@ def test_no_secret_anywhere(testsrv, daemon, tmp_path):
     cfg = make_config([secret_feed(srv, "s1", sink={"type": "file", "path": capture}),
                        {"name": "plain", "url": srv.url("/plain"), "sink": {"type": "stdout"}}],
                       defaults=defaults, metrics={"listen": "127.0.0.1:%d" % mport},
-                      status_interval=1)
+                      status_interval=1, lws_log_level="debug")
     d = daemon(cfg, level="debug")
     wait_http(mport, daemon=d)
     d.wait_event("open", feed="s1", timeout=10)
@@ -97,7 +97,7 @@ def test_no_secret_anywhere(testsrv, daemon, tmp_path):
                         secret_feed(srv2, "s2", sink={"type": "file", "path": capture}),
                         {"name": "plain", "url": srv2.url("/plain"), "sink": {"type": "stdout"}}],
                        defaults=defaults, metrics={"listen": "127.0.0.1:%d" % mport},
-                       status_interval=1)
+                       status_interval=1, lws_log_level="debug")
     with open(d.conf_path, "w") as f:
         f.write(render_config(cfg2))
     d.send_signal(signal.SIGHUP)
