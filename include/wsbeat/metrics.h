@@ -10,17 +10,8 @@
 #include <stdint.h>
 
 #include "wsbeat/feed.h"
+#include "wsbeat/mbuf.h"
 
-/* A growable output buffer; after an allocation failure it stays failed (oom) and stops. */
-struct mbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-void mbuf_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mbuf_put(struct mbuf *b, const char *s, size_t n);
-void mbuf_free(struct mbuf *b);
 
 /*
  * Prometheus text exposition format 0.0.4: per feed (label feed="name") wsbeat_feed_up,

@@ -1,0 +1,407 @@
+/* tmpl: compiling and expanding message templates. */
+#include "wsbeat/tmpl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A secret file larger than this is a mistake (a key, a token or a JWT is far smaller). */
+#define TMPL_SECRET_MAX (64 * 1024)
+
+static const struct {
+	const char *name;
+	enum tmpl_kind kind;
+	unsigned allow;
+} vars[] = {
+    {"seq", TP_SEQ, TMPL_SEQ},      {"now_ms", TP_NOW_MS, TMPL_TIME},
+    {"now_s", TP_NOW_S, TMPL_TIME}, {"now_iso", TP_NOW_ISO, TMPL_TIME},
+    {"uuid", TP_UUID, TMPL_TIME},
+};
+
+struct builder {
+	struct tmpl *t;
+	const struct tmpl_env *env;
+	unsigned allowed;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct builder *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->err, b->errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static struct tmpl_part *add_part(struct builder *b, enum tmpl_kind kind)
+{
+	struct tmpl *t = b->t;
+	struct tmpl_part *v = realloc(t->parts, (t->n + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	t->parts = v;
+	v[t->n] = (struct tmpl_part){.kind = kind};
+	return &v[t->n++];
+}
+
+/* Appends literal bytes, merging with a preceding literal of the same secrecy. */
+static int add_lit(struct builder *b, const char *s, size_t n, bool secret)
+{
+	struct tmpl *t = b->t;
+	struct tmpl_part *p = t->n ? &t->parts[t->n - 1] : NULL;
+	char *m;
+
+	if (n == 0)
+		return 0;
+	if (!p || p->kind != TP_LIT || p->secret != secret) {
+		p = add_part(b, TP_LIT);
+		if (!p)
+			return fail(b, "out of memory");
+		p->secret = secret;
+	}
+	m = realloc(p->text, p->len + n + 1);
+	if (!m)
+		return fail(b, "out of memory");
+	memcpy(m + p->len, s, n);
+	p->len += n;
+	m[p->len] = '\0';
+	p->text = m;
+	t->secret |= secret;
+	return 0;
+}
+
+/* Reads a secret file whole: at most TMPL_SECRET_MAX, one trailing newline dropped. */
+static int read_secret(struct builder *b, const char *what, const char *path)
+{
+	char buf[TMPL_SECRET_MAX + 1];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return fail(b, "%s: cannot read %s: %s", what, path, strerror(errno));
+	while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (n > TMPL_SECRET_MAX)
+		return fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
+	if (n && buf[n - 1] == '\n')
+		n -= 1 + (n > 1 && buf[n - 2] == '\r');
+	return add_lit(b, buf, n, true);
+}
+
+static int secret_source(struct builder *b, const char *name, const char *arg, const char *what)
+{
+	char path[4096];
+	const char *v;
+
+	if (!(b->allowed & TMPL_SECRET))
+		return fail(b, "%s: secret sources are not allowed here", what);
+	if (!*arg)
+		return fail(b, "%s: the name is missing", what);
+	if (strcmp(name, "env") == 0) {
+		v = getenv(arg);
+		if (!v)
+			return fail(b, "%s: the environment variable %s is not set", what, arg);
+		return add_lit(b, v, strlen(v), true);
+	}
+	if (strcmp(name, "credential") == 0) {
+		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return fail(b, "%s: a credential name is a file name, without '/'", what);
+		if (!b->env || !b->env->cred_dir)
+			return fail(b,
+			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
+			            "LoadCredential=)",
+			            what);
+		snprintf(path, sizeof(path), "%s/%s", b->env->cred_dir, arg);
+		return read_secret(b, what, path);
+	}
+	if (arg[0] != '/' && b->env && b->env->basedir)
+		snprintf(path, sizeof(path), "%s/%s", b->env->basedir, arg);
+	else
+		snprintf(path, sizeof(path), "%s", arg);
+	return read_secret(b, what, path);
+}
+
+/* One ${...}: inner is what stands between the braces. */
+static int variable(struct builder *b, const char *inner, size_t n)
+{
+	char what[96], name[32];
+	const char *colon = memchr(inner, ':', n);
+	size_t nl = colon ? (size_t)(colon - inner) : n;
+	struct tmpl_part *p;
+	char *arg;
+	int rc;
+
+	snprintf(what, sizeof(what), "${%.*s}", (int)(n > 80 ? 80 : n), inner);
+	if (nl >= sizeof(name))
+		return fail(b, "unknown template %s", what);
+	memcpy(name, inner, nl);
+	name[nl] = '\0';
+	if (!colon) {
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			if (strcmp(name, vars[i].name) != 0)
+				continue;
+			if (!(b->allowed & vars[i].allow))
+				return fail(b, "%s is not allowed here", what);
+			b->t->uses |= vars[i].allow;
+			return add_part(b, vars[i].kind) ? 0 : fail(b, "out of memory");
+		}
+		return fail(b,
+		            "unknown template %s (known: ${seq}, ${now_ms}, ${now_s}, ${now_iso}, "
+		            "${uuid}, ${json:PATH}, ${env:NAME}, ${credential:NAME}, ${file:PATH}; "
+		            "$$ is a literal $)",
+		            what);
+	}
+	if (strcmp(name, "json") == 0) {
+		if (!(b->allowed & TMPL_JSON))
+			return fail(b, "%s is only allowed in replies[].send", what);
+		p = add_part(b, TP_JSON);
+		if (!p)
+			return fail(b, "out of memory");
+		b->t->uses |= TMPL_JSON;
+		if (jpath_compile(colon + 1, n - nl - 1, &p->path, b->err, b->errlen) < 0)
+			return -1;
+		return 0;
+	}
+	if (strcmp(name, "env") && strcmp(name, "credential") && strcmp(name, "file"))
+		return fail(b, "unknown template %s", what);
+	arg = strndup(colon + 1, n - nl - 1);
+	if (!arg)
+		return fail(b, "out of memory");
+	b->t->uses |= TMPL_SECRET;
+	rc = secret_source(b, name, arg, what);
+	free(arg);
+	return rc;
+}
+
+static int parse(struct builder *b, const char *s, size_t len)
+{
+	size_t i = 0, lit = 0;
+
+	while (i < len) {
+		const char *close;
+		if (s[i] != '$' || i + 1 >= len || (s[i + 1] != '$' && s[i + 1] != '{')) {
+			i++;
+			continue;
+		}
+		if (add_lit(b, s + lit, i - lit, false) < 0)
+			return -1;
+		if (s[i + 1] == '$') {
+			if (add_lit(b, "$", 1, false) < 0)
+				return -1;
+			i += 2;
+		} else {
+			close = memchr(s + i + 2, '}', len - i - 2);
+			if (!close)
+				return fail(b, "unterminated \"${\" (a literal $ is written $$)");
+			if (variable(b, s + i + 2, (size_t)(close - s - i - 2)) < 0)
+				return -1;
+			i = (size_t)(close - s) + 1;
+		}
+		lit = i;
+	}
+	return add_lit(b, s + lit, len - lit, false);
+}
+
+/* A template whose expansion never varies is kept as one flat text. */
+static int flatten(struct builder *b)
+{
+	struct tmpl *t = b->t;
+	struct mbuf m = {0};
+
+	if (t->uses & (TMPL_SEQ | TMPL_TIME | TMPL_JSON))
+		return 0;
+	mbuf_reserve(&m, 0);
+	for (size_t i = 0; i < t->n; i++)
+		mbuf_put(&m, t->parts[i].text, t->parts[i].len);
+	if (m.oom) {
+		mbuf_free(&m);
+		return fail(b, "out of memory");
+	}
+	t->flat = m.p;
+	t->flat_len = m.len;
+	return 0;
+}
+
+int tmpl_compile(const char *src, size_t len, unsigned allowed, const struct tmpl_env *env,
+                 struct tmpl **out, char *err, size_t errlen)
+{
+	struct tmpl *t = calloc(1, sizeof(*t));
+	struct builder b = {t, env, allowed, err, errlen};
+
+	*out = NULL;
+	if (!t || !(t->src = strndup(src, len))) {
+		free(t);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (parse(&b, src, len) < 0 || flatten(&b) < 0) {
+		tmpl_free(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+void tmpl_free(struct tmpl *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		struct tmpl_part *p = &t->parts[i];
+		if (p->secret && p->text)
+			explicit_bzero(p->text, p->len);
+		free(p->text);
+		jpath_fini(&p->path);
+	}
+	if (t->secret && t->flat)
+		explicit_bzero(t->flat, t->flat_len);
+	free(t->flat);
+	free(t->parts);
+	free(t->src);
+	free(t);
+}
+
+bool tmpl_equal(const struct tmpl *a, const struct tmpl *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (strcmp(a->src, b->src) != 0 || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->parts[i].len != b->parts[i].len ||
+		    (a->parts[i].len &&
+		     memcmp(a->parts[i].text, b->parts[i].text, a->parts[i].len)))
+			return false;
+	return true;
+}
+
+bool tmpl_has_byte(const struct tmpl *t, const char *set)
+{
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t k = 0; k < t->parts[i].len; k++)
+			if (strchr(set, t->parts[i].text[k]))
+				return true;
+	return false;
+}
+
+/* The shortest %.*g that reads back as the same double (what JavaScript prints). */
+static void put_real(struct mbuf *out, double d)
+{
+	char buf[40];
+
+	if (!isfinite(d)) {
+		mbuf_put(out, "null", 4);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	mbuf_put(out, buf, strlen(buf));
+}
+
+void tmpl_put_json(struct mbuf *out, const json_t *v)
+{
+	size_t n;
+	char *s;
+
+	if (json_is_integer(v)) {
+		mbuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	}
+	if (json_is_real(v)) {
+		put_real(out, json_real_value(v));
+		return;
+	}
+	n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+	if (!mbuf_reserve(out, n))
+		return;
+	s = out->p + out->len;
+	out->len += json_dumpb(v, s, n, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+	out->p[out->len] = '\0';
+}
+
+static void put_iso(struct mbuf *out, int64_t us)
+{
+	time_t secs = (time_t)(us / 1000000);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	mbuf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us % 1000000 / 1000));
+}
+
+static void put_uuid(struct mbuf *out, struct tmpl_ctx *c)
+{
+	unsigned char u[16] = {0};
+
+	if (c->random)
+		c->random(u, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	mbuf_printf(out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+	            u[13], u[14], u[15]);
+}
+
+int tmpl_expand(const struct tmpl *t, struct tmpl_ctx *c, struct mbuf *out)
+{
+	size_t mark = out->len;
+
+	if (t->flat) {
+		mbuf_put(out, t->flat, t->flat_len);
+		return out->oom ? -1 : 0;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tmpl_part *p = &t->parts[i];
+		const json_t *v;
+		switch (p->kind) {
+		case TP_LIT:
+			mbuf_put(out, p->text, p->len);
+			break;
+		case TP_SEQ:
+			mbuf_printf(out, "%" PRIu64, c->seq);
+			break;
+		case TP_NOW_MS:
+			mbuf_printf(out, "%" PRId64, c->now_real_us / 1000);
+			break;
+		case TP_NOW_S:
+			mbuf_printf(out, "%" PRId64, c->now_real_us / 1000000);
+			break;
+		case TP_NOW_ISO:
+			put_iso(out, c->now_real_us);
+			break;
+		case TP_UUID:
+			put_uuid(out, c);
+			break;
+		case TP_JSON:
+			v = c->msg ? jpath_get(&p->path, c->msg) : NULL;
+			if (!v) {
+				c->missing = p->path.text;
+				out->len = mark;
+				if (out->p)
+					out->p[mark] = '\0';
+				return -1;
+			}
+			tmpl_put_json(out, v);
+			break;
+		}
+	}
+	return out->oom ? -1 : 0;
+}
