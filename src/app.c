@@ -2,6 +2,7 @@
 #include "wsbeat/app.h"
 
 #include <malloc.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,6 +90,13 @@ int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 		}
 	}
 	return check_tls(cfg, err, errlen);
+}
+
+/* ${uuid}: from OpenSSL's CSPRNG, like the frame masks. */
+static void app_random(void *buf, size_t len)
+{
+	if (RAND_bytes(buf, (int)len) != 1)
+		memset(buf, 0, len);
 }
 
 static void on_slot(struct connq *q, struct connq_node *n, int64_t now_us)
@@ -492,7 +500,8 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	                           .connq = &a->cq,
 	                           .rng = &a->rng,
 	                           .shell = &ws_feed_shell,
-	                           .on_stopped = on_feed_stopped};
+	                           .on_stopped = on_feed_stopped,
+	                           .random = app_random};
 	if (init_feeds(a) < 0)
 		goto nomem;
 	a->ws = ws_new(cfg, &a->tq, on_signal, a);
@@ -556,6 +565,7 @@ void app_fini(struct app *a)
 	ws_free(a->ws);
 	free_set(a, &a->feeds);
 	free_set(a, &a->retiring);
+	feed_env_fini(&a->env);
 	sinks_free(a->sinks);
 	connq_fini(&a->cq);
 	tq_fini(&a->tq);

@@ -22,8 +22,9 @@
 #define DURATION_MAX_MS 1e15
 
 const char *const cfg_log_level_names[] = {"error", "warning", "notice", "info", "debug", NULL};
-const char *const cfg_hb_type_names[] = {"none", "ping", "text", "binary", NULL};
+const char *const cfg_hb_type_names[] = {"none", "ping", "text", "binary", "server", NULL};
 const char *const cfg_sink_type_names[] = {"discard", "stdout", "file", NULL};
+const char *const cfg_decompress_names[] = {"none", "gzip", "deflate", "auto", NULL};
 
 /* clang-format off */
 static const struct cfg_key metrics_keys[] = {
@@ -226,7 +227,10 @@ static int parse_error(const struct cfg_ctx *x, const config_t *lc)
 
 int cfg_load_string(const char *text, const char *name, struct cfg **out, char *err, size_t errlen)
 {
-	struct cfg_ctx x = {.name = name ? name : "(string)", .err = err, .errlen = errlen};
+	struct cfg_ctx x = {.name = name ? name : "(string)",
+	                    .err = err,
+	                    .errlen = errlen,
+	                    .tenv = {NULL, getenv("CREDENTIALS_DIRECTORY")}};
 	config_t lc;
 	int rc;
 
@@ -279,6 +283,7 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
 		return -1;
 	dir = base_dir(path);
 	x.basedir = dir;
+	x.tenv = (struct tmpl_env){dir, getenv("CREDENTIALS_DIRECTORY")};
 	config_init(&lc);
 	config_set_include_dir(&lc, dir);
 	if (config_read(&lc, fp) != CONFIG_TRUE)
@@ -347,18 +352,10 @@ static bool str_eq(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool list_eq(char **a, char **b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!str_eq(a[i], b[i]))
-			return false;
-	return true;
-}
-
 static bool headers_eq(const struct cfg_header *a, const struct cfg_header *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!str_eq(a[i].name, b[i].name) || !str_eq(a[i].value, b[i].value))
+		if (!str_eq(a[i].name, b[i].name) || !tmpl_equal(a[i].value, b[i].value))
 			return false;
 	return true;
 }
@@ -392,17 +389,23 @@ static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
 	case K_NAME:
 	case K_LISTEN:
 		return str_eq(F(a, char *), F(b, char *));
-	case K_BYTES:
+	case K_TMPL:
+		return tmpl_equal(F(a, struct tmpl *), F(b, struct tmpl *));
+	case K_MATCH:
+		return match_equal(F(a, struct match *), F(b, struct match *));
+	case K_STEPS:
 		return N(a) == N(b) &&
-		       (N(a) == 0 || memcmp(F(a, char *), F(b, char *), N(a)) == 0) &&
-		       (F(a, char *) == NULL) == (F(b, char *) == NULL);
-	case K_STRLIST:
-		return N(a) == N(b) && list_eq(F(a, char **), F(b, char **), N(a));
+		       cfg_steps_equal(F(a, struct cfg_step *), F(b, struct cfg_step *), N(a));
+	case K_REPLIES:
+		return N(a) == N(b) &&
+		       cfg_replies_equal(F(a, struct cfg_reply *), F(b, struct cfg_reply *), N(a));
 	case K_HEADERS:
 		return N(a) == N(b) &&
 		       headers_eq(F(a, struct cfg_header *), F(b, struct cfg_header *), N(a));
 	case K_URL:
-		return url_eq(&F(a, struct url), &F(b, struct url));
+		return url_eq(&F(a, struct url), &F(b, struct url)) &&
+		       tmpl_equal(*CFG_FIELD((void *)(uintptr_t)a, k->off2, struct tmpl *),
+		                  *CFG_FIELD((void *)(uintptr_t)b, k->off2, struct tmpl *));
 	case K_GROUP:
 		return cfg_keys_equal(k->sub, &F(a, char), &F(b, char));
 	case K_EXTERNAL:
@@ -438,7 +441,12 @@ const char *cfg_log_level_name(enum log_level l)
 
 const char *cfg_hb_type_name(enum hb_type t)
 {
-	return enum_name(cfg_hb_type_names, 4, (int)t);
+	return enum_name(cfg_hb_type_names, 5, (int)t);
+}
+
+const char *cfg_decompress_name(enum decompress d)
+{
+	return enum_name(cfg_decompress_names, 4, (int)d);
 }
 
 const char *cfg_sink_type_name(enum sink_type t)

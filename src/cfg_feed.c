@@ -21,8 +21,8 @@ static const struct cfg_key heartbeat_keys[] = {
 	KEY_ENUM("type",         HO(type), HB_PING, cfg_hb_type_names),
 	KEY_DUR("interval",      HO(interval_ms), 0, true, HOURS(24), SECS(5)),
 	KEY_DUR("timeout",       HO(timeout_ms),  0, true, HOURS(24), SECS(10)),
-	KEY_VEC("payload",       K_BYTES, HO(payload), HO(payload_len)),
-	KEY_VEC("expect",        K_BYTES, HO(expect), HO(expect_len)),
+	KEY_TMPL("payload",      K_TMPL,  HO(payload), TMPL_SEQ | TMPL_TIME | TMPL_SECRET),
+	KEY_TMPL("expect",       K_MATCH, HO(expect),  TMPL_SEQ | TMPL_SECRET),
 	KEY_END,
 };
 
@@ -48,18 +48,23 @@ static const struct cfg_key tls_keys[] = {
 static const struct cfg_key sink_keys[] = {
 	KEY_ENUM("type",         SO(type), SINK_DISCARD, cfg_sink_type_names),
 	KEY_STR("path",          K_STR, SO(path), F_PATH),
+	KEY_BOOL("keepalive",    SO(keepalive), 0),
 	KEY_END,
 };
 
 const struct cfg_key cfg_feed_keys[] = {
 	KEY_STR("name",             K_NAME, FO(name), F_REQUIRED | F_NO_DEFAULTS),
-	KEY_STR("url",              K_URL,  FO(url),  F_REQUIRED | F_NO_DEFAULTS),
+	{.name = "url", .kind = K_URL, .off = FO(url), .off2 = FO(url_path),
+	 .flags = F_REQUIRED | F_NO_DEFAULTS},
 	KEY_GROUP("heartbeat",      FO(heartbeat), heartbeat_keys),
 	KEY_GROUP("reconnect",      FO(reconnect), reconnect_keys),
 	KEY_DUR("connect_timeout",  FO(connect_timeout_ms), 0, true,  HOURS(1),  SECS(10)),
 	KEY_DUR("idle_timeout",     FO(idle_timeout_ms),    0, false, HOURS(24), 0),
 	KEY_NUM("max_message_size", K_SIZE, FO(max_message_size), 1, 1073741824, 1048576),
-	KEY_VEC("on_open",          K_STRLIST, FO(on_open), FO(n_on_open)),
+	KEY_VEC("on_open",          K_STEPS,   FO(on_open), FO(n_on_open)),
+	KEY_VEC("replies",          K_REPLIES, FO(replies), FO(n_replies)),
+	KEY_ENUM("decompress",      FO(decompress), DEC_NONE, cfg_decompress_names),
+	KEY_BOOL("compression",     FO(compression), 0),
 	KEY_VEC("headers",          K_HEADERS, FO(headers), FO(n_headers)),
 	KEY_STR("subprotocol",      K_STR, FO(subprotocol), F_TOKEN),
 	KEY_STR("origin",           K_STR, FO(origin), F_NONEMPTY | F_NO_CRLF),
@@ -88,7 +93,7 @@ void cfg_headers_free(struct cfg_header *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(h[i].name);
-		free(h[i].value);
+		tmpl_free(h[i].value);
 	}
 	free(h);
 }
@@ -120,7 +125,16 @@ static int check_header(const struct cfg_ctx *x, const config_setting_t *e, cons
 			               name);
 	if (config_setting_type(e) != CONFIG_TYPE_STRING)
 		return cfg_err(x, e, path, "header value must be a string");
-	if (strpbrk(config_setting_get_string(e), "\r\n"))
+	return 0;
+}
+
+/* Header values are templates (time and secret sources); none may break the request. */
+static int header_value(const struct cfg_ctx *x, const config_setting_t *e, const char *path,
+                        struct cfg_header *h)
+{
+	if (cfg_tmpl_set(x, e, TMPL_TIME | TMPL_SECRET, &h->value, path) < 0)
+		return -1;
+	if (tmpl_has_byte(h->value, "\r\n"))
 		return cfg_err(x, e, path, "header value must not contain CR or LF");
 	return 0;
 }
@@ -140,12 +154,12 @@ int cfg_headers_set(const struct cfg_ctx *x, const struct cfg_key *k, const conf
 	for (size_t i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
 
-		if (check_header(x, e, cfg_path_join(ep, path, config_setting_name(e)), h, i) < 0) {
-			cfg_headers_free(h, i);
-			return -1;
+		cfg_path_join(ep, path, config_setting_name(e));
+		if (check_header(x, e, ep, h, i) < 0 || header_value(x, e, ep, &h[i]) < 0 ||
+		    !(h[i].name = strdup(config_setting_name(e)))) {
+			cfg_headers_free(h, i + 1);
+			return h[i].value && !h[i].name ? cfg_err(x, e, ep, "out of memory") : -1;
 		}
-		h[i].name = strdup(config_setting_name(e));
-		h[i].value = strdup(config_setting_get_string(e));
 	}
 	cfg_headers_free(*CFG_FIELD(base, k->off, struct cfg_header *),
 	                 *CFG_FIELD(base, k->off2, size_t));
@@ -180,21 +194,16 @@ static const char *src_path(char *buf, const char *fpath, struct src r, const ch
 /*
  * A value that the controlling setting makes meaningless. It is an error where the user wrote
  * both together; a feed that switches the controlling setting away from a value it inherited
- * from defaults simply drops it.
+ * from defaults simply drops it (the caller clears it when this returns 0).
  */
 static int unused(const struct cfg_ctx *x, const config_setting_t *fs, const config_setting_t *ds,
-                  const char *fpath, const char *key, const char *ctrl, const char *why, char **val,
-                  size_t *len)
+                  const char *fpath, const char *key, const char *ctrl, const char *why)
 {
 	struct src v = src_of(fs, ds, key), c = src_of(fs, ds, ctrl);
 	char p[CFG_PATH_MAX];
 
 	if (v.s && !(c.feed && c.s && !v.feed))
 		return cfg_err(x, v.s, src_path(p, fpath, v, key), "%s", why);
-	free(*val);
-	*val = NULL;
-	if (len)
-		*len = 0;
 	return 0;
 }
 
@@ -202,9 +211,9 @@ static int check_heartbeat(const struct cfg_ctx *x, const config_setting_t *fs,
                            const config_setting_t *ds, struct cfg_feed *f, const char *fpath)
 {
 	struct cfg_heartbeat *hb = &f->heartbeat;
-	struct src t = src_of(fs, ds, "heartbeat.type");
+	struct src t = src_of(fs, ds, "heartbeat.type"), e = src_of(fs, ds, "heartbeat.expect");
 	char p[CFG_PATH_MAX];
-	const char *why = "only used when heartbeat type is \"text\" or \"binary\"";
+	const char *msg = "only used when heartbeat type is \"text\", \"binary\" or \"server\"";
 
 	if (hb->type == HB_TEXT || hb->type == HB_BINARY) {
 		if (!hb->payload)
@@ -213,11 +222,31 @@ static int check_heartbeat(const struct cfg_ctx *x, const config_setting_t *fs,
 			               cfg_hb_type_name(hb->type));
 		return 0;
 	}
-	if (unused(x, fs, ds, fpath, "heartbeat.payload", "heartbeat.type", why, &hb->payload,
-	           &hb->payload_len) < 0)
+	if (unused(x, fs, ds, fpath, "heartbeat.payload", "heartbeat.type",
+	           hb->type == HB_SERVER ? "not used when heartbeat type is \"server\" (the "
+	                                   "server sends the heartbeats; answer them with replies)"
+	                                 : "only used when heartbeat type is \"text\" or "
+	                                   "\"binary\"") < 0)
 		return -1;
-	return unused(x, fs, ds, fpath, "heartbeat.expect", "heartbeat.type", why, &hb->expect,
-	              &hb->expect_len);
+	tmpl_free(hb->payload);
+	hb->payload = NULL;
+	if (hb->type == HB_SERVER) {
+		if (unused(x, fs, ds, fpath, "heartbeat.interval", "heartbeat.type",
+		           "not used when heartbeat type is \"server\" (heartbeat.timeout is the "
+		           "longest silence allowed)") < 0)
+			return -1;
+		if (hb->expect && hb->expect->dynamic)
+			return cfg_err(
+			    x, e.s, src_path(p, fpath, e, "heartbeat.expect"),
+			    "${seq} counts our own heartbeats: it means nothing when the "
+			    "server sends them");
+		return 0;
+	}
+	if (unused(x, fs, ds, fpath, "heartbeat.expect", "heartbeat.type", msg) < 0)
+		return -1;
+	match_free(hb->expect);
+	hb->expect = NULL;
+	return 0;
 }
 
 static int check_reconnect(const struct cfg_ctx *x, const config_setting_t *fs,
@@ -272,8 +301,21 @@ static int check_sink(const struct cfg_ctx *x, const config_setting_t *fs,
 			               "required when sink type is \"file\"");
 		return 0;
 	}
-	return unused(x, fs, ds, fpath, "sink.path", "sink.type",
-	              "only used when sink type is \"file\"", &f->sink.path, NULL);
+	if (unused(x, fs, ds, fpath, "sink.path", "sink.type",
+	           "only used when sink type is \"file\"") < 0)
+		return -1;
+	free(f->sink.path);
+	f->sink.path = NULL;
+	return 0;
+}
+
+/* The feed is open once every wait of its open sequence has matched. */
+static void find_open_after(struct cfg_feed *f)
+{
+	f->open_after = 0;
+	for (size_t i = 0; i < f->n_on_open; i++)
+		if (f->on_open[i].wait)
+			f->open_after = i + 1;
 }
 
 int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const config_setting_t *ds,
@@ -294,5 +336,6 @@ int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const con
 	if (check_heartbeat(x, fs, ds, f, path) < 0 || check_reconnect(x, fs, ds, f, path) < 0 ||
 	    check_tls(x, fs, ds, f, path) < 0 || check_sink(x, fs, ds, f, path) < 0)
 		return -1;
+	find_open_after(f);
 	return 0;
 }

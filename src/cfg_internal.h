@@ -10,6 +10,8 @@
 #include <stddef.h>
 
 #include "wsbeat/cfg.h"
+#include "wsbeat/match.h"
+#include "wsbeat/tmpl.h"
 
 #define CFG_PATH_MAX 256
 
@@ -31,10 +33,12 @@ enum cfg_kind {
 	K_BOOL,     /* bool */
 	K_ENUM,     /* enum stored as int; names[] indexed by value */
 	K_STR,      /* char *, checked according to flags */
-	K_BYTES,    /* char * plus size_t length at off2 */
-	K_STRLIST,  /* char ** plus size_t count at off2 */
+	K_TMPL,     /* struct tmpl *, allowing the TMPL_* in allow */
+	K_MATCH,    /* struct match *: a string or a list of strings; values allow allow */
+	K_STEPS,    /* struct cfg_step * plus size_t count at off2 (on_open) */
+	K_REPLIES,  /* struct cfg_reply * plus size_t count at off2 */
 	K_HEADERS,  /* struct cfg_header * plus size_t count at off2 */
-	K_URL,      /* struct url */
+	K_URL,      /* struct url; its path as a template (struct tmpl *) at off2 */
 	K_NAME,     /* char *, a feed name */
 	K_LISTEN,   /* char *, "ADDR:PORT" */
 	K_GROUP,    /* nested table at off */
@@ -64,6 +68,7 @@ struct cfg_key {
 	double min, max; /* milliseconds for K_DUR */
 	bool min_excl;   /* min is exclusive: "> min" */
 	double def;      /* default for numbers, bools and enums; strings default to NULL */
+	unsigned allow;  /* K_TMPL, K_MATCH: the TMPL_* allowed */
 	const char *const *names;  /* K_ENUM */
 	const struct cfg_key *sub; /* K_GROUP, terminated by a NULL name */
 };
@@ -94,6 +99,10 @@ struct cfg_key {
 	{                                                                                          \
 		.name = n, .kind = k, .off = o, .off2 = o2                                         \
 	}
+#define KEY_TMPL(n, k, o, allow_)                                                                  \
+	{                                                                                          \
+		.name = n, .kind = k, .off = o, .allow = allow_                                    \
+	}
 #define KEY_GROUP(n, o, sub_)                                                                      \
 	{                                                                                          \
 		.name = n, .kind = K_GROUP, .off = o, .sub = sub_                                  \
@@ -107,6 +116,7 @@ struct cfg_key {
 struct cfg_ctx {
 	const char *name;    /* stands for the file when libconfig does not know it */
 	const char *basedir; /* absolute directory of the config file, NULL = keep paths as given */
+	struct tmpl_env tenv; /* where templates find their secret sources */
 	char *err;
 	size_t errlen;
 };
@@ -117,6 +127,7 @@ extern const struct cfg_key cfg_feed_keys[];
 extern const char *const cfg_log_level_names[];
 extern const char *const cfg_hb_type_names[];
 extern const char *const cfg_sink_type_names[];
+extern const char *const cfg_decompress_names[];
 
 /* Writes "FILE:LINE: path: message" into ctx->err and returns -1. */
 int cfg_err(const struct cfg_ctx *x, const config_setting_t *s, const char *path, const char *fmt,
@@ -151,6 +162,25 @@ static inline char tolower_ascii(char c)
 /* Converts and checks a K_HEADERS group into base's header array (in cfg_feed.c). */
 int cfg_headers_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *g,
                     void *base, const char *path);
+
+/* The dialect kinds (cfg_dialect.c): templates, matches, the open sequence, replies. */
+int cfg_tmpl_set(const struct cfg_ctx *x, const config_setting_t *s, unsigned allow,
+                 struct tmpl **dst, const char *path);
+int cfg_match_set(const struct cfg_ctx *x, const config_setting_t *s, unsigned allow,
+                  struct match **dst, const char *path);
+int cfg_steps_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
+                  void *base, const char *path);
+int cfg_replies_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
+                    void *base, const char *path);
+void cfg_steps_free(struct cfg_step *v, size_t n);
+void cfg_replies_free(struct cfg_reply *v, size_t n);
+bool cfg_steps_equal(const struct cfg_step *a, const struct cfg_step *b, size_t n);
+bool cfg_replies_equal(const struct cfg_reply *a, const struct cfg_reply *b, size_t n);
+/* Checks url.path for templates (only in the query) and compiles it when it has any. */
+int cfg_url_tmpl(const struct cfg_ctx *x, const config_setting_t *s, const char *text,
+                 struct tmpl **dst, const char *path);
+/* Type name of a setting, for messages ("a string", "a list", ...). */
+const char *cfg_type_name(const config_setting_t *s);
 
 /* Builds feed number idx from its group and the defaults group (may be NULL). */
 int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const config_setting_t *ds,

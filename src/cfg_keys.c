@@ -21,7 +21,7 @@
 /* Larger values are nonsense for every duration we have and would risk int64 overflow. */
 #define DUR_MAX_MS 1e15
 
-static const char *type_name(const config_setting_t *s)
+const char *cfg_type_name(const config_setting_t *s)
 {
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_GROUP:
@@ -56,7 +56,7 @@ static const char *got(const config_setting_t *s, char *buf, size_t n)
 		snprintf(buf, n, "\"%.40s\"", config_setting_get_string(s));
 		break;
 	default:
-		snprintf(buf, n, "%s", type_name(s));
+		snprintf(buf, n, "%s", cfg_type_name(s));
 	}
 	return buf;
 }
@@ -122,7 +122,7 @@ static int set_dur(const struct cfg_ctx *x, const struct cfg_key *k, const confi
 	} else {
 		return cfg_err(x, s, path,
 		               "must be a duration (seconds, or a string like \"5s\"), not %s",
-		               type_name(s));
+		               cfg_type_name(s));
 	}
 	if (check_bounds(x, k, s, path, (double)v) < 0)
 		return -1;
@@ -139,7 +139,7 @@ static int set_number(const struct cfg_ctx *x, const struct cfg_key *k, const co
 
 	if (!is_int && !(k->kind == K_DBL && t == CONFIG_TYPE_FLOAT))
 		return cfg_err(x, s, path, "must be %s, not %s",
-		               k->kind == K_DBL ? "a number" : "an integer", type_name(s));
+		               k->kind == K_DBL ? "a number" : "an integer", cfg_type_name(s));
 	v = is_int ? (double)config_setting_get_int64(s) : config_setting_get_float(s);
 	if (!isfinite(v))
 		return cfg_err(x, s, path, "must be a finite number");
@@ -163,7 +163,7 @@ static int set_enum(const struct cfg_ctx *x, const struct cfg_key *k, const conf
 	const char *v;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_err(x, s, path, "must be a string, not %s", type_name(s));
+		return cfg_err(x, s, path, "must be a string, not %s", cfg_type_name(s));
 	v = config_setting_get_string(s);
 	for (int i = 0; k->names[i]; i++) {
 		if (strcmp(v, k->names[i]) == 0) {
@@ -305,7 +305,7 @@ static int set_str(const struct cfg_ctx *x, const struct cfg_key *k, const confi
 	char *v;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_err(x, s, path, "must be a string, not %s", type_name(s));
+		return cfg_err(x, s, path, "must be a string, not %s", cfg_type_name(s));
 	if (check_str(x, k, s, path, config_setting_get_string(s)) < 0)
 		return -1;
 	v = k->flags & (F_FILE | F_DIR | F_PATH) ? resolve(x, config_setting_get_string(s))
@@ -321,64 +321,21 @@ static int set_str(const struct cfg_ctx *x, const struct cfg_key *k, const confi
 	return 0;
 }
 
-/* Binary heartbeat payloads are written as strings; their bytes are sent as they are. */
-static int set_bytes(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
-                     void *base, const char *path)
+static int set_url(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
+                   void *base, const char *path)
 {
-	char **dst = CFG_FIELD(base, k->off, char *);
-
-	if (set_str(x, k, s, dst, path) < 0)
-		return -1;
-	*CFG_FIELD(base, k->off2, size_t) = strlen(*dst);
-	return 0;
-}
-
-static void strlist_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static int set_strlist(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
-                       void *base, const char *path)
-{
-	char **v, ep[CFG_PATH_MAX];
-	size_t n = (size_t)config_setting_length(s);
-
-	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
-	    config_setting_type(s) != CONFIG_TYPE_ARRAY)
-		return cfg_err(x, s, path, "must be a list of strings [ \"...\", ... ], not %s",
-		               type_name(s));
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v)
-		return cfg_err(x, s, path, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-
-		snprintf(ep, sizeof(ep), "%s[%zu]", path, i);
-		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			strlist_free(v, i);
-			return cfg_err(x, e, ep, "must be a string, not %s", type_name(e));
-		}
-		v[i] = strdup(config_setting_get_string(e));
-	}
-	strlist_free(*CFG_FIELD(base, k->off, char **), *CFG_FIELD(base, k->off2, size_t));
-	*CFG_FIELD(base, k->off, char **) = v;
-	*CFG_FIELD(base, k->off2, size_t) = n;
-	return 0;
-}
-
-static int set_url(const struct cfg_ctx *x, const config_setting_t *s, struct url *dst,
-                   const char *path)
-{
+	struct url *dst = CFG_FIELD(base, k->off, struct url);
 	char why[160];
 	struct url u;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_err(x, s, path, "must be a string, not %s", type_name(s));
+		return cfg_err(x, s, path, "must be a string, not %s", cfg_type_name(s));
 	if (url_parse(config_setting_get_string(s), &u, why, sizeof(why)) < 0)
 		return cfg_err(x, s, path, "%s", why);
+	if (cfg_url_tmpl(x, s, u.path, CFG_FIELD(base, k->off2, struct tmpl *), path) < 0) {
+		url_fini(&u);
+		return -1;
+	}
 	url_fini(dst);
 	*dst = u;
 	return 0;
@@ -391,7 +348,7 @@ static int set_name(const struct cfg_ctx *x, const struct cfg_key *k, const conf
 	size_t n;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_err(x, s, path, "must be a string, not %s", type_name(s));
+		return cfg_err(x, s, path, "must be a string, not %s", cfg_type_name(s));
 	v = config_setting_get_string(s);
 	n = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
 	if (n == 0 || n > 64 || v[n])
@@ -407,7 +364,8 @@ static int set_listen(const struct cfg_ctx *x, const struct cfg_key *k, const co
 	uint16_t port;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return cfg_err(x, s, path, "must be a string \"ADDR:PORT\", not %s", type_name(s));
+		return cfg_err(x, s, path, "must be a string \"ADDR:PORT\", not %s",
+		               cfg_type_name(s));
 	if (url_parse_hostport(config_setting_get_string(s), host, sizeof(host), &port, why,
 	                       sizeof(why)) < 0)
 		return cfg_err(x, s, path, "%s", why);
@@ -427,28 +385,34 @@ int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config
 		return set_number(x, k, s, base, path);
 	case K_BOOL:
 		if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-			return cfg_err(x, s, path, "must be true or false, not %s", type_name(s));
+			return cfg_err(x, s, path, "must be true or false, not %s",
+			               cfg_type_name(s));
 		*CFG_FIELD(base, k->off, bool) = config_setting_get_bool(s);
 		return 0;
 	case K_ENUM:
 		return set_enum(x, k, s, CFG_FIELD(base, k->off, int), path);
 	case K_STR:
 		return set_str(x, k, s, CFG_FIELD(base, k->off, char *), path);
-	case K_BYTES:
-		return set_bytes(x, k, s, base, path);
-	case K_STRLIST:
-		return set_strlist(x, k, s, base, path);
+	case K_TMPL:
+		return cfg_tmpl_set(x, s, k->allow, CFG_FIELD(base, k->off, struct tmpl *), path);
+	case K_MATCH:
+		return cfg_match_set(x, s, k->allow, CFG_FIELD(base, k->off, struct match *), path);
+	case K_STEPS:
+		return cfg_steps_set(x, k, s, base, path);
+	case K_REPLIES:
+		return cfg_replies_set(x, k, s, base, path);
 	case K_HEADERS:
 		return cfg_headers_set(x, k, s, base, path);
 	case K_URL:
-		return set_url(x, s, CFG_FIELD(base, k->off, struct url), path);
+		return set_url(x, k, s, base, path);
 	case K_NAME:
 		return set_name(x, k, s, CFG_FIELD(base, k->off, char *), path);
 	case K_LISTEN:
 		return set_listen(x, k, s, CFG_FIELD(base, k->off, char *), path);
 	case K_GROUP:
 		if (config_setting_type(s) != CONFIG_TYPE_GROUP)
-			return cfg_err(x, s, path, "must be a group { ... }, not %s", type_name(s));
+			return cfg_err(x, s, path, "must be a group { ... }, not %s",
+			               cfg_type_name(s));
 		if (cfg_keys_apply(x, k->sub, s, CFG_FIELD(base, k->off, char), path, lvl) < 0)
 			return -1;
 		return cfg_keys_required(x, k->sub, s, path);
@@ -564,14 +528,23 @@ void cfg_keys_free(const struct cfg_key *keys, void *base)
 	for (const struct cfg_key *k = keys; k->name; k++) {
 		switch (k->kind) {
 		case K_STR:
-		case K_BYTES:
 		case K_NAME:
 		case K_LISTEN:
 			free(*CFG_FIELD(base, k->off, char *));
 			break;
-		case K_STRLIST:
-			strlist_free(*CFG_FIELD(base, k->off, char **),
-			             *CFG_FIELD(base, k->off2, size_t));
+		case K_TMPL:
+			tmpl_free(*CFG_FIELD(base, k->off, struct tmpl *));
+			break;
+		case K_MATCH:
+			match_free(*CFG_FIELD(base, k->off, struct match *));
+			break;
+		case K_STEPS:
+			cfg_steps_free(*CFG_FIELD(base, k->off, struct cfg_step *),
+			               *CFG_FIELD(base, k->off2, size_t));
+			break;
+		case K_REPLIES:
+			cfg_replies_free(*CFG_FIELD(base, k->off, struct cfg_reply *),
+			                 *CFG_FIELD(base, k->off2, size_t));
 			break;
 		case K_HEADERS:
 			cfg_headers_free(*CFG_FIELD(base, k->off, struct cfg_header *),
@@ -579,6 +552,7 @@ void cfg_keys_free(const struct cfg_key *keys, void *base)
 			break;
 		case K_URL:
 			url_fini(CFG_FIELD(base, k->off, struct url));
+			tmpl_free(*CFG_FIELD(base, k->off2, struct tmpl *));
 			break;
 		case K_GROUP:
 			cfg_keys_free(k->sub, CFG_FIELD(base, k->off, char));

@@ -10,8 +10,13 @@
 
 #include "wsbeat/backoff.h"
 #include "wsbeat/log.h"
+#include "wsbeat/match.h"
+#include "wsbeat/tmpl.h"
 #include "wsbeat/url.h"
 #include "wsbeat/util.h"
+#include "wsbeat/zinf.h"
+
+#include "feed_internal.h"
 
 enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8, T_ADDR = 16 };
 #define FEED_TIMERS 5
@@ -51,7 +56,7 @@ const char *feed_state_name(enum feed_state s)
 	return s < FEED_NSTATES ? state_names[s] : "?";
 }
 
-static int64_t real_us(void)
+int64_t feed_real_us(void)
 {
 	struct timespec ts;
 
@@ -59,17 +64,7 @@ static int64_t real_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* An event record about a feed: extra fields beyond feed, event and state. */
-struct feed_event {
-	const char *name;
-	enum log_level level;
-	struct log_kv kv[6];
-};
-
-static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
+void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
 {
 	struct log_kv kv[3 + ARRAY_SIZE(ev->kv)] = {
 	    {"feed", f->cfg->name}, {"event", ev->name}, {"state", state_names[f->state]}};
@@ -140,8 +135,8 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 
 void feed_fini(struct feed *f)
 {
-	free(f->msg_buf);
-	f->msg_buf = NULL;
+	feed_rx_reset(f);
+	mbuf_free(&f->msg);
 	feed_clear_error(f);
 	set_state(f, FEED_STOPPED, f->state_since_us);
 	f->env->n_in_state[FEED_STOPPED]--;
@@ -246,6 +241,7 @@ static void reset_attempt(struct feed *f)
 {
 	feed_clear_error(f);
 	f->http_status = 0;
+	f->peer_reached = false;
 	f->retry_after_ms = -1;
 	f->aborting = false;
 	f->close_code = 0;
@@ -255,9 +251,11 @@ static void reset_attempt(struct feed *f)
 	f->beat_pending = false;
 	f->hb_waiting_since_us = 0;
 	f->hb_answer_due_us = 0;
-	f->on_open_next = 0;
-	f->rx_len = 0;
-	f->rx_too_big = false;
+	f->hb_seq = f->hb_awaited = 0;
+	f->open_step = 0;
+	f->upgraded = false;
+	f->reply_warned = false;
+	feed_rx_reset(f);
 	f->n_addrs = 0;
 	f->addr_idx = 0;
 }
@@ -331,7 +329,7 @@ static bool try_next_address(struct feed *f, int64_t now_us)
 {
 	char addr[DNS_ADDR_LEN];
 
-	if (f->state != FEED_CONNECTING || f->aborting || f->http_status ||
+	if (f->state != FEED_CONNECTING || f->aborting || f->peer_reached ||
 	    f->addr_idx + 1 >= f->n_addrs || winding_down(f))
 		return false;
 	dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
@@ -354,8 +352,7 @@ static bool try_next_address(struct feed *f, int64_t now_us)
  * close (wait) keeps reading until the peer's close so that nothing the server sent before it
  * saw ours is lost; a close for a dead or misbehaving peer ends the connection at once.
  */
-static void begin_close_wait(struct feed *f, int code, const char *reason, bool wait,
-                             int64_t now_us)
+void feed_begin_close(struct feed *f, int code, const char *reason, bool wait, int64_t now_us)
 {
 	f->close_wait = wait;
 	feed_set_error(f, "%s", reason);
@@ -365,11 +362,6 @@ static void begin_close_wait(struct feed *f, int code, const char *reason, bool 
 	set_state(f, FEED_CLOSING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + FEED_CLOSE_TIMEOUT_US);
 	f->env->shell->want_write(f);
-}
-
-static void begin_close(struct feed *f, int code, const char *reason, int64_t now_us)
-{
-	begin_close_wait(f, code, reason, false, now_us);
 }
 
 static void drop(struct feed *f, int64_t now_us)
@@ -407,7 +399,7 @@ void feed_stop_why(struct feed *f, int64_t now_us, const char *why)
 		drop(f, now_us);
 		break;
 	case FEED_OPEN:
-		begin_close_wait(f, WS_CLOSE_GOING_AWAY, why, true, now_us);
+		feed_begin_close(f, WS_CLOSE_GOING_AWAY, why, true, now_us);
 		break;
 	case FEED_CLOSING:
 	case FEED_STOPPED:
@@ -423,34 +415,73 @@ static int64_t first_beat_at(struct feed *f, int64_t now_us)
 	return now_us + (int64_t)(rng_unit(f->env->rng) * (double)interval);
 }
 
+/* Sends of the open sequence, and replies, may go out before the feed is open. */
+static bool can_send(const struct feed *f)
+{
+	return f->state == FEED_OPEN || (f->state == FEED_CONNECTING && f->upgraded);
+}
+
+static bool step_is_send(const struct feed *f)
+{
+	return f->open_step < f->cfg->n_on_open && f->cfg->on_open[f->open_step].send;
+}
+
 void feed_on_open(struct feed *f, int64_t now_us)
 {
+	if (f->state != FEED_CONNECTING || f->aborting || f->upgraded)
+		return;
+	f->upgraded = true;
+	f->conn_no++;
+	if (f->sink)
+		sink_open_record(f->sink, feed_real_us(), f->cfg->name, f->conn_no,
+		                 f->cfg->url.display);
+	if (f->cfg->open_after == 0) {
+		feed_became_open(f, now_us);
+		return;
+	}
+	/* The sequence (its waits) must finish within connect_timeout of the upgrade. */
+	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
+	if (step_is_send(f))
+		f->env->shell->want_write(f);
+}
+
+void feed_became_open(struct feed *f, int64_t now_us)
+{
+	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
 	char attempt[16];
 
-	if (f->state != FEED_CONNECTING || f->aborting)
-		return;
-	f->conn_no++;
 	f->stats.connects++;
 	f->open_since_us = now_us;
 	f->last_data_us = now_us;
 	set_state(f, FEED_OPEN, now_us);
-	if (f->cfg->heartbeat.type != HB_NONE)
+	if (hb->type == HB_SERVER) {
+		/* The server's heartbeats have `timeout` from the open to start coming. */
+		f->hb_waiting_since_us = now_us;
+		f->hb_answer_due_us = now_us + hb->timeout_ms * 1000;
+		tq_arm(f->env->tq, &f->t_answer, f->hb_answer_due_us);
+	} else if (hb->type != HB_NONE) {
 		tq_arm(f->env->tq, &f->t_beat, first_beat_at(f, now_us));
+	}
 	if (f->cfg->idle_timeout_ms > 0)
 		tq_arm(f->env->tq, &f->t_idle, now_us + f->cfg->idle_timeout_ms * 1000);
-	if (f->cfg->n_on_open > 0)
+	if (step_is_send(f) || f->out_q)
 		f->env->shell->want_write(f);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
 	         &(struct feed_event){
 	             "open", LOG_LVL_NOTICE, {{"url", f->cfg->url.display}, {"attempt", attempt}}},
 	         "connection open");
-	if (f->sink)
-		sink_open_record(f->sink, real_us(), f->cfg->name, f->conn_no, f->cfg->url.display);
+}
+
+void feed_on_tls_rejected(struct feed *f, const char *reason)
+{
+	f->peer_reached = true;
+	feed_set_error(f, "%s", reason);
 }
 
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
 {
+	f->peer_reached = true;
 	f->http_status = status;
 	f->retry_after_ms = retry_after_ms;
 }
@@ -471,19 +502,21 @@ static void on_beat_timer(struct tq_timer *t, int64_t now_us)
 
 	if (f->state != FEED_OPEN)
 		return;
+	if (!f->beat_pending) {
+		f->beat_pending = true;
+		f->hb_seq++;
+		f->env->shell->want_write(f);
+	}
 	if (f->hb_waiting_since_us == 0) {
 		/* The answer has `timeout` from when we could first ask: a loop that woke up late
 		 * must not count its own delay against the peer. */
 		f->hb_waiting_since_us = due;
 		f->hb_answer_due_us = (now_us > due ? now_us : due) + hb->timeout_ms * 1000;
+		f->hb_awaited = f->hb_seq;
 		/* An armed t_answer is due no later than this (it belongs to an earlier beat):
 		 * it re-arms itself when it fires. */
 		if (!tq_armed(&f->t_answer))
 			tq_arm(f->env->tq, &f->t_answer, f->hb_answer_due_us);
-	}
-	if (!f->beat_pending) {
-		f->beat_pending = true;
-		f->env->shell->want_write(f);
 	}
 	/* Stay on the original grid: beats missed while the loop was busy are skipped, not
 	 * bunched, and the period never drifts by the time it took to get here. */
@@ -509,8 +542,11 @@ static void on_answer_timer(struct tq_timer *t, int64_t now_us)
 	feed_set_error(f, "heartbeat timeout");
 	feed_log(f,
 	         &(struct feed_event){"heartbeat_timeout", LOG_LVL_WARNING, {{"timeout_ms", ms}}},
-	         "no heartbeat answer within %s ms: connection declared dead", ms);
-	begin_close(f, WS_CLOSE_GOING_AWAY, "heartbeat timeout", now_us);
+	         f->cfg->heartbeat.type == HB_SERVER
+	             ? "no heartbeat from the server within %s ms: connection declared dead"
+	             : "no heartbeat answer within %s ms: connection declared dead",
+	         ms);
+	feed_begin_close(f, WS_CLOSE_GOING_AWAY, "heartbeat timeout", false, now_us);
 }
 
 static void on_idle_timer(struct tq_timer *t, int64_t now_us)
@@ -530,7 +566,15 @@ static void on_idle_timer(struct tq_timer *t, int64_t now_us)
 	feed_set_error(f, "idle timeout");
 	feed_log(f, &(struct feed_event){"idle_timeout", LOG_LVL_WARNING, {{"idle_ms", ms}}},
 	         "no data message for %s ms", ms);
-	begin_close(f, WS_CLOSE_GOING_AWAY, "idle timeout", now_us);
+	feed_begin_close(f, WS_CLOSE_GOING_AWAY, "idle timeout", false, now_us);
+}
+
+/* What the open sequence is at, for a timeout's reason: a wait's match, as written. */
+static const char *open_step_text(const struct feed *f)
+{
+	const struct cfg_step *st = &f->cfg->on_open[f->open_step];
+
+	return st->wait ? st->wait->text : "sending";
 }
 
 static void on_state_timer(struct tq_timer *t, int64_t now_us)
@@ -540,6 +584,11 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 	switch (f->state) {
 	case FEED_RESOLVING:
 	case FEED_CONNECTING:
+		if (f->upgraded && f->open_step < f->cfg->n_on_open)
+			feed_set_error(f,
+			               "connect timeout after %" PRId64 " ms in the open sequence, "
+			               "at on_open[%zu] (%s)",
+			               f->cfg->connect_timeout_ms, f->open_step, open_step_text(f));
 		feed_set_error(f, "connect timeout after %" PRId64 " ms%s",
 		               f->cfg->connect_timeout_ms,
 		               f->state == FEED_RESOLVING ? " (still resolving the name)" : "");
@@ -556,20 +605,62 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 	}
 }
 
-static void answered(struct feed *f, int64_t rtt_us)
+static void observe_answer(struct feed *f, int64_t rtt_us)
 {
 	char rtt[32];
 
-	f->hb_waiting_since_us = 0;
-	f->hb_answer_due_us = 0; /* t_answer stays armed: see struct feed */
 	f->stats.beats_answered++;
 	f->stats.last_rtt_ms = (double)rtt_us / 1000.0;
 	observe_rtt(&f->stats, (double)rtt_us / 1e6);
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
 		feed_log(f, &(struct feed_event){"heartbeat", LOG_LVL_DEBUG, {{"rtt_ms", rtt}}},
-		         "heartbeat answered");
+		         "heartbeat answered in %s ms", rtt);
 	}
+}
+
+/* Every outstanding beat is answered. */
+static void answered(struct feed *f, int64_t rtt_us)
+{
+	f->hb_waiting_since_us = 0;
+	f->hb_answer_due_us = 0; /* t_answer stays armed: see struct feed */
+	observe_answer(f, rtt_us);
+}
+
+void feed_beat_answered(struct feed *f, uint32_t seq, int64_t now_us)
+{
+	int64_t interval = f->cfg->heartbeat.interval_ms * 1000;
+	/* Beats go out on a fixed grid: an earlier one left (hb_seq - seq) intervals before. */
+	int64_t sent = f->hb_last_sent_us - (int64_t)(f->hb_seq - seq) * interval;
+
+	if (f->state != FEED_OPEN || f->hb_waiting_since_us == 0 || seq < f->hb_awaited)
+		return;
+	if (seq >= f->hb_seq) {
+		answered(f, now_us > sent ? now_us - sent : 0);
+		return;
+	}
+	/* A later beat is still out: its answer is awaited from its own send time. */
+	f->hb_awaited = seq + 1;
+	f->hb_waiting_since_us = sent + interval;
+	f->hb_answer_due_us = f->hb_waiting_since_us + f->cfg->heartbeat.timeout_ms * 1000;
+	observe_answer(f, now_us > sent ? now_us - sent : 0);
+}
+
+void feed_server_beat(struct feed *f, int64_t now_us)
+{
+	if (f->state != FEED_OPEN || f->cfg->heartbeat.type != HB_SERVER)
+		return;
+	/* Lazy: t_answer re-arms itself for the new deadline when it fires. */
+	f->hb_answer_due_us = now_us + f->cfg->heartbeat.timeout_ms * 1000;
+}
+
+void feed_on_server_ping(struct feed *f, int64_t now_us)
+{
+	if (f->state != FEED_OPEN || f->cfg->heartbeat.type != HB_SERVER)
+		return;
+	f->stats.keepalive++;
+	if (!f->cfg->heartbeat.expect)
+		feed_server_beat(f, now_us);
 }
 
 static uint64_t get_be64(const unsigned char *p)
@@ -602,152 +693,50 @@ void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us)
 	answered(f, now_us - sent);
 }
 
-/* Heartbeat answers are matched incrementally, so no message needs to be buffered for it. */
-static void match_expect(struct feed *f, const void *data, size_t len, bool first, bool binary)
+const char *feed_expand(struct feed *f, const struct tmpl *t, size_t *len)
+{
+	struct tmpl_ctx c = {.seq = f->hb_seq, .now_real_us = 0, .random = f->env->random};
+
+	if (t->flat) {
+		*len = t->flat_len;
+		return t->flat;
+	}
+	c.now_real_us = feed_real_us();
+	mbuf_reset(&f->env->scratch);
+	if (tmpl_expand(t, &c, &f->env->scratch) < 0)
+		return NULL;
+	*len = f->env->scratch.len;
+	return f->env->scratch.p;
+}
+
+static void beat_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 {
 	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
-	bool want_binary = hb->type == HB_BINARY;
+	const char *data;
+	size_t len;
 
-	if (first)
-		f->rx_match = (hb->expect && binary == want_binary) ? 0 : SIZE_MAX;
-	if (f->rx_match == SIZE_MAX)
+	if (hb->type == HB_PING) {
+		/* The payload is the send time, carried by the frame: nothing kept per feed. */
+		*fr = (struct feed_frame){
+		    .kind = FRAME_PING, .src = SRC_BEAT, .data = fr->ping_buf, .len = 8};
+		put_be64(fr->ping_buf, (uint64_t)now_us);
 		return;
-	if (len == 0)
-		return; /* an empty piece (lws may pass NULL) matches trivially */
-	if (f->rx_match + len > hb->expect_len || memcmp(hb->expect + f->rx_match, data, len) != 0)
-		f->rx_match = SIZE_MAX;
-	else
-		f->rx_match += len;
-}
-
-/* Appends a piece of the current message for the sink; the size limit is checked before. */
-static int buffer_piece(struct feed *f, const void *data, size_t len)
-{
-	if (f->rx_len > f->msg_cap) {
-		size_t cap = f->msg_cap ? f->msg_cap : 4096;
-		char *p;
-		while (cap < f->rx_len)
-			cap *= 2;
-		if (cap > f->cfg->max_message_size)
-			cap = f->cfg->max_message_size;
-		p = realloc(f->msg_buf, cap);
-		if (!p)
-			return -1;
-		f->msg_buf = p;
-		f->msg_cap = cap;
 	}
-	if (len)
-		memcpy(f->msg_buf + f->rx_len - len, data, len);
-	return 0;
-}
-
-static void message_done(struct feed *f, int64_t now_us)
-{
-	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
-	bool is_answer = false;
-
-	f->stats.messages++;
-	f->stats.bytes += f->rx_len;
-	f->stats.last_msg_us = now_us;
-	if (f->sink)
-		sink_message(f->sink, real_us(), f->cfg->name, f->conn_no, f->rx_binary, f->msg_buf,
-		             f->rx_len);
-	if (hb->type == HB_TEXT || hb->type == HB_BINARY) {
-		if (!hb->expect)
-			is_answer = true;
-		else if (f->rx_match == hb->expect_len)
-			is_answer = true;
-		if (is_answer && f->hb_waiting_since_us != 0 && f->state == FEED_OPEN)
-			answered(f, now_us - f->hb_last_sent_us);
+	data = feed_expand(f, hb->payload, &len);
+	if (!data) {
+		f->beat_pending = false; /* unanswered, it will time out */
+		return;
 	}
-	/* A message that is only the heartbeat's expected answer is not data. */
-	if (!(is_answer && hb->expect))
-		f->last_data_us = now_us;
-}
-
-/*
- * A protocol violation fails the connection (RFC 6455 §7.1.7): a close frame with code and
- * the connection dropped at once; the shell stops reading meanwhile.
- */
-static int fail_now(struct feed *f, int code, const char *reason, int64_t now_us)
-{
-	f->rx_too_big = true; /* nothing more of this message is looked at */
-	if (f->state == FEED_OPEN || f->close_wait) {
-		begin_close(f, code, reason, now_us);
-		/* Reading has stopped and lws may not offer a write slot while the peer's frame is
-		 * half read: if the close frame is not out almost at once, drop the connection. */
-		tq_arm(f->env->tq, &f->t_state, now_us + FEED_FAIL_TIMEOUT_US);
-	}
-	return -1;
-}
-
-/*
- * Validates text incrementally, also across fragments: the continuation bytes still expected
- * and the range allowed for the next one (which rules out overlong forms and surrogates).
- */
-static bool utf8_ok(struct feed *f, const unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned c = p[i];
-		if (f->u8_need) {
-			if (c < f->u8_lo || c > f->u8_hi)
-				return false;
-			f->u8_need--;
-			f->u8_lo = 0x80;
-			f->u8_hi = 0xbf;
-			continue;
-		}
-		if (c < 0x80)
-			continue;
-		f->u8_lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-		f->u8_hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-		f->u8_need = c >= 0xc2 && c <= 0xdf   ? 1
-		             : c >= 0xe0 && c <= 0xef ? 2
-		             : c >= 0xf0 && c <= 0xf4 ? 3
-		                                      : 0;
-		if (!f->u8_need)
-			return false;
-	}
-	return true;
-}
-
-int feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool final, bool binary,
-               int64_t now_us)
-{
-	/* While a graceful close waits for the peer's, what it still sends is kept. */
-	if (f->state != FEED_OPEN && !(f->state == FEED_CLOSING && f->close_wait))
-		return 0;
-	if (first) {
-		f->rx_len = 0;
-		f->rx_too_big = false;
-		f->rx_binary = binary;
-		f->u8_need = 0;
-	}
-	if (f->rx_too_big)
-		return 0;
-	f->rx_len += len;
-	if (f->rx_len > f->cfg->max_message_size) {
-		feed_set_error(f, "message larger than max_message_size (%zu bytes)",
-		               f->cfg->max_message_size);
-		return fail_now(f, WS_CLOSE_TOO_BIG, "message too big", now_us);
-	}
-	if (!binary && (!utf8_ok(f, data, len) || (final && f->u8_need))) {
-		feed_set_error(f, "text message is not valid UTF-8");
-		return fail_now(f, WS_CLOSE_INVALID_DATA, "invalid UTF-8", now_us);
-	}
-	if (f->sink && buffer_piece(f, data, len) < 0) {
-		feed_set_error(f, "out of memory buffering a %zu byte message", f->rx_len);
-		return fail_now(f, WS_CLOSE_TOO_BIG, "out of memory", now_us);
-	}
-	match_expect(f, data, len, first, binary);
-	if (final)
-		message_done(f, now_us);
-	return 0;
+	*fr = (struct feed_frame){.kind = hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
+	                          .src = SRC_BEAT,
+	                          .data = data,
+	                          .len = len};
 }
 
 void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 {
-	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
+	const char *data;
+	size_t len;
 
 	*fr = (struct feed_frame){.kind = FRAME_NONE};
 	if (!f->conn_live || f->aborting)
@@ -760,30 +749,40 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 		                          .len = strlen(why),
 		                          .close_code = f->close_code,
 		                          .wait_for_peer = f->close_wait};
-	} else if (f->state != FEED_OPEN) {
+	} else if (!can_send(f)) {
 		return;
-	} else if (f->on_open_next < f->cfg->n_on_open) {
-		const char *m = f->cfg->on_open[f->on_open_next];
+	} else if (f->out_q) {
+		/* Replies first: a server that pings wants its answer before anything else. */
+		*fr = (struct feed_frame){.kind = FRAME_TEXT,
+		                          .src = SRC_REPLY,
+		                          .data = f->out_q->data,
+		                          .len = f->out_q->len};
+	} else if (step_is_send(f)) {
+		data = feed_expand(f, f->cfg->on_open[f->open_step].send, &len);
+		if (!data) {
+			feed_set_error(f, "out of memory building on_open[%zu]", f->open_step);
+			return;
+		}
 		*fr = (struct feed_frame){
-		    .kind = FRAME_TEXT, .src = SRC_ON_OPEN, .data = m, .len = strlen(m)};
-	} else if (f->beat_pending && hb->type == HB_PING) {
-		/* The payload is the send time, carried by the frame: nothing kept per feed. */
-		*fr = (struct feed_frame){
-		    .kind = FRAME_PING, .src = SRC_BEAT, .data = fr->ping_buf, .len = 8};
-		put_be64(fr->ping_buf, (uint64_t)now_us);
-	} else if (f->beat_pending) {
-		*fr = (struct feed_frame){.kind = hb->type == HB_BINARY ? FRAME_BINARY : FRAME_TEXT,
-		                          .src = SRC_BEAT,
-		                          .data = hb->payload,
-		                          .len = hb->payload_len};
+		    .kind = FRAME_TEXT, .src = SRC_ON_OPEN, .data = data, .len = len};
+	} else if (f->beat_pending && f->state == FEED_OPEN) {
+		beat_frame(f, now_us, fr);
 	}
 }
 
 bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us)
 {
+	struct feed_out *o;
+
 	switch (fr->src) {
 	case SRC_ON_OPEN:
-		f->on_open_next++;
+		f->open_step++;
+		break;
+	case SRC_REPLY:
+		o = f->out_q;
+		f->out_q = o->next;
+		free(o);
+		f->stats.replies_sent++;
 		break;
 	case SRC_BEAT:
 		f->beat_pending = false;
@@ -795,7 +794,8 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 		f->close_sent = true;
 		return false;
 	}
-	return f->state == FEED_OPEN && (f->on_open_next < f->cfg->n_on_open || f->beat_pending);
+	return can_send(f) &&
+	       (f->out_q || step_is_send(f) || (f->state == FEED_OPEN && f->beat_pending));
 }
 
 /* An attempt that never opened: count it and log why. Returns the policy's delay. */
@@ -854,7 +854,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	                               {"close_reason", *why ? why : NULL}}},
 	         "connection closed: %s%s", err, code_text);
 	if (f->sink)
-		sink_closed_record(f->sink, real_us(), f->cfg->name, f->conn_no,
+		sink_closed_record(f->sink, feed_real_us(), f->cfg->name, f->conn_no,
 		                   f->close_code ? f->close_code : 1006 /* abnormal closure */,
 		                   err);
 	return backoff_delay_ms(rc, f->failures ? f->failures : 1, rng_unit(f->env->rng));
@@ -878,6 +878,10 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 	/* Records carry the state the feed is in after the event. */
 	set_state(f, to, now_us);
 	delay = was_open ? connection_ended(f, now_us) : attempt_failed(f);
+	/* Upgraded but failed in the open sequence: the capture saw it open, so it sees it end. */
+	if (!was_open && f->upgraded && f->sink)
+		sink_closed_record(f->sink, feed_real_us(), f->cfg->name, f->conn_no, 1006,
+		                   err_or(f, "connection failed"));
 	if (to == FEED_STOPPED) {
 		if (f->env->on_stopped)
 			f->env->on_stopped(f->env, f);

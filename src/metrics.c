@@ -91,8 +91,14 @@ static const struct counter_def counters[] = {
     COUNTER("wsbeat_heartbeats_sent_total", beats_sent, "Heartbeats sent."),
     COUNTER("wsbeat_heartbeat_timeouts_total", beat_timeouts,
             "Heartbeats not answered within the timeout."),
-    COUNTER("wsbeat_messages_received_total", messages, "Complete messages received."),
-    COUNTER("wsbeat_bytes_received_total", bytes, "Message payload bytes received."),
+    COUNTER("wsbeat_messages_received_total", messages,
+            "Data messages received (keep-alive traffic is counted apart)."),
+    COUNTER("wsbeat_bytes_received_total", bytes,
+            "Payload bytes of data messages received, as on the wire (before inflating)."),
+    COUNTER("wsbeat_keepalive_messages_total", keepalive,
+            "Keep-alive traffic received: heartbeat answers, server heartbeats (messages or "
+            "PING frames) and messages answered by a reply rule."),
+    COUNTER("wsbeat_replies_sent_total", replies_sent, "Replies sent (replies[] rules)."),
 };
 
 static uint64_t stat_at(const struct feed *f, size_t off)

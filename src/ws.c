@@ -1,6 +1,7 @@
 /* The libwebsockets shell: context, callbacks, the timer driver and signals. */
 #include "wsbeat/ws.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -65,6 +66,31 @@ size_t lws_get_random(struct lws_context *context, void *buf, size_t len)
 	memcpy(buf, pool + left, len);
 	OPENSSL_cleanse(pool + left, len);
 	return len;
+}
+
+/*
+ * lws 4.1.6 answers a server's PING itself and tells its user nothing (client-parser-ws.c
+ * stashes the payload and asks for a write; no callback). The answer goes out through
+ * lws_write(..., LWS_WRITE_PONG), which libwebsockets.so calls through its PLT like every
+ * exported function, so this definition in the executable sees it: every PONG lws writes
+ * on a feed's connection is one PING the server sent. (A PING that arrives while the previous
+ * PONG is still unsent is dropped by lws, and not seen here: it would not be answered either.)
+ * heartbeat.type = "server" without expect watches exactly these.
+ */
+static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len);
+
+int lws_write(struct lws *wsi, unsigned char *buf, size_t len, enum lws_write_protocol wp)
+{
+	static int (*real)(struct lws *, unsigned char *, size_t, enum lws_write_protocol);
+	struct feed *f;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "lws_write");
+	if ((wp & 0x1f) == LWS_WRITE_PONG && lws_get_protocol(wsi)->callback == feed_callback &&
+	    (f = lws_get_opaque_user_data(wsi)) && f->conn == wsi)
+		feed_on_server_ping(f, mono_us());
+	return real(wsi, buf, len, wp);
 }
 
 /* Our heartbeats do the liveness checking: switch lws's validity pinging off. */
@@ -194,10 +220,15 @@ static int append_headers(struct feed *f, struct lws *wsi, unsigned char **p, si
 	char name[160];
 
 	for (size_t i = 0; i < c->n_headers; i++) {
+		size_t n;
+		const char *v = feed_expand(f, c->headers[i].value, &n);
+		if (!v) {
+			feed_set_error(f, "out of memory building the handshake");
+			return -1;
+		}
 		snprintf(name, sizeof(name), "%s:", c->headers[i].name);
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-		                                (const unsigned char *)c->headers[i].value,
-		                                (int)strlen(c->headers[i].value), p, end))
+		                                (const unsigned char *)v, (int)n, p, end))
 			goto too_big;
 	}
 	/* lws would prefix its own origin field with http://; send ours verbatim. */
@@ -308,6 +339,7 @@ static void on_peer_close(struct feed *f, const unsigned char *in, size_t len)
 /* Keeps the real reason of a failed verification: lws's own error text says nothing. */
 static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 {
+	char why[200];
 	int err;
 
 	if (!f->cfg->tls.verify) {
@@ -317,8 +349,9 @@ static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 	if (preverify_ok)
 		return 0;
 	err = X509_STORE_CTX_get_error(x);
-	feed_set_error(f, "TLS certificate verification failed: %s (depth %d)",
-	               X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(x));
+	snprintf(why, sizeof(why), "TLS certificate verification failed: %s (depth %d)",
+	         X509_verify_cert_error_string(err), X509_STORE_CTX_get_error_depth(x));
+	feed_on_tls_rejected(f, why);
 	return 0;
 }
 
@@ -488,6 +521,14 @@ static int ws_connect(struct feed *f)
 	i.address = dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
 	i.port = u->port;
 	i.path = u->path;
+	if (f->cfg->url_path) {
+		size_t n;
+		i.path = feed_expand(f, f->cfg->url_path, &n);
+		if (!i.path) {
+			feed_set_error(f, "out of memory building the URL");
+			return -1;
+		}
+	}
 	/* lws takes the Host header, SNI and the certificate name from host. */
 	i.host = f->cfg->tls.server_name ? f->cfg->tls.server_name : u->host_header;
 	i.protocol = f->cfg->subprotocol;

@@ -16,18 +16,36 @@
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
-enum hb_type { HB_NONE, HB_PING, HB_TEXT, HB_BINARY };
+enum hb_type { HB_NONE, HB_PING, HB_TEXT, HB_BINARY, HB_SERVER };
 
 enum sink_type { SINK_DISCARD, SINK_STDOUT, SINK_FILE };
 
+/* How binary messages are inflated before matching and the sink. */
+enum decompress { DEC_NONE, DEC_GZIP, DEC_DEFLATE, DEC_AUTO };
+
+struct tmpl;
+struct match;
+
 struct cfg_heartbeat {
 	enum hb_type type;
-	int64_t interval_ms; /* > 0 */
-	int64_t timeout_ms;  /* > 0 */
-	char *payload;       /* text/binary: what is sent; NULL for ping/none */
-	size_t payload_len;
-	char *expect; /* text/binary: the answer to wait for; NULL = any message */
-	size_t expect_len;
+	int64_t interval_ms;  /* > 0; not used by server */
+	int64_t timeout_ms;   /* > 0: answer deadline, or for server the longest silence */
+	struct tmpl *payload; /* text/binary: what is sent; NULL for ping/server/none */
+	/* text/binary: the answer (NULL = any message); server: what a server heartbeat looks
+	 * like (NULL = a PING frame). */
+	struct match *expect;
+};
+
+/* One item of the open sequence: a message to send, or a message to wait for. */
+struct cfg_step {
+	struct tmpl *send;
+	struct match *wait;
+};
+
+/* Server messages answered at once (replies = ( { when = ...; send = ...; } )). */
+struct cfg_reply {
+	struct match *when;
+	struct tmpl *send;
 };
 
 struct cfg_reconnect {
@@ -49,25 +67,32 @@ struct cfg_tls {
 
 struct cfg_sink {
 	enum sink_type type;
-	char *path; /* SINK_FILE only */
+	char *path;     /* SINK_FILE only */
+	bool keepalive; /* also write keep-alive messages (heartbeat answers, replied-to) */
 };
 
 struct cfg_header {
 	char *name;
-	char *value; /* secret: never logged */
+	struct tmpl *value; /* secret: never logged */
 };
 
 struct cfg_feed {
 	char *name;
 	struct url url;
-	int line; /* where the feed's group starts in the file */
+	struct tmpl *url_path; /* url.path as a template when its query has ${...}, else NULL */
+	int line;              /* where the feed's group starts in the file */
 	struct cfg_heartbeat heartbeat;
 	struct cfg_reconnect reconnect;
 	int64_t connect_timeout_ms; /* > 0 */
 	int64_t idle_timeout_ms;    /* 0 = off */
 	size_t max_message_size;
-	char **on_open; /* sent in order after every open */
+	struct cfg_step *on_open; /* run in order after every upgrade */
 	size_t n_on_open;
+	size_t open_after; /* steps up to and including the last wait: open once they are done */
+	struct cfg_reply *replies;
+	size_t n_replies;
+	enum decompress decompress;
+	bool compression; /* offer permessage-deflate */
 	struct cfg_header *headers;
 	size_t n_headers;
 	char *subprotocol; /* NULL = none offered */
@@ -126,5 +151,6 @@ int cfg_parse_duration(const char *text, int64_t *ms);
 const char *cfg_log_level_name(enum log_level l);
 const char *cfg_hb_type_name(enum hb_type t);
 const char *cfg_sink_type_name(enum sink_type t);
+const char *cfg_decompress_name(enum decompress d);
 
 #endif

@@ -8,8 +8,11 @@
  *   state        timers armed
  *   idle         none (waiting in the connect queue)
  *   resolving    t_state = connect deadline (it covers resolving and connecting)
- *   connecting   t_state = connect deadline; t_addr while moving on to the next address
- *   open         t_beat (next heartbeat), t_answer (answer deadline, lazily re-armed), t_idle
+ *   connecting   t_state = connect deadline; t_addr while moving on to the next address.
+ *                After the upgrade (upgraded) the open sequence runs: t_state is then its
+ *                deadline, connect_timeout from the upgrade.
+ *   open         t_beat (next heartbeat), t_answer (answer deadline, lazily re-armed; for
+ *                server heartbeats the silence deadline), t_idle
  *   closing      t_state = close deadline (then the connection is dropped)
  *   backoff      t_state = retry time
  *   stopped      none
@@ -24,6 +27,7 @@
 #include "wsbeat/cfg.h"
 #include "wsbeat/connq.h"
 #include "wsbeat/dns.h"
+#include "wsbeat/mbuf.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/timerq.h"
@@ -69,6 +73,8 @@ struct feed_shell {
 	void (*abort)(struct feed *f);
 };
 
+struct zinf;
+
 /* Shared by all feeds of a process. */
 struct feed_env {
 	struct timerq *tq;
@@ -80,10 +86,18 @@ struct feed_env {
 	size_t n_in_state[FEED_NSTATES]; /* how many feeds are in each state */
 	/* Called when a feed reaches FEED_STOPPED (may be NULL). */
 	void (*on_stopped)(struct feed_env *env, struct feed *f);
+	/* Fills buf with unpredictable bytes (${uuid}); NULL leaves zeroes (tests). */
+	void (*random)(void *buf, size_t len);
+	struct mbuf scratch; /* templates expanded for the frame being written */
+	struct zinf **zpool; /* inflaters not in use: a message takes one while it arrives */
+	size_t n_zpool, cap_zpool;
 };
 
+/* Frees what env holds for feeds (the scratch buffer, the inflater pool). */
+void feed_env_fini(struct feed_env *env);
+
 enum frame_kind { FRAME_NONE, FRAME_TEXT, FRAME_BINARY, FRAME_PING, FRAME_CLOSE };
-enum frame_src { SRC_ON_OPEN, SRC_BEAT, SRC_CLOSE };
+enum frame_src { SRC_ON_OPEN, SRC_REPLY, SRC_BEAT, SRC_CLOSE };
 
 /* One frame to write, described by the feed; data stays valid until feed_frame_sent (and may
  * point into the frame itself: do not copy it). */
@@ -104,7 +118,9 @@ extern const double feed_rtt_bounds_s[FEED_RTT_BUCKETS];
 struct feed_stats {
 	uint64_t connects, connect_errors, disconnects;
 	uint64_t beats_sent, beats_answered, beat_timeouts;
-	uint64_t messages, bytes;
+	uint64_t messages, bytes; /* data messages (keep-alive traffic is counted apart) */
+	uint64_t keepalive;       /* heartbeat answers, server heartbeats, replied-to messages */
+	uint64_t replies_sent;
 	double last_rtt_ms;  /* < 0 until the first answer */
 	int64_t last_msg_us; /* CLOCK_MONOTONIC of the last complete message, 0 = none */
 	/* Round trips: per-bucket counts (not cumulative), their sum and count. */
@@ -139,6 +155,7 @@ struct feed {
 	bool aborting;       /* the shell was asked to drop the connection */
 	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
 	bool holds_slot;     /* counts against the connect queue's attempts in flight */
+	bool peer_reached;   /* the server answered (TLS or HTTP): no other address is tried */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
 	struct connq_node qnode;
@@ -169,15 +186,25 @@ struct feed {
 	struct feed_detail *detail; /* NULL until a reason is recorded */
 	int64_t retry_after_ms;     /* -1 = none */
 
-	size_t on_open_next; /* cfg->on_open messages sent on this connection */
+	/* The open sequence: cfg->on_open steps done on this connection (sent, or waited for). */
+	size_t open_step;
+	bool upgraded;     /* the WebSocket upgrade is done (open, or running the sequence) */
+	bool reply_warned; /* a reply could not be built on this connection: said once */
+
+	/* Heartbeats of this connection: the last one's number (${seq}) and the oldest one not
+	 * answered yet. */
+	uint32_t hb_seq, hb_awaited;
+
+	/* Replies built and waiting for a write slot, oldest first. */
+	struct feed_out *out_q;
 
 	/* Where received messages go (NULL: discard, count only); set by the owner. */
 	struct sink *sink;
-	/* The message being received; whole messages are only buffered for a sink. */
-	char *msg_buf;
-	size_t msg_cap;
-	size_t rx_len;
-	size_t rx_match; /* bytes of heartbeat.expect matched so far, or SIZE_MAX: no match */
+	/* The message being received (after inflating); only buffered when something needs it
+	 * whole: a sink, a match, a reply rule or decompression. */
+	struct mbuf msg;
+	struct zinf *zin; /* inflating the current message */
+	size_t rx_len;    /* bytes of the current message as received (before inflating) */
 	int64_t last_data_us;
 	bool rx_binary;
 	bool rx_too_big;
@@ -203,8 +230,14 @@ void feed_on_slot(struct feed *f, int64_t now_us);
 /* Connection events reported by the shell. */
 void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us);
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
+/* The server's certificate was refused, for reason: the attempt fails (as curl does, the other
+ * addresses of the name are not tried: the server was reached and is the wrong one). */
+void feed_on_tls_rejected(struct feed *f, const char *reason);
+/* The WebSocket upgrade is done: the open sequence starts; open when it has finished. */
 void feed_on_open(struct feed *f, int64_t now_us);
 void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
+/* The server sent a PING frame (heartbeat type "server" without expect watches these). */
+void feed_on_server_ping(struct feed *f, int64_t now_us);
 /*
  * A piece of a received message; first/final mark message boundaries. Returns -1 when the
  * peer broke the protocol (a message over max_message_size, text that is not UTF-8): the feed
@@ -224,6 +257,14 @@ void feed_set_error(struct feed *f, const char *fmt, ...) __attribute__((format(
 const char *feed_err(const struct feed *f);
 /* Forgets the recorded reasons and frees their storage (feed_fini does too). */
 void feed_clear_error(struct feed *f);
+
+struct tmpl;
+/*
+ * Expands t for this feed now (${seq} is its last beat; time variables are now): the text, valid
+ * until the next expansion of any feed, or NULL when memory ran out. For the shell's handshake
+ * (header values, the URL query).
+ */
+const char *feed_expand(struct feed *f, const struct tmpl *t, size_t *len);
 
 /* What to write now (FRAME_NONE when nothing); call from the writeable callback. */
 void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr);

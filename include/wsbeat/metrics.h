@@ -12,12 +12,12 @@
 #include "wsbeat/feed.h"
 #include "wsbeat/mbuf.h"
 
-
 /*
  * Prometheus text exposition format 0.0.4: per feed (label feed="name") wsbeat_feed_up,
  * wsbeat_connects_total, wsbeat_connect_errors_total, wsbeat_disconnects_total,
  * wsbeat_heartbeats_sent_total, wsbeat_heartbeat_timeouts_total, wsbeat_heartbeat_rtt_seconds
  * (histogram), wsbeat_messages_received_total, wsbeat_bytes_received_total,
+ * wsbeat_keepalive_messages_total, wsbeat_replies_sent_total,
  * wsbeat_last_message_timestamp_seconds (only for feeds that received one), plus
  * wsbeat_feeds{state="..."} for every state. Returns 0, or -1 on allocation failure.
  */

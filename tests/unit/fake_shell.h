@@ -11,6 +11,8 @@
 
 #include "wsbeat/feed.h"
 #include "wsbeat/log.h"
+#include "wsbeat/match.h"
+#include "wsbeat/tmpl.h"
 #include "wsbeat/util.h"
 
 #define FAKE_MAX_FRAMES 256
@@ -46,9 +48,17 @@ struct fake {
 	/* Frames written by pump(). */
 	struct fake_frame frames[FAKE_MAX_FRAMES];
 	size_t n_frames;
-	/* When set, pump() answers each heartbeat it writes, answer_delay_us later. */
+	/* When set, pump() answers each heartbeat it writes, answer_delay_us later: a PONG, or
+	 * the message answer (text or binary like the beat; "x" when NULL). */
 	bool auto_answer;
 	int64_t answer_delay_us;
+	const char *answer;
+	size_t answer_len;
+
+	/* Templates and matches the test compiled into cfg, freed by fake_fini. */
+	struct tmpl *tmpls[16];
+	struct match *matches[16];
+	size_t n_tmpls, n_matches;
 
 	char log[FAKE_MAX_LOG][512];
 	size_t n_log;
@@ -196,6 +206,30 @@ static void fake_feed_init(struct fake *k)
 	assert_int_equal(feed_init(&k->f, &k->cfg, &k->env), 0);
 }
 
+/* Compiles a template (any variable) for k->cfg; fake_fini frees it. */
+static struct tmpl *fake_tmpl(struct fake *k, const char *src, size_t len)
+{
+	char err[256];
+	struct tmpl *t;
+
+	if (tmpl_compile(src, len, TMPL_ANY, NULL, &t, err, sizeof(err)) < 0)
+		fail_msg("template \"%s\": %s", src, err);
+	assert_true(k->n_tmpls < sizeof(k->tmpls) / sizeof(k->tmpls[0]));
+	return k->tmpls[k->n_tmpls++] = t;
+}
+
+/* Compiles a match of n strings for k->cfg; fake_fini frees it. */
+static struct match *fake_match(struct fake *k, const char *const *srcs, size_t n)
+{
+	char err[256];
+	struct match *m;
+
+	if (match_compile(srcs, n, TMPL_SEQ | TMPL_SECRET, NULL, &m, err, sizeof(err)) < 0)
+		fail_msg("match \"%s\": %s", srcs[0], err);
+	assert_true(k->n_matches < sizeof(k->matches) / sizeof(k->matches[0]));
+	return k->matches[k->n_matches++] = m;
+}
+
 static void fake_fini(struct fake *k)
 {
 	log_set_sink(NULL, NULL);
@@ -206,6 +240,12 @@ static void fake_fini(struct fake *k)
 		for (int i = 0; i < FEED_NSTATES; i++)
 			assert_int_equal(k->env.n_in_state[i], 0);
 	}
+	feed_env_fini(&k->env);
+	for (size_t i = 0; i < k->n_tmpls; i++)
+		tmpl_free(k->tmpls[i]);
+	for (size_t i = 0; i < k->n_matches; i++)
+		match_free(k->matches[i]);
+	k->n_tmpls = k->n_matches = 0;
 	connq_fini(&k->cq);
 	tq_fini(&k->tq);
 }
@@ -237,8 +277,8 @@ static void fake_pump(struct fake *k)
 			if (fr.kind == FRAME_PING)
 				feed_on_pong(&k->f, w->data, w->len, t);
 			else
-				feed_on_rx(&k->f, hb->expect ? hb->expect : "x",
-				           hb->expect ? hb->expect_len : 1, true, true,
+				feed_on_rx(&k->f, k->answer ? k->answer : "x",
+				           k->answer ? k->answer_len : 1, true, true,
 				           hb->type == HB_BINARY, t);
 		}
 		if (!more)

@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include "wsbeat/cfg.h"
+#include "wsbeat/match.h"
+#include "wsbeat/tmpl.h"
 
 #define FEED "feeds = ( { name = \"a\"; url = \"wss://h/\"; } );\n"
 
@@ -77,10 +79,11 @@ static void check_full_okx(const struct cfg_feed *f, const char *dir)
 	assert_string_equal(f->url.path, "/ws/v5/public?key=secret");
 	assert_string_equal(f->url.display, "wss://ws.example.com:8443/ws/v5/public");
 	assert_int_equal(f->heartbeat.type, HB_BINARY);
-	assert_int_equal(f->heartbeat.payload_len, 3);
-	assert_memory_equal(f->heartbeat.payload, "\x01\x02\xff", 3);
-	assert_string_equal(f->heartbeat.expect, "pong"); /* inherited */
-	assert_int_equal(f->heartbeat.expect_len, 4);
+	assert_int_equal(f->heartbeat.payload->flat_len, 3);
+	assert_memory_equal(f->heartbeat.payload->flat, "\x01\x02\xff", 3);
+	assert_string_equal(f->heartbeat.expect->text, "pong"); /* inherited */
+	assert_int_equal(f->heartbeat.expect->n, 1);
+	assert_int_equal(f->heartbeat.expect->c[0].kind, MK_EQUALS);
 	assert_int_equal(f->heartbeat.interval_ms, 1500);
 	assert_int_equal(f->heartbeat.timeout_ms, 5500);
 	assert_int_equal(f->reconnect.initial_ms, 250);
@@ -92,14 +95,15 @@ static void check_full_okx(const struct cfg_feed *f, const char *dir)
 	assert_int_equal(f->idle_timeout_ms, 3600000);
 	assert_int_equal(f->max_message_size, 65536);
 	assert_int_equal(f->n_on_open, 2);
-	assert_string_equal(f->on_open[0], "{\"op\":\"subscribe\"}");
-	assert_string_equal(f->on_open[1], "second");
+	assert_string_equal(f->on_open[0].send->flat, "{\"op\":\"subscribe\"}");
+	assert_string_equal(f->on_open[1].send->flat, "second");
+	assert_int_equal(f->open_after, 0);
 	/* A feed's headers replace the defaults' headers as a whole. */
 	assert_int_equal(f->n_headers, 2);
 	assert_string_equal(f->headers[0].name, "Authorization");
-	assert_string_equal(f->headers[0].value, "Bearer abc");
+	assert_string_equal(f->headers[0].value->flat, "Bearer abc");
 	assert_string_equal(f->headers[1].name, "X-Api-Key");
-	assert_string_equal(f->headers[1].value, "k");
+	assert_string_equal(f->headers[1].value->flat, "k");
 	assert_string_equal(f->subprotocol, "json");
 	assert_string_equal(f->origin, "https://example.com");
 	assert_false(f->tls.verify);
@@ -125,14 +129,13 @@ static void check_full_plain(const struct cfg_feed *f)
 	assert_int_equal(f->heartbeat.type, HB_NONE);
 	/* Inherited payload and expect mean nothing for "none" and are dropped. */
 	assert_null(f->heartbeat.payload);
-	assert_int_equal(f->heartbeat.payload_len, 0);
 	assert_null(f->heartbeat.expect);
 	assert_int_equal(f->heartbeat.interval_ms, 20000);
 	assert_int_equal(f->reconnect.max_ms, 120000);
 	assert_int_equal(f->idle_timeout_ms, 0);
 	assert_int_equal(f->max_message_size, 1073741824);
 	assert_int_equal(f->n_on_open, 1);
-	assert_string_equal(f->on_open[0], "hello");
+	assert_string_equal(f->on_open[0].send->flat, "hello");
 	assert_int_equal(f->n_headers, 1);
 	assert_string_equal(f->headers[0].name, "User-Agent");
 	assert_int_equal(f->sink.type, SINK_STDOUT);
@@ -220,7 +223,7 @@ static void test_nested_merge(void **state)
 
 	(void)state;
 	assert_int_equal(a->heartbeat.type, HB_TEXT);
-	assert_string_equal(a->heartbeat.payload, "hi");
+	assert_string_equal(a->heartbeat.payload->flat, "hi");
 	assert_int_equal(a->heartbeat.interval_ms, 2000);
 	assert_int_equal(a->heartbeat.timeout_ms, 3000);
 	assert_int_equal(a->reconnect.initial_ms, 2000);
@@ -232,9 +235,9 @@ static void test_nested_merge(void **state)
 	assert_true(b->reconnect.multiplier == 2.0);
 	assert_int_equal(b->connect_timeout_ms, 250);
 	assert_int_equal(b->line, 8);
-	assert_string_equal(cc->heartbeat.payload, "yo");
+	assert_string_equal(cc->heartbeat.payload->flat, "yo");
 	assert_non_null(cc->heartbeat.expect);
-	assert_int_equal(cc->heartbeat.expect_len, 0);
+	assert_string_equal(cc->heartbeat.expect->text, "");
 	cfg_free(c);
 }
 
@@ -409,7 +412,7 @@ static void test_wrong_types(void **state)
 	     "t.conf:1: feeds[0].url: ", "must be a string, not a list"},
 	    {"defaults = { heartbeat = { type = \"pong\"; }; };\n" FEED,
 	     "t.conf:1: defaults.heartbeat.type: ",
-	     "must be one of none, ping, text, binary (got \"pong\")"},
+	     "must be one of none, ping, text, binary, server (got \"pong\")"},
 	    {"defaults = { tls = { verify = \"yes\"; }; };\n" FEED,
 	     "t.conf:1: defaults.tls.verify: ", "must be true or false, not a string"},
 	    {"defaults = { tls = { verify = 1; }; };\n" FEED,
@@ -421,11 +424,13 @@ static void test_wrong_types(void **state)
 	    {"defaults = { reconnect = { jitter = \"half\"; }; };\n" FEED,
 	     "t.conf:1: defaults.reconnect.jitter: ", "must be a number, not a string"},
 	    {"defaults = { on_open = \"x\"; };\n" FEED,
-	     "t.conf:1: defaults.on_open: ", "must be a list of strings"},
+	     "t.conf:1: defaults.on_open: ", "must be a list ( \"message\", { wait = MATCH; }"},
 	    {"defaults = {\n on_open = [\n 1, 2 ]; };\n" FEED,
-	     "t.conf:", "defaults.on_open[0]: must be a string, not an integer"},
+	     "t.conf:", "defaults.on_open[0]: must be a message string or { wait = MATCH; }"},
 	    {"defaults = { on_open = ( \"a\",\n { x = 1; } ); };\n" FEED,
-	     "t.conf:2: defaults.on_open[1]: ", "must be a string, not a group"},
+	     "t.conf:2: defaults.on_open[1].x: ",
+	     "unknown setting 'x' (an on_open item has send or "
+	     "wait)"},
 	    {"defaults = { headers = ( \"X: y\" ); };\n" FEED,
 	     "t.conf:1: defaults.headers: ", "must be a group { Name = \"value\"; ... }"},
 	    {"defaults = { headers = { X-A = 1; }; };\n" FEED,

@@ -39,6 +39,8 @@ static void make_feeds(struct feed *a, struct feed *b)
 	                               .beat_timeouts = 1,
 	                               .messages = 1234,
 	                               .bytes = 567890,
+	                               .keepalive = 77,
+	                               .replies_sent = 12,
 	                               .last_rtt_ms = 2.5,
 	                               .last_msg_us = 1000 * SEC - 1500000};
 	a->stats.rtt_buckets[0] = 1; /* <= 1 ms */
@@ -127,6 +129,10 @@ static void test_prometheus_families(void **state)
 	assert_line(t, "wsbeat_messages_received_total{feed=\"alpha\"} 1234");
 	assert_line(t, "wsbeat_bytes_received_total{feed=\"alpha\"} 567890");
 	assert_line(t, "wsbeat_bytes_received_total{feed=\"beta\"} 0");
+	assert_line(t, "# TYPE wsbeat_keepalive_messages_total counter");
+	assert_line(t, "wsbeat_keepalive_messages_total{feed=\"alpha\"} 77");
+	assert_line(t, "wsbeat_replies_sent_total{feed=\"alpha\"} 12");
+	assert_line(t, "wsbeat_replies_sent_total{feed=\"beta\"} 0");
 	assert_line(t, "# TYPE wsbeat_last_message_timestamp_seconds gauge");
 	assert_line(t, "# TYPE wsbeat_feeds gauge");
 	assert_line(t, "wsbeat_feeds{state=\"idle\"} 0");
@@ -135,8 +141,8 @@ static void test_prometheus_families(void **state)
 	assert_line(t, "wsbeat_feeds{state=\"stopped\"} 0");
 	assert_int_equal(count_prefix(t, "wsbeat_feeds{"), FEED_NSTATES);
 	/* Every family has exactly one HELP and one TYPE line. */
-	assert_int_equal(count_prefix(t, "# HELP "), 11);
-	assert_int_equal(count_prefix(t, "# TYPE "), 11);
+	assert_int_equal(count_prefix(t, "# HELP "), 13);
+	assert_int_equal(count_prefix(t, "# TYPE "), 13);
 	assert_int_equal(t[strlen(t) - 1], '\n');
 	free(t);
 }

@@ -1,0 +1,56 @@
+/*
+ * Private to feed.c (the state machine) and feed_rx.c (the receive pipeline): what both halves
+ * of a feed need from each other.
+ */
+#ifndef WSBEAT_FEED_INTERNAL_H
+#define WSBEAT_FEED_INTERNAL_H
+
+#include "wsbeat/feed.h"
+#include "wsbeat/log.h"
+
+/* An event record about a feed: extra fields beyond feed, event and state. */
+struct feed_event {
+	const char *name;
+	enum log_level level;
+	struct log_kv kv[6];
+};
+
+/* A message built for the peer (a reply), waiting for a write slot. */
+struct feed_out {
+	struct feed_out *next;
+	size_t len;
+	char data[];
+};
+
+/* At most this many replies wait for a write slot; more means the peer is not reading. */
+#define FEED_OUT_MAX 16
+
+void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* CLOCK_REALTIME in microseconds (capture timestamps, ${now_*}). */
+int64_t feed_real_us(void);
+
+/* A close frame with code and reason, then the connection ends (at once unless wait). */
+void feed_begin_close(struct feed *f, int code, const char *reason, bool wait, int64_t now_us);
+
+/* The open sequence has finished: the feed is open. */
+void feed_became_open(struct feed *f, int64_t now_us);
+
+/* Heartbeat seq (or, for ping and non-numbered answers, every outstanding one) is answered. */
+void feed_beat_answered(struct feed *f, uint32_t seq, int64_t now_us);
+
+/* The server's heartbeat arrived (type server). */
+void feed_server_beat(struct feed *f, int64_t now_us);
+
+/* Ends the current connection for a protocol violation (reason recorded), from inside a
+ * receive callback: a close frame when the feed is open, else dropped from a timer. -1. */
+int feed_fail(struct feed *f, int code, const char *reason, int64_t now_us);
+
+/* Forgets everything of the message being received and the replies not yet sent. */
+void feed_rx_reset(struct feed *f);
+
+/* Whether received messages must be buffered whole for this feed. */
+bool feed_needs_whole(const struct feed *f);
+
+#endif
