@@ -1,20 +1,23 @@
 #!/bin/sh
 # Quick start: installs what is missing, builds, starts a local WebSocket server on
-# 127.0.0.1:9001 and runs wsbeat on conf/wsbeat.conf against it in the foreground.
-# Stop with Ctrl-C. DURATION=N stops it after N seconds.
+# 127.0.0.1:9001 and runs wsbeat on conf/demo.conf against it in the foreground: each feed's
+# subscribe, every heartbeat answer (with its round trip) and every message show in the log.
+# Stop with Ctrl-C (exit 0). DURATION=N stops it after N seconds.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 ./scripts/build.sh
 
-./build/tests/wsbeat-testsrv --listen 127.0.0.1:9001 --reply ping=pong --quiet-frames \
+# In a session of its own, so that Ctrl-C reaches wsbeat (which closes its feeds cleanly)
+# and not the server under it; the trap stops the server at the end.
+setsid ./build/tests/wsbeat-testsrv --listen 127.0.0.1:9001 --reply ping=pong --quiet-frames \
 	--send-every 1000 '{"ticker":"demo","price":1}' --events /dev/null &
 srv=$!
 trap 'kill $srv 2>/dev/null' EXIT INT TERM
 
-echo "wsbeat: running on conf/wsbeat.conf against ws://127.0.0.1:9001 (Ctrl-C stops)" >&2
+echo "wsbeat: running on conf/demo.conf against ws://127.0.0.1:9001 (Ctrl-C stops)" >&2
 if [ -n "${DURATION:-}" ]; then
-	timeout -s TERM "$DURATION" ./build/wsbeat -c conf/wsbeat.conf || [ $? -eq 124 ]
+	timeout -s TERM "$DURATION" ./build/wsbeat -c conf/demo.conf || [ $? -eq 124 ]
 else
-	./build/wsbeat -c conf/wsbeat.conf
+	./build/wsbeat -c conf/demo.conf
 fi

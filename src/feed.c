@@ -776,9 +776,17 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 
 	switch (fr->src) {
 	case SRC_ON_OPEN:
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			char what[48];
+			snprintf(what, sizeof(what), "sent on_open[%zu]", f->open_step);
+			feed_log_payload(f, "sent", what, fr->data, fr->len, false,
+			                 f->cfg->on_open[f->open_step].send->secret);
+		}
 		f->open_step++;
 		break;
 	case SRC_REPLY:
+		feed_log_payload(f, "reply", "sent a reply", fr->data, fr->len, false,
+		                 f->out_q->secret);
 		o = f->out_q;
 		f->out_q = o->next;
 		free(o);

@@ -19,6 +19,7 @@ struct feed_event {
 struct feed_out {
 	struct feed_out *next;
 	size_t len;
+	bool secret; /* built from a secret source: never shown */
 	char data[];
 };
 
@@ -49,6 +50,11 @@ int feed_fail(struct feed *f, int code, const char *reason, int64_t now_us);
 
 /* Forgets everything of the message being received and the replies not yet sent. */
 void feed_rx_reset(struct feed *f);
+
+/* Logs (debug) what was sent or received: a preview of the text, or only its size when it is
+ * binary or holds a secret. */
+void feed_log_payload(const struct feed *f, const char *event, const char *what, const void *data,
+                      size_t len, bool binary, bool secret);
 
 /* Whether received messages must be buffered whole for this feed. */
 bool feed_needs_whole(const struct feed *f);

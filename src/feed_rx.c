@@ -210,6 +210,7 @@ static void queue_reply(struct feed *f, const struct cfg_reply *r, struct match_
 	}
 	o->next = NULL;
 	o->len = out->len;
+	o->secret = r->send->secret;
 	memcpy(o->data, out->p, out->len);
 	*tail = o;
 	f->env->shell->want_write(f);
@@ -275,8 +276,30 @@ static bool reply_rules(struct feed *f, struct match_msg *mm)
 	return false;
 }
 
+void feed_log_payload(const struct feed *f, const char *event, const char *what, const void *data,
+                      size_t len, bool binary, bool secret)
+{
+	enum { PREVIEW = 120 };
+	char bytes[24];
+
+	if (!log_enabled(LOG_LVL_DEBUG))
+		return;
+	snprintf(bytes, sizeof(bytes), "%zu", len);
+	if (binary || secret)
+		feed_log(f, &(struct feed_event){event, LOG_LVL_DEBUG, {{"bytes", bytes}}},
+		         "%s (%s bytes%s)", what, bytes, secret ? ", not shown: it holds a secret" : "");
+	else
+		feed_log(f, &(struct feed_event){event, LOG_LVL_DEBUG, {{"bytes", bytes}}}, "%s: %.*s%s",
+		         what, (int)(len > PREVIEW ? PREVIEW : len), data ? (const char *)data : "",
+		         len > PREVIEW ? "..." : "");
+}
+
 static void deliver(struct feed *f, bool keepalive, bool binary, int64_t now_us)
 {
+	if (!keepalive)
+		feed_log_payload(f, "message", binary ? "received a binary message" : "received",
+		                 f->msg.p, f->msg.len ? f->msg.len : f->rx_len, binary || !f->msg.p,
+		                 false);
 	if (keepalive) {
 		f->stats.keepalive++;
 	} else {
@@ -351,7 +374,9 @@ int feed_on_rx(struct feed *f, const void *data, size_t len, bool first, bool fi
 		feed_set_error(f, "text message is not valid UTF-8");
 		return feed_fail(f, WS_CLOSE_INVALID_DATA, "invalid UTF-8", now_us);
 	}
-	if (len && feed_needs_whole(f) && take_piece(f, data, len, now_us) < 0)
+	/* At debug level every message is logged with a preview of its text. */
+	if (len && (feed_needs_whole(f) || log_enabled(LOG_LVL_DEBUG)) &&
+	    take_piece(f, data, len, now_us) < 0)
 		return -1;
 	if (final)
 		message_done(f, now_us);
