@@ -287,11 +287,12 @@ void feed_log_payload(const struct feed *f, const char *event, const char *what,
 	snprintf(bytes, sizeof(bytes), "%zu", len);
 	if (binary || secret)
 		feed_log(f, &(struct feed_event){event, LOG_LVL_DEBUG, {{"bytes", bytes}}},
-		         "%s (%s bytes%s)", what, bytes, secret ? ", not shown: it holds a secret" : "");
+		         "%s (%s bytes%s)", what, bytes,
+		         secret ? ", not shown: it holds a secret" : "");
 	else
-		feed_log(f, &(struct feed_event){event, LOG_LVL_DEBUG, {{"bytes", bytes}}}, "%s: %.*s%s",
-		         what, (int)(len > PREVIEW ? PREVIEW : len), data ? (const char *)data : "",
-		         len > PREVIEW ? "..." : "");
+		feed_log(f, &(struct feed_event){event, LOG_LVL_DEBUG, {{"bytes", bytes}}},
+		         "%s: %.*s%s", what, (int)(len > PREVIEW ? PREVIEW : len),
+		         data ? (const char *)data : "", len > PREVIEW ? "..." : "");
 }
 
 static void deliver(struct feed *f, bool keepalive, bool binary, int64_t now_us)

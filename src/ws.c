@@ -319,6 +319,28 @@ static int on_writeable(struct ws *w, struct feed *f, struct lws *wsi)
 	return 0;
 }
 
+/*
+ * permessage-deflate (RFC 7692), offered by feeds with compression = true. The first offer asks
+ * the server to keep its window to 1 KiB (server_max_window_bits=10): our inflater then holds
+ * 1 KiB of window instead of 32. A server that cannot limit its window must decline that
+ * offer, so the second one, without the limit, keeps such servers working. Our own window and
+ * memory level are cut to the minimum once the connection is open (compress_small): we send
+ * only heartbeats and subscriptions.
+ */
+static const struct lws_extension pmd_extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_max_window_bits; server_max_window_bits=10, "
+     "permessage-deflate; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+static void compress_small(struct lws *wsi)
+{
+	/* Fail quietly when the server declined the extension: there is nothing to tune. */
+	(void)lws_set_extension_option(wsi, "permessage-deflate", "client_max_window_bits", "9");
+	(void)lws_set_extension_option(wsi, "permessage-deflate", "mem_level", "1");
+}
+
 static void on_handshake_status(struct feed *f, struct lws *wsi)
 {
 	int status = (int)lws_http_client_http_response(wsi);
@@ -386,6 +408,8 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		on_handshake_status(f, wsi);
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		if (f->cfg->compression)
+			compress_small(wsi);
 		feed_on_open(f, mono_us());
 		return 0;
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -485,10 +509,15 @@ static void ws_cancel_resolve(struct feed *f)
 	dns_cancel(f->dns_req);
 }
 
-static struct lws_vhost *profile_vhost(struct ws *w, const struct cfg_tls *t)
+static bool profile_is(const struct ws_profile *p, const struct cfg_tls *t, bool compression)
+{
+	return p->compression == compression && tls_same_profile(&p->tls, t);
+}
+
+static struct lws_vhost *profile_vhost(struct ws *w, const struct cfg_feed *c)
 {
 	for (size_t i = 0; i < w->n_profiles; i++)
-		if (tls_same_profile(&w->profiles[i]->tls, t))
+		if (profile_is(w->profiles[i], &c->tls, c->compression))
 			return w->profiles[i]->vhost;
 	return w->vhost; /* not reached: ws_prepare made one for every feed */
 }
@@ -515,7 +544,7 @@ static int ws_connect(struct feed *f)
 	struct lws *wsi;
 
 	i.context = w->ctx;
-	i.vhost = profile_vhost(w, &f->cfg->tls); /* never NULL: that binds to the first vhost */
+	i.vhost = profile_vhost(w, f->cfg); /* never NULL: that binds to the first vhost */
 	/* Numeric: lws's own lookup would block the loop. A buffer on the stack will do: lws
 	 * copies every string of i into the new wsi's stash before returning. */
 	i.address = dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
@@ -747,7 +776,8 @@ static void profile_free(struct ws_profile *p)
 }
 
 /* A profile keeps its own copy of the settings: it outlives the snapshot it came from. */
-static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char *err, size_t errlen)
+static struct ws_profile *profile_new(struct ws *w, const struct cfg_tls *t, bool compression,
+                                      char *err, size_t errlen)
 {
 	struct ws_profile *p = calloc(1, sizeof(*p));
 
@@ -760,7 +790,16 @@ static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char 
 	                          .ca_path = dup_or_null(t->ca_path),
 	                          .cert_file = dup_or_null(t->cert_file),
 	                          .key_file = dup_or_null(t->key_file)};
-	snprintf(p->name, sizeof(p->name), "client-%zu", idx);
+	p->compression = compression;
+	snprintf(p->name, sizeof(p->name), "client-%zu", w->n_profiles);
+	/* The same TLS settings share one context, and so its remembered sessions. */
+	for (size_t i = 0; i < w->n_profiles; i++) {
+		if (tls_same_profile(&w->profiles[i]->tls, t) &&
+		    SSL_CTX_up_ref(w->profiles[i]->ssl_ctx) == 1) {
+			p->ssl_ctx = w->profiles[i]->ssl_ctx;
+			return p;
+		}
+	}
 	p->ssl_ctx = tls_client_ctx_new(&p->tls, err, errlen);
 	if (!p->ssl_ctx) {
 		profile_free(p);
@@ -771,8 +810,8 @@ static struct ws_profile *profile_new(const struct cfg_tls *t, size_t idx, char 
 	return p;
 }
 
-static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *cfg, char *err,
-                       size_t errlen)
+static int add_profile(struct ws *w, const struct cfg_tls *t, bool compression,
+                       const struct cfg *cfg, char *err, size_t errlen)
 {
 	struct lws_context_creation_info info = {0};
 	struct ws_profile *p, **v;
@@ -783,7 +822,7 @@ static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *
 		return -1;
 	}
 	w->profiles = v;
-	p = profile_new(t, w->n_profiles, err, errlen);
+	p = profile_new(w, t, compression, err, errlen);
 	if (!p)
 		return -1;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -793,6 +832,8 @@ static int add_profile(struct ws *w, const struct cfg_tls *t, const struct cfg *
 	info.provided_client_ssl_ctx = p->ssl_ctx;
 	info.timeout_secs = (unsigned int)max_connect_timeout_s(cfg);
 	info.connect_timeout_secs = info.timeout_secs;
+	if (compression)
+		info.extensions = pmd_extensions;
 	p->vhost = lws_create_vhost(w->ctx, &info);
 	if (!p->vhost) {
 		snprintf(err, errlen, "cannot create the client vhost %s", p->name);
@@ -807,16 +848,16 @@ int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 {
 	static const struct cfg_tls system_trust = {.verify = true};
 
-	if (w->n_profiles == 0 && add_profile(w, &system_trust, cfg, err, errlen) < 0)
+	if (w->n_profiles == 0 && add_profile(w, &system_trust, false, cfg, err, errlen) < 0)
 		return -1;
 	w->vhost = w->profiles[0]->vhost;
 	check_nofile(cfg->n_feeds);
 	for (size_t i = 0; i < cfg->n_feeds; i++) {
-		const struct cfg_tls *t = &cfg->feeds[i].tls;
+		const struct cfg_feed *c = &cfg->feeds[i];
 		bool have = false;
 		for (size_t j = 0; j < w->n_profiles && !have; j++)
-			have = tls_same_profile(&w->profiles[j]->tls, t);
-		if (!have && add_profile(w, t, cfg, err, errlen) < 0)
+			have = profile_is(w->profiles[j], &c->tls, c->compression);
+		if (!have && add_profile(w, &c->tls, c->compression, cfg, err, errlen) < 0)
 			return -1;
 	}
 	return 0;

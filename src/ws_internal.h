@@ -25,7 +25,9 @@ struct ws_watch {
 /* One client vhost per distinct TLS profile: lws keeps TLS settings per vhost. */
 struct ws_profile {
 	struct cfg_tls tls; /* its own copy of the paths */
-	SSL_CTX *ssl_ctx;   /* ours: lws does not free a provided context */
+	bool compression;   /* offers permessage-deflate (lws keeps extensions per vhost too) */
+	SSL_CTX *ssl_ctx;   /* ours, shared by the profiles of equal TLS settings: lws does not
+	                       free a provided context */
 	struct lws_vhost *vhost;
 	char name[24]; /* lws keeps the pointer */
 };
