@@ -242,6 +242,13 @@ static int check_heartbeat(const struct cfg_ctx *x, const config_setting_t *fs,
 			    "server sends them");
 		return 0;
 	}
+	if (hb->type == HB_PING && f->compression) {
+		struct src c = src_of(fs, ds, "compression");
+		return cfg_err(x, c.s, src_path(p, fpath, c, "compression"),
+		               "cannot go with heartbeat type \"ping\": libwebsockets 4.1 loops on "
+		               "PONG frames once permessage-deflate is on; use an application "
+		               "heartbeat (text/binary) or \"server\"");
+	}
 	if (unused(x, fs, ds, fpath, "heartbeat.expect", "heartbeat.type", msg) < 0)
 		return -1;
 	match_free(hb->expect);

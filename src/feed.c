@@ -678,19 +678,34 @@ static void put_be64(unsigned char *p, uint64_t v)
 		p[i] = (unsigned char)v;
 }
 
-void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us)
+/* PONGs this close together, this many times in a row, are one PONG delivered again and again. */
+#define FEED_PONG_SPIN_US    1000
+#define FEED_PONG_SPIN_COUNT 64
+
+int feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us)
 {
 	int64_t sent;
 
+	/* lws 4.1.6 with permessage-deflate negotiated can hand the same PONG to its user
+	 * forever, spinning the loop (seen here with our own PINGs; a server's unsolicited PONGs
+	 * take the same path): such a connection is dropped, with a reason. */
+	f->pong_spin = now_us - f->last_pong_us < FEED_PONG_SPIN_US ? f->pong_spin + 1 : 0;
+	f->last_pong_us = now_us;
+	if (f->pong_spin >= FEED_PONG_SPIN_COUNT) {
+		feed_set_error(f, "libwebsockets delivers one PONG over and over (a known fault of "
+		                  "lws 4.1 with permessage-deflate): connection dropped");
+		return -1;
+	}
 	if (f->state != FEED_OPEN || f->cfg->heartbeat.type != HB_PING || len != 8 ||
 	    f->hb_waiting_since_us == 0)
-		return;
+		return 0;
 	/* Our PING payload is its send time: a PONG counts only if it echoes a beat we are still
 	 * waiting for, so stray or unsolicited PONGs prove nothing. */
 	sent = (int64_t)get_be64(data);
 	if (sent < f->hb_waiting_since_us || sent > now_us)
-		return;
+		return 0;
 	answered(f, now_us - sent);
+	return 0;
 }
 
 const char *feed_expand(struct feed *f, const struct tmpl *t, size_t *len)

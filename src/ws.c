@@ -423,8 +423,8 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		feed_on_pong(f, in, len, mono_us());
-		return 0;
+		/* -1 closes the connection: lws is looping on this PONG (feed_on_pong). */
+		return feed_on_pong(f, in, len, mono_us());
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		on_peer_close(f, in, len);
 		/* Our close is already out: this is its answer, the handshake is complete. */

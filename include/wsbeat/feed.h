@@ -178,6 +178,8 @@ struct feed {
 	int64_t hb_waiting_since_us;
 	int64_t hb_answer_due_us;
 	int64_t hb_last_sent_us;
+	int64_t last_pong_us; /* when a PONG last arrived, and how many came within 1 ms of the */
+	uint8_t pong_spin;    /* one before: see feed_on_pong */
 	bool beat_pending;
 
 	/* Why the last attempt or connection ended (read through feed_err). */
@@ -235,7 +237,9 @@ void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
 void feed_on_tls_rejected(struct feed *f, const char *reason);
 /* The WebSocket upgrade is done: the open sequence starts; open when it has finished. */
 void feed_on_open(struct feed *f, int64_t now_us);
-void feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
+/* A PONG arrived. -1 when the library is delivering one PONG again and again: the shell must
+ * drop the connection (the reason is recorded). */
+int feed_on_pong(struct feed *f, const void *data, size_t len, int64_t now_us);
 /* The server sent a PING frame (heartbeat type "server" without expect watches these). */
 void feed_on_server_ping(struct feed *f, int64_t now_us);
 /*

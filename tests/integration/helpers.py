@@ -111,7 +111,8 @@ def _render_value(v, indent):
                         for k, x in v.items())
         return "{\n" + inner + pad + "}"
     if isinstance(v, (list, tuple)):
-        if v and all(isinstance(x, dict) for x in v):
+        # A libconfig array [ ] holds scalars of one type; anything else is a list ( ).
+        if v and any(isinstance(x, (dict, list, tuple)) for x in v):
             return "(\n" + ",\n".join(pad + "  " + _render_value(x, indent + 1)
                                       for x in v) + "\n" + pad + ")"
         return "[ " + ", ".join(_render_value(x, indent + 1) for x in v) + " ]"

@@ -15,11 +15,20 @@ from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
   {"t":..,"ev":"sent","conn":1,"data":".."}      (--send-every / --reply / --echo)
   {"t":..,"ev":"close","conn":1,"code":1001,"reason":"..","initiator":"client"}
   {"t":..,"ev":"disconnect","conn":1}
+  {"t":..,"ev":"ping_sent","conn":1,"n":3}          (--ping-every: a PING frame of ours)
+  {"t":..,"ev":"pong","conn":1,"n":3,"ok":true}     (its PONG echoed our payload)
+  {"t":..,"ev":"json_ping","conn":1,"n":3}           (--json-ping-every: {"ping":N} sent)
+  {"t":..,"ev":"json_pong","conn":1,"n":3,"ok":true,"late":false}  ({"pong":N} received)
+  {"t":..,"ev":"silent","conn":1}                    (--silent-after-ms: stopped reading/sending)
+
+Messages given as TEXT may be "hex:0a0b.." (sent as binary) or "gzip:TEXT" (gzip-compressed,
+binary).
 
 Run with /usr/bin/python3 (python3-websockets is installed for the system interpreter only).
 """
 import argparse
 import asyncio
+import gzip
 import json
 import sys
 import time
@@ -61,6 +70,10 @@ class RecordingProtocol(WebSocketServerProtocol):
         emit("handshake", conn=self.conn_id, path=path,
              headers={k.lower(): v for k, v in items},
              header_list=[[k, v] for k, v in items])
+        if ARGS.require_deflate and "permessage-deflate" not in \
+                request_headers.get("Sec-WebSocket-Extensions", ""):
+            emit("refused", conn=self.conn_id, status=400)
+            return HTTPStatus.BAD_REQUEST, [], b"permessage-deflate is required\n"
         if ARGS.status:
             headers = []
             if ARGS.retry_after is not None:
@@ -79,11 +92,98 @@ class RecordingProtocol(WebSocketServerProtocol):
             return frame
 
 
+def payload(text):
+    """TEXT as given on the command line: hex:.. and gzip:.. are binary."""
+    if text.startswith("hex:"):
+        return bytes.fromhex(text[4:])
+    if text.startswith("gzip:"):
+        return gzip.compress(text[5:].encode())
+    return text
+
+
+async def _send(ws, text):
+    await ws.send(payload(text))
+    emit("sent", conn=ws.conn_id, data=text)
+
+
 async def _send_every(ws, ms, text):
     while True:
         await asyncio.sleep(ms / 1000.0)
-        await ws.send(text)
-        emit("sent", conn=ws.conn_id, data=text)
+        await _send(ws, text)
+
+
+async def _send_after(ws, ms, text):
+    await asyncio.sleep(ms / 1000.0)
+    await _send(ws, text)
+
+
+async def _ping_every(ws, ms):
+    """Server heartbeats as PING frames; the client's PONG must echo the payload."""
+    n = 0
+    while True:
+        await asyncio.sleep(ms / 1000.0)
+        n += 1
+        data = b"srv-%d" % n
+        waiter = await ws.ping(data)
+        emit("ping_sent", conn=ws.conn_id, n=n)
+        asyncio.ensure_future(_await_pong(ws, waiter, n))
+
+
+async def _await_pong(ws, waiter, n):
+    try:
+        await waiter
+        emit("pong", conn=ws.conn_id, n=n, ok=True)
+    except (ConnectionClosed, asyncio.CancelledError):
+        pass
+
+
+async def _json_ping_every(ws, ms):
+    """HTX-style: {"ping":N} (gzip-compressed binary with --gzip); {"pong":N} must come back
+    before the next one."""
+    n = 1000
+    while True:
+        await asyncio.sleep(ms / 1000.0)
+        n += 1
+        text = json.dumps({"ping": n})
+        await ws.send(gzip.compress(text.encode()) if ARGS.gzip else text)
+        ws.json_ping = (n, time.monotonic())
+        emit("json_ping", conn=ws.conn_id, n=n)
+
+
+def _check_json_pong(ws, msg):
+    try:
+        j = json.loads(msg)
+    except ValueError:
+        return
+    if not isinstance(j, dict) or "pong" not in j:
+        return
+    n, at = getattr(ws, "json_ping", (None, 0))
+    emit("json_pong", conn=ws.conn_id, n=j["pong"], ok=j["pong"] == n,
+         late=time.monotonic() - at > ARGS.json_ping_every / 1000.0)
+
+
+def _json_pong_reply(msg):
+    """Kraken-style: {"method":"ping","req_id":N} -> {"method":"pong","req_id":N+offset}."""
+    try:
+        j = json.loads(msg)
+    except ValueError:
+        return None
+    if not isinstance(j, dict) or j.get("method") != "ping":
+        return None
+    rid = j.get("req_id")
+    if isinstance(rid, int):
+        rid += ARGS.json_pong_offset
+    return json.dumps({"method": "pong", "req_id": rid, "time_in": "2026-12-03T00:00:00Z"})
+
+
+async def _silent_after(ws, ms, tasks):
+    """A peer that stops dead: no more sending, no more reading (no PONG either), TCP open."""
+    await asyncio.sleep(ms / 1000.0)
+    for t in tasks:
+        if t is not asyncio.current_task():
+            t.cancel()
+    ws.transport.pause_reading()
+    emit("silent", conn=ws.conn_id)
 
 
 async def _close_after(ws, ms):
@@ -100,6 +200,16 @@ async def handler(ws):
             _send_every(ws, int(ARGS.send_every[0]), ARGS.send_every[1])))
     if ARGS.close_after_ms is not None:
         tasks.append(asyncio.ensure_future(_close_after(ws, ARGS.close_after_ms)))
+    for text in ARGS.send_on_open:
+        await _send(ws, text)
+    for ms, text in ARGS.send_after:
+        tasks.append(asyncio.ensure_future(_send_after(ws, int(ms), text)))
+    if ARGS.ping_every:
+        tasks.append(asyncio.ensure_future(_ping_every(ws, ARGS.ping_every)))
+    if ARGS.json_ping_every:
+        tasks.append(asyncio.ensure_future(_json_ping_every(ws, ARGS.json_ping_every)))
+    if ARGS.silent_after_ms is not None:
+        tasks.append(asyncio.ensure_future(_silent_after(ws, ARGS.silent_after_ms, tasks)))
     replies = dict(r.split("=", 1) for r in ARGS.reply)
     try:
         async for msg in ws:
@@ -108,6 +218,10 @@ async def handler(ws):
                 if msg in replies:
                     await ws.send(replies[msg])
                     emit("sent", conn=ws.conn_id, data=replies[msg])
+                if ARGS.json_pong and _json_pong_reply(msg):
+                    await _send(ws, _json_pong_reply(msg))
+                if ARGS.json_ping_every:
+                    _check_json_pong(ws, msg)
             else:
                 emit("binary", conn=ws.conn_id, len=len(msg), hex=msg.hex())
             if ARGS.echo:
@@ -132,7 +246,8 @@ async def main():
         handler, "127.0.0.1", ARGS.port,
         create_protocol=RecordingProtocol,
         subprotocols=ARGS.subprotocol or None,
-        ping_interval=None, ping_timeout=None, compression=None,
+        ping_interval=None, ping_timeout=None,
+        compression="deflate" if ARGS.deflate else None,
         close_timeout=2, max_size=None, max_queue=None,
         reuse_address=True)
     for sock in server.sockets:
@@ -156,6 +271,22 @@ def parse_args(argv):
     p.add_argument("--close-code", type=int, default=1000, help="with --close-after-ms")
     p.add_argument("--close-reason", default="pyserver close-after-ms",
                    help="with --close-after-ms")
+    p.add_argument("--send-on-open", action="append", default=[], metavar="TEXT",
+                   help="send TEXT right after the open (repeatable, in order)")
+    p.add_argument("--send-after", nargs=2, action="append", default=[], metavar=("MS", "TEXT"))
+    p.add_argument("--ping-every", type=int, metavar="MS", help="send PING frames")
+    p.add_argument("--json-ping-every", type=int, metavar="MS",
+                   help='send {"ping":N}; {"pong":N} must come back')
+    p.add_argument("--gzip", action="store_true", help="with --json-ping-every: gzip, binary")
+    p.add_argument("--json-pong", action="store_true",
+                   help='answer {"method":"ping","req_id":N} with a pong echoing req_id')
+    p.add_argument("--json-pong-offset", type=int, default=0,
+                   help="with --json-pong: echo req_id + this (a wrong id)")
+    p.add_argument("--silent-after-ms", type=int,
+                   help="then stop sending and reading on every connection")
+    p.add_argument("--deflate", action="store_true", help="negotiate permessage-deflate")
+    p.add_argument("--require-deflate", action="store_true",
+                   help="answer 400 to a handshake that does not offer permessage-deflate")
     return p.parse_args(argv)
 
 

@@ -240,6 +240,25 @@ static void test_pong_filtering(void **state)
 	assert_int_equal(k.f.stats.beats_answered, 1);
 }
 
+/* lws 4.1 with permessage-deflate can deliver one PONG forever: the feed says to drop it. */
+static void test_pong_delivered_forever(void **state)
+{
+	unsigned char zero[8] = {0};
+	int i;
+	(void)state;
+
+	fake_feed_init(&k);
+	fake_to_open(&k);
+	/* PONGs a few ms apart, however many, are fine. */
+	for (i = 0; i < 200; i++)
+		assert_int_equal(feed_on_pong(&k.f, zero, 8, k.now + i * 2 * MS), 0);
+	k.now += 1 * SEC;
+	for (i = 0; i < 64; i++) /* the first of these is 1 s after the last: no repeat yet */
+		assert_int_equal(feed_on_pong(&k.f, zero, 8, k.now + i), 0);
+	assert_int_equal(feed_on_pong(&k.f, zero, 8, k.now + i), -1);
+	assert_non_null(strstr(feed_err(&k.f), "over and over"));
+}
+
 static void test_late_beats_stay_on_grid(void **state)
 {
 	int64_t due;
@@ -1158,6 +1177,7 @@ int main(void)
 	    T(test_no_heartbeat),
 	    T(test_ping_cycle),
 	    T(test_pong_filtering),
+	    T(test_pong_delivered_forever),
 	    T(test_late_beats_stay_on_grid),
 	    T(test_lazy_answer_deadline),
 	    T(test_lazy_answer_disarms_when_idle),
