@@ -5,7 +5,12 @@
 # the hardening (seccomp, namespaces, DynamicUser) not breaking the daemon, verify and the
 # security score. See /work/shared/systemd-testing.md for the why of every nspawn option.
 #
-#   tests/systemd/run.sh [--prepare]     (root; --prepare only builds the cached root)
+#   tests/systemd/run.sh [--prepare | --as-unified]
+#
+# (root) --prepare only builds the cached root. --as-unified runs the checks as a host with the
+# unified cgroup layout (a stock Debian 12) sees them: on a hybrid host, in a private mount
+# namespace with the cgroup2 hierarchy mounted at /sys/fs/cgroup; on a unified host it skips,
+# the plain run being that already.
 #
 # Env: WSBEAT_BIN, WSBEAT_TESTSRV, WSBEAT_SRC (as in CTest; default build/ of this tree),
 #      WSBEAT_TEST_CACHE (default /var/cache/wsbeat-test), WSBEAT_TEST_ARTIFACTS (a directory
@@ -31,81 +36,18 @@ T0=$(date +%s.%N)
 . "$SRC/tests/systemd/common.sh"
 . "$SRC/tests/systemd/guest.sh"
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
-
-ensure_tools() {
-	local missing=""
-	command -v systemd-nspawn >/dev/null || missing="$missing systemd-container"
-	command -v debootstrap >/dev/null || missing="$missing debootstrap"
-	[ -z "$missing" ] && return 0
-	log "installing:$missing"
-	# --no-install-recommends: libnss-mymachines would edit the host's nsswitch.conf.
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
-		>/dev/null 2>&1 ||
-		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			$missing >/dev/null; } ||
-		skip "cannot install$missing with apt-get"
-}
-
-# The first Debian mirror serving $SUITE in the host's apt sources (one-line or deb822 format).
-mirror() {
-	local m
-	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-		awk -v s="$SUITE" '$1 == "deb" { u = ($2 ~ /^\[/) ? $3 : $2; su = ($2 ~ /^\[/) ? $4 : $3;
-			if (su == s) { print u; exit } }')
-	if [ -z "$m" ]; then
-		m=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk -v s="$SUITE" '
-			/^[[:space:]]*$/ { if (ok && uri != "") { print uri; exit } ok = 0; uri = ""; next }
-			/^URIs:/ { uri = $2 }
-			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }
-			END { if (ok && uri != "") print uri }' | head -n1)
-	fi
-	echo "${m:-http://deb.debian.org/debian}"
-}
-
-# Builds the cached guest root once (about a minute); later runs only check its stamp.
-prepare_rootfs() {
-	mkdir -p "$CACHE"
-	exec 9>"$CACHE/.lock"
-	flock -w "$(secs 900)" 9 || die "timed out waiting for another run's debootstrap"
-	if [ "$(cat "$ROOTFS/.wsbeat-test-stamp" 2>/dev/null)" = "$STAMP" ]; then
-		exec 9>&-
-		return 0
-	fi
-	local m new=$CACHE/rootfs.new
-	m=$(mirror)
-	log "building the cached guest root in $ROOTFS from $m (first run only)"
-	rm -rf "$new"
-	timeout "$(secs 900)" debootstrap --variant=minbase --include="$GUEST_PKGS" "$SUITE" "$new" \
-		"$m" >"$CACHE/debootstrap.log" 2>&1 ||
-		{ tail -n 20 "$CACHE/debootstrap.log"; rm -rf "$new"; die "debootstrap failed"; }
-	: >"$new/etc/machine-id"
-	: >"$new/etc/hostname"
-	rm -f "$new"/var/cache/apt/archives/*.deb
-	echo "$STAMP" >"$new/.wsbeat-test-stamp"
-	rm -rf "$ROOTFS"
-	mv "$new" "$ROOTFS"
-	exec 9>&-
-	log "guest root ready"
-}
-
-if [ "${1:-}" != --prepare ]; then
-	for f in "$BIN" "$TESTSRV"; do
-		[ -x "$f" ] || die "no executable $f (build first, or set WSBEAT_BIN/WSBEAT_TESTSRV)"
-	done
-	# A sanitizer build cannot run under the unit as shipped: LeakSanitizer needs ptrace, which
-	# SystemCallFilter=@system-service denies (and the guest has no libasan). The plain build is
-	# the one this tier checks.
-	if grep -qE 'lib(a|ub)san' <<<"$(ldd "$BIN" 2>/dev/null)"; then
-		skip "$BIN is a sanitizer build; the real-systemd tier runs with the plain build (LeakSanitizer needs ptrace, which the unit's SystemCallFilter denies)"
-	fi
+if [ "${1:-}" = --as-unified ]; then
+	[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
+	cgroup_layout
+	case $CG_LAYOUT in
+	unified) skip "the host's cgroup layout is unified already: the plain run (systemd.container) checks it" ;;
+	none) skip "no cgroup v2 hierarchy to mount at /sys/fs/cgroup (machine kind '$(virt)')" ;;
+	esac
+	log "hybrid host: mounting its cgroup2 hierarchy at /sys/fs/cgroup in a private mount namespace"
+	exec unshare --mount --propagation private sh -c \
+		'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0"' "$0" ||
+		skip "cannot make a private mount namespace here"
 fi
-
-ensure_tools
-prepare_rootfs
-[ "${1:-}" = "--prepare" ] && exit 0
-
 
 ART=${WSBEAT_TEST_ARTIFACTS:-}
 KEEP_ART=1
@@ -114,14 +56,9 @@ if [ -z "$ART" ]; then
 	KEEP_ART=0
 fi
 mkdir -p "$ART"
-
-# --- boot ----------------------------------------------------------------------------------
-# Each container gets its own cgroup (there is no machined on the host to make one), removed
-# after the container has exited.
-CG_UNI=/sys/fs/cgroup/unified/$MACHINE
-CG_SD=/sys/fs/cgroup/systemd/$MACHINE
 NSPAWN=""
 LEADER=""
+CG_DIRS=""
 FAILED=0
 
 cleanup() {
@@ -143,23 +80,53 @@ cleanup() {
 		rm -rf "$ART"
 	fi
 	log "done (exit $rc)"
+	skip_epilogue
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-[ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] ||
-	skip "expects the hybrid cgroup layout (/sys/fs/cgroup/unified and /sys/fs/cgroup/systemd)"
-# Leftovers of a run that was killed before its cleanup: empty cgroups go, busy ones are named.
-for d in /sys/fs/cgroup/unified/wsbeat-test-* /sys/fs/cgroup/systemd/wsbeat-test-*; do
-	[ -d "$d" ] || continue
-	owner=${d##*-}
-	kill -0 "$owner" 2>/dev/null && continue
-	find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-	if [ -d "$d" ]; then
-		echo "warning: $d (from a killed run) still has processes:" \
-			"$(cat "$d"/cgroup.procs 2>/dev/null | tr '\n' ' ')" >&2
+# --- can it run here? (decided before anything expensive) -----------------------------------
+[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
+if [ "${1:-}" != --prepare ]; then
+	for f in "$BIN" "$TESTSRV"; do
+		[ -x "$f" ] || die "no executable $f (build first, or set WSBEAT_BIN/WSBEAT_TESTSRV)"
+	done
+	# A sanitizer build cannot run under the unit as shipped: LeakSanitizer needs ptrace, which
+	# SystemCallFilter=@system-service denies (and the guest has no libasan). The plain build is
+	# the one this tier checks.
+	if grep -qE 'lib(a|ub)san' <<<"$(ldd "$BIN" 2>/dev/null)"; then
+		skip "$BIN is a sanitizer build; the real-systemd tier runs with the plain build (LeakSanitizer needs ptrace, which the unit's SystemCallFilter denies)"
 	fi
-done
+	guest_preflight
+fi
+
+ensure_tools() {
+	local missing=""
+	command -v systemd-nspawn >/dev/null || missing="$missing systemd-container"
+	command -v debootstrap >/dev/null || missing="$missing debootstrap"
+	[ -z "$missing" ] && return 0
+	log "installing:$missing"
+	# --no-install-recommends: libnss-mymachines would edit the host's nsswitch.conf.
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing \
+		>/dev/null 2>&1 ||
+		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 &&
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$missing >/dev/null; } ||
+		skip "cannot install$missing with apt-get"
+}
+
+# The cached guest root, built once (about a minute); later runs only check its stamp.
+prepare_rootfs() {
+	debootstrap_cached "$ROOTFS" "$STAMP" "$SUITE" "$(mirror "$SUITE")" \
+		--variant=minbase --include="$GUEST_PKGS"
+}
+
+ensure_tools
+prepare_rootfs
+[ "${1:-}" = "--prepare" ] && exit 0
+
+# --- boot ----------------------------------------------------------------------------------
+rm_stale_cgroups
 boot_guest
 
 # --- install ---------------------------------------------------------------------------------
