@@ -141,7 +141,7 @@ step() {
 }
 [ ! -e /etc/hosts ] || { echo "the fresh root has an /etc/hosts"; exit 1; }
 cd /root/wsbeat
-echo "fresh: testing \$(git log -1 --format='%h %s')"
+echo "fresh: testing \$(git log -1 --format='%h %<(60,trunc)%s')"
 $STEPS
 EOF
 chmod +x "$WORK/inside.sh"
