@@ -23,12 +23,13 @@ SRC=${WSBEAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${WSBEAT_BIN:-$SRC/build/wsbeat}
 TESTSRV=${WSBEAT_TESTSRV:-$SRC/build/tests/wsbeat-testsrv}
 CACHE=${WSBEAT_TEST_CACHE:-/var/cache/wsbeat-test}
-ROOTFS=$CACHE/rootfs
+ROOTFS=$CACHE/guest-rootfs
 SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
 SUITE=bookworm
 # What the guest needs beyond minbase: systemd as PID 1, /bin/kill (procps) for ExecReload=,
 # and wsbeat's shared libraries (libwebsockets loads its libev event-loop plugin at run time).
-GUEST_PKGS=systemd,systemd-sysv,dbus,procps,libwebsockets17,libwebsockets-evlib-ev,libconfig9,libc-ares2,libsystemd0,libssl3
+# logrotate: the shipped example (conf/logrotate) is run for real against the unit.
+GUEST_PKGS=systemd,systemd-sysv,dbus,procps,logrotate,libwebsockets17,libwebsockets-evlib-ev,libconfig9,libc-ares2,libsystemd0,libssl3
 STAMP="$SUITE minbase $GUEST_PKGS"
 MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
@@ -141,15 +142,26 @@ missing=$(G ldd /usr/sbin/wsbeat | grep "not found" || true)
 [ -z "$missing" ] || die "shared libraries missing in the guest: $missing"
 
 CONF=$GROOT/etc/wsbeat/wsbeat.conf
-write_conf() { # feed names...; v4 feeds dial 127.0.0.1, v6 feeds [::1]
+# feed names...: v4 feeds dial 127.0.0.1:9001, v6 feeds [::1]:9001, cap feeds 127.0.0.1:9002 and
+# write /var/lib/wsbeat/NAME.jsonl; METRICS=1 serves /metrics on 127.0.0.1:9464
+write_conf() {
 	local n host
 	{
 		echo 'log_level = "info";'
 		echo 'status_interval = 0;'
+		[ -z "${METRICS:-}" ] || echo 'metrics = { listen = "127.0.0.1:9464"; };'
 		echo 'defaults = { heartbeat = { interval = 1; timeout = 3; }; reconnect = { initial = 0.2; max = 1; }; };'
 		echo 'feeds = ('
 		for n in "$@"; do
-			case "$n" in v6*) host="[::1]" ;; *) host=127.0.0.1 ;; esac
+			case "$n" in
+			cap*)
+				echo "  { name = \"$n\"; url = \"ws://127.0.0.1:9002/$n\";" \
+					"sink = { type = \"file\"; path = \"/var/lib/wsbeat/$n.jsonl\"; }; },"
+				continue
+				;;
+			v6*) host="[::1]" ;;
+			*) host=127.0.0.1 ;;
+			esac
 			echo "  { name = \"$n\"; url = \"ws://$host:9001/$n\"; },"
 		done | sed '$ s/,$//'
 		echo ');'
@@ -313,6 +325,65 @@ log "ok - SIGSTOP on the main PID: the watchdog killed it and systemd restarted 
 rm -f "$GROOT/run/systemd/system/wsbeat.service.d/watchdog.conf"
 G systemctl daemon-reload
 
+# --- logrotate: the shipped example against the shipped unit ---------------------------------
+# A capture feed whose server pushes a message every 20 ms, then logrotate's real run (forced),
+# twice: each time wsbeat must reopen into a new file of its own (the unit's dynamic user) while
+# the renamed file stops growing; the second run compresses the first rotated file
+# (delaycompress) and gets a name of its own on the same day. After the stop, every record the
+# daemon counted (wsbeat_messages_received_total) is in exactly one of the files, whole.
+G systemd-run -q --unit=wsbeat-capsrv -p Type=exec /usr/local/bin/wsbeat-testsrv \
+	--listen 127.0.0.1:9002 --quiet-frames --send-every 20 tick --events /run/wsbeat-capsrv.events
+cap_listening() { grep -q '"ev":"listening"' "$GROOT/run/wsbeat-capsrv.events"; }
+wait_until 10 "the capture server to listen on 127.0.0.1:9002" cap_listening
+METRICS=1 write_conf v4 v6 v4b cap
+G systemctl restart wsbeat || die "systemctl restart (capture feed, metrics) failed"
+wait_until 15 "STATUS '4/4 feeds open' with the capture feed" status_is "4/4 feeds open"
+install -D -m 0644 "$SRC/conf/logrotate" "$GROOT/etc/logrotate.d/wsbeat"
+CAPDIR=$GROOT/var/lib/wsbeat
+uid=$(awk '/^Uid:/ {print $2}' "$GROOT/proc/$(prop MainPID)/status")
+size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+fresh_cap() { # the current capture file: the daemon's own, and growing
+	[ "$(stat -c %u "$CAPDIR/cap.jsonl" 2>/dev/null)" = "$uid" ] && [ "$(size "$CAPDIR/cap.jsonl")" -gt 200 ]
+}
+wait_until 10 "records in /var/lib/wsbeat/cap.jsonl" fresh_cap
+still() { # FILE: the file does not grow for a second
+	local a
+	a=$(size "$1")
+	sleep 1
+	[ "$(size "$1")" = "$a" ] || die "$1 still grows after the rotation: $a -> $(size "$1") bytes"
+}
+rotated=()
+for round in 1 2; do
+	G logrotate -f /etc/logrotate.d/wsbeat >"$ART/logrotate-$round.log" 2>&1 ||
+		die "logrotate -f /etc/logrotate.d/wsbeat (round $round) failed: $(cat "$ART/logrotate-$round.log")"
+	# One uncompressed rotated file, a new one (the one before is compressed by now).
+	new=$(ls "$CAPDIR" | grep -E '^cap\.jsonl-[0-9]{8}-[0-9]+$' || true)
+	[ "$(wc -w <<<"$new")" -eq 1 ] && [ "$new" != "${rotated[0]:-}" ] ||
+		die "round $round: want one new rotated file, have '$new' in: $(ls -l "$CAPDIR/")"
+	rotated+=("$new")
+	wait_until 10 "wsbeat to reopen a new cap.jsonl of its own after rotation $round" fresh_cap
+	still "$CAPDIR/$new"
+	sleep 1.1 # the next rotation's name (-%Y%m%d-%s) is another second
+done
+[ -f "$CAPDIR/${rotated[0]}.gz" ] && [ ! -e "$CAPDIR/${rotated[0]}" ] ||
+	die "the second rotation did not compress the first rotated file: $(ls -l "$CAPDIR/")"
+[ -f "$CAPDIR/${rotated[1]}" ] || die "the second rotated file was compressed at once (delaycompress)"
+has_record WSBEAT_EVENT=reopen PRIORITY=6 || die "no event=reopen record after the rotations"
+out=$(journal | "${JQ[@]}" --show WSBEAT_EVENT=reopen PRIORITY=3) &&
+	die "wsbeat could not reopen its file after a rotation: $out"
+log "ok - logrotate (conf/logrotate) twice: wsbeat reopened into its own new file each time, the renamed files stopped growing, the first is compressed"
+G systemctl stop wsbeat-capsrv
+received() { # wsbeat_messages_received_total{feed="cap"}, from inside the guest's network
+	nsenter -t "$LEADER" -n /usr/bin/python3 -c '
+import re, urllib.request
+t = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
+print(re.search(r"^wsbeat_messages_received_total\{feed=\"cap\"\} (\d+)", t, re.M).group(1))'
+}
+n1=$(received) || die "cannot read wsbeat_messages_received_total from 127.0.0.1:9464/metrics"
+sleep 0.5
+n2=$(received)
+[ "$n1" = "$n2" ] || die "messages still counted after the capture server stopped: $n1 -> $n2"
+
 # --- stop ------------------------------------------------------------------------------------
 pid=$(prop MainPID)
 t=$(date +%s.%N)
@@ -325,5 +396,26 @@ closes=$(grep -c '"ev":"close".*"code":1001' "$EVENTS" || true)
 [ "$closes" -ge 3 ] || die "the server saw $closes closes with 1001, want 3"
 has_record WSBEAT_EVENT=stop _PID="$pid" || die "no stop record"
 log "ok - systemctl stop: exit 0, Result=success, every feed closed with 1001"
+
+
+# Every counted message is in exactly one capture file (the current one last), each line whole.
+cap_files=("$CAPDIR/${rotated[0]}.gz" "$CAPDIR/${rotated[1]}" "$CAPDIR/cap.jsonl")
+out=$(for f in "${cap_files[@]}"; do gzip -cdf "$f"; done | /usr/bin/python3 -c '
+import json, sys
+n = bad = 0
+for line in sys.stdin:
+    try:
+        r = json.loads(line)
+    except ValueError:
+        bad += 1
+        continue
+    n += r.get("feed") == "cap" and r.get("type") == "text"
+print(n, bad)') || die "cannot read the capture files"
+read -r n bad <<<"$out"
+[ "$bad" -eq 0 ] || die "$bad capture lines are not whole JSON records"
+[ "$n" -eq "$n2" ] ||
+	die "the capture files hold $n messages, the daemon counted $n2 (lost or doubled at a rotation)"
+[ "$n" -gt 100 ] || die "only $n messages captured"
+log "ok - all $n messages the daemon received are in the three capture files, every line whole"
 
 log "PASS: all real-systemd checks"
