@@ -24,7 +24,7 @@ set -euo pipefail
 SRC=${WSBEAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 TESTSRV=${WSBEAT_TESTSRV:-$SRC/build/tests/wsbeat-testsrv}
 CACHE=${WSBEAT_TEST_CACHE:-/var/cache/wsbeat-test}
-ROOTFS=$CACHE/rootfs
+ROOTFS=$CACHE/guest-rootfs
 SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
 MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
@@ -49,9 +49,9 @@ cleanup() {
 	local rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
 	if [ -n "$LEADER" ] && [ -d "/proc/$LEADER" ]; then
-		timeout 20 nsenter -t "$LEADER" -a journalctl --no-pager -o short-monotonic \
+		timeout 20 nsenter -t "$LEADER" -a -r -w journalctl --no-pager -o short-monotonic \
 			>"$ART/guest-journal.txt" 2>&1 || true
-		timeout 10 nsenter -t "$LEADER" -a systemctl status --no-pager 'wsbeat*' \
+		timeout 10 nsenter -t "$LEADER" -a -r -w systemctl status --no-pager 'wsbeat*' \
 			>"$ART/guest-status.txt" 2>&1 || true
 	fi
 	halt_guest

@@ -61,7 +61,11 @@ find_leader() {
 
 booted() { kill -0 "$NSPAWN" && find_leader && [ -S "/proc/$LEADER/root/run/systemd/private" ]; }
 
-G() { timeout "$(secs 60)" nsenter -t "$LEADER" -a "$@"; }
+# -r -w: the guest's root and working directory, taken from its PID 1. Entering its mount
+# namespace alone gives the root of that namespace, which is the guest's root only when nspawn ran
+# outside any chroot (it moves the guest's root onto its own "/", and from a chroot that is not
+# the namespace's root: a fresh machine's test run in a chroot would land in the host's tree).
+G() { timeout "$(secs 60)" nsenter -t "$LEADER" -a -r -w "$@"; }
 
 # Boots the guest from its own cgroup and waits until systemd says it is up (bounded).
 boot_guest() {

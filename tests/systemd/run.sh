@@ -67,9 +67,9 @@ cleanup() {
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
 	if [ -n "$LEADER" ] && [ -d "/proc/$LEADER" ]; then
 		# The guest journal lives in the volatile overlay: copy it out before the halt.
-		timeout 20 nsenter -t "$LEADER" -a journalctl --no-pager -o short-monotonic \
+		timeout 20 nsenter -t "$LEADER" -a -r -w journalctl --no-pager -o short-monotonic \
 			>"$ART/guest-journal.txt" 2>&1 || true
-		timeout 10 nsenter -t "$LEADER" -a systemctl status --no-pager wsbeat wsbeat-testsrv \
+		timeout 10 nsenter -t "$LEADER" -a -r -w systemctl status --no-pager wsbeat wsbeat-testsrv \
 			>"$ART/guest-status.txt" 2>&1 || true
 		cp "/proc/$LEADER/root/run/wsbeat-testsrv.events" "$ART/" 2>/dev/null || true
 	fi
