@@ -1,7 +1,7 @@
 #!/bin/bash
 # A new user's machine: the README's Quick start on a freshly debootstrapped minimal Debian 12
-# (minbase + git + ca-certificates: no compiler, no cmake, no /etc/hosts). A clone of this tree's
-# HEAD is run as root in a chroot of that root:
+# (minbase + git + ca-certificates: no compiler, no cmake, no /etc/hosts). In a clone of this
+# tree's HEAD, as root, with that root as "/":
 #
 #   ./scripts/quickstart.sh   (DURATION=8: deps.sh installs everything from Debian, build.sh
 #                              builds, wsbeat runs against the local test server; both sample
@@ -11,11 +11,11 @@
 # What deps.sh forgets fails here. With --full it runs the README's test command,
 # ./scripts/test.sh, instead of the two ctest commands (about 10 minutes; by hand only).
 #
-#   tests/systemd/fresh.sh [--full] [--keep]      (root; --keep leaves the root's files in
-#                                                  $WSBEAT_TEST_ARTIFACTS/upper for a look)
+#   tests/systemd/fresh.sh [--full]      (root)
 #
 # The minbase root is built once (debootstrap, ~40 s, ~340 MB) at $CACHE/fresh-rootfs and never
-# written: each run works on an overlay of it whose writable half is a tmpfs. The packages
+# written: each run works on an overlay of it whose writable half is a tmpfs, pivoted to as the
+# root of private namespaces. The packages
 # deps.sh downloads are kept in $CACHE/fresh-apt-archives (bind-mounted as the root's apt
 # cache), so only the first run downloads them (~300 MB); deps.sh still runs apt-get update.
 # Everything runs in private mount and PID namespaces, so nothing outlives the run.
@@ -40,12 +40,10 @@ STAMP="$SUITE minbase $FRESH_PKGS"
 TESTS=${WSBEAT_FRESH_TESTS:-integration.test_heartbeat}
 T0=$(date +%s.%N)
 FULL=0
-KEEP=0
 for a in "$@"; do
 	case $a in
 	--full) FULL=1 ;;
-	--keep) KEEP=1 ;;
-	*) echo "usage: $0 [--full] [--keep]" >&2; exit 64 ;;
+	*) echo "usage: $0 [--full]" >&2; exit 64 ;;
 	esac
 done
 
@@ -65,7 +63,7 @@ cleanup() {
 	local rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
 	[ -n "$WORK" ] && rm -rf "$WORK"
-	if [ "$FAILED" -eq 0 ] && [ "$KEEP_ART" -eq 0 ] && [ "$KEEP" -eq 0 ]; then
+	if [ "$FAILED" -eq 0 ] && [ "$KEEP_ART" -eq 0 ]; then
 		rm -rf "$ART"
 	elif [ -f "$ART/fresh.log" ]; then
 		echo "(log: $ART/fresh.log)"
@@ -77,8 +75,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- can it run here? (decided before anything expensive) -----------------------------------
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot, mounts)"
-for t in debootstrap unshare chroot git; do
+[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, namespaces, mounts)"
+for t in debootstrap unshare pivot_root git; do
 	command -v $t >/dev/null || skip "$t is not installed (scripts/deps.sh installs it)"
 done
 # The overlay and the namespaces: a container without CAP_SYS_ADMIN cannot make them.
@@ -104,11 +102,8 @@ debootstrap_cached "$ROOTFS" "$STAMP" "$SUITE" "$MIRROR" --variant=minbase \
 	--include="$FRESH_PKGS"
 mkdir -p "$APT_ARCHIVES/partial"
 WORK=$(mktemp -d /tmp/wsbeat-fresh.XXXXXX)
-if [ "$KEEP" -eq 1 ]; then
-	mkdir -p "$ART/upper"
-fi
 
-# Inside the chroot: the new user's commands, each timed.
+# Inside the fresh root: the new user's commands, each timed.
 STEPS='step "./scripts/quickstart.sh (DURATION=8)" env DURATION=8 ./scripts/quickstart.sh
 grep -q "feed=demo-ping event=open" /tmp/quickstart.log ||
 	{ echo "fresh: quickstart: feed demo-ping never opened"; exit 1; }
@@ -146,9 +141,12 @@ $STEPS
 EOF
 chmod +x "$WORK/inside.sh"
 
-# The chroot, in private mount and PID namespaces: every mount and process goes with them.
-# The overlay's writable half is a tmpfs (an overlay's upper layer cannot be an overlay itself,
-# as / is in many containers); /sys and /dev are the host's (the --full run boots containers).
+# The fresh root becomes the root of private mount and PID namespaces (pivot_root, not chroot:
+# the kernel treats a chrooted process and everything it starts, nspawn's guests included, as
+# chrooted, and refuses them user namespaces, which the unit's PrivateUsers= needs); every
+# mount and process goes with the namespaces. The overlay's writable half is a tmpfs (an
+# overlay's upper layer cannot be an overlay itself, as / is in many containers); /sys and /dev
+# are the host's (the --full run boots containers).
 log "running in a fresh $SUITE minbase root: $(grep -o '^step "[^"]*"' <<<"$STEPS" | cut -c6- | tr '\n' ' ')"
 mkdir "$WORK/mnt"
 t=$(date +%s.%N)
@@ -156,7 +154,7 @@ rc=0
 timeout -s TERM "$(secs $([ "$FULL" -eq 1 ] && echo 3600 || echo 1500))" \
 	unshare --mount --pid --fork --kill-child bash -c '
 set -eu
-ROOTFS=$1 MNT=$2 SRC=$3 APT=$4 INSIDE=$5 KEEPDIR=$6
+ROOTFS=$1 MNT=$2 SRC=$3 APT=$4 INSIDE=$5
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755,size=8g wsbeat-fresh "$MNT"
 mkdir "$MNT/upper" "$MNT/work" "$MNT/root"
@@ -171,14 +169,14 @@ cp /etc/resolv.conf "$R/etc/resolv.conf"
 cp "$INSIDE" "$R/tmp/inside.sh"
 # The new user: git clone, as root.
 git clone -q "$SRC" "$R/root/wsbeat"
-rc=0
-chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-	/tmp/inside.sh </dev/null || rc=$?
-if [ -n "$KEEPDIR" ]; then cp -a "$MNT/upper/." "$KEEPDIR/"; fi
-exit $rc
-' fresh "$ROOTFS" "$WORK/mnt" "$SRC" "$APT_ARCHIVES" "$WORK/inside.sh" \
-	"$([ "$KEEP" -eq 1 ] && echo "$ART/upper")" >"$ART/fresh.log" 2>&1 || rc=$?
+cd "$R"
+pivot_root . mnt
+cd /
+umount -l /mnt
+exec /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+	PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /tmp/inside.sh </dev/null
+' fresh "$ROOTFS" "$WORK/mnt" "$SRC" "$APT_ARCHIVES" "$WORK/inside.sh" >"$ART/fresh.log" 2>&1 ||
+	rc=$?
 grep '^fresh: ' "$ART/fresh.log" | sed 's/^/  /' || true
 if [ "$rc" -ne 0 ]; then
 	tail -n 80 "$ART/fresh.log"

@@ -44,6 +44,10 @@ guest_preflight() {
 	done
 	err=$(unshare --mount --uts --ipc --net --pid --fork true 2>&1) ||
 		skip "cannot create namespaces ($err; machine kind '$(virt)': a nested container without CAP_SYS_ADMIN cannot boot another)"
+	# The unit's PrivateUsers= makes a user namespace in the guest. The kernel refuses one to a
+	# chrooted process, and from a chroot every process of the guest is one.
+	err=$(unshare --user true 2>&1) ||
+		skip "cannot create a user namespace ($err): in a chroot, or user namespaces are disabled; the unit's PrivateUsers= needs them in the guest"
 	log "cgroup layout: $CG_LAYOUT (container cgroups: $CG_DIRS)"
 }
 
