@@ -10,9 +10,10 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
 libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libjansson-dev zlib1g-dev"
-# tests: cmocka; pytest against python3-websockets; openssl makes the TLS fixtures; procps
+# tests: cmocka; pytest against python3-websockets; openssl makes the TLS fixtures; procps;
+# iproute2 (ip) sets up the private network namespaces of the non-loopback tests
 PKGS="$PKGS libcmocka-dev
-python3 python3-websockets python3-pytest python3-prometheus-client openssl procps"
+python3 python3-websockets python3-pytest python3-prometheus-client openssl procps iproute2"
 # fuzzing (tests/fuzz/run.sh): clang and its libFuzzer runtime; llvm brings llvm-symbolizer,
 # without which sanitizer stacks have no function names and tests/fuzz/lsan.supp matches nothing
 PKGS="$PKGS clang libclang-rt-14-dev llvm"
