@@ -27,9 +27,10 @@ ROOTFS=$CACHE/guest-rootfs
 SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
 SUITE=bookworm
 # What the guest needs beyond minbase: systemd as PID 1, /bin/kill (procps) for ExecReload=,
-# and wsbeat's shared libraries (libwebsockets loads its libev event-loop plugin at run time).
-# logrotate: the shipped example (conf/logrotate) is run for real against the unit.
-GUEST_PKGS=systemd,systemd-sysv,dbus,procps,logrotate,libwebsockets17,libwebsockets-evlib-ev,libconfig9,libc-ares2,libsystemd0,libssl3
+# and wsbeat's shared libraries (libwebsockets loads its libev event-loop plugin at run time;
+# libjansson4 and zlib1g are there for the JSON matching and inflate that scripts/deps.sh
+# already installs the headers of). logrotate: the shipped example is run against the unit.
+GUEST_PKGS=systemd,systemd-sysv,dbus,procps,logrotate,libwebsockets17,libwebsockets-evlib-ev,libconfig9,libc-ares2,libsystemd0,libssl3,libjansson4,zlib1g
 STAMP="$SUITE minbase $GUEST_PKGS"
 MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
