@@ -143,8 +143,9 @@ def test_catalog_has_one_entry_per_message_id():
 
 def test_real_systemd_tier_skips_before_any_set_up_where_it_cannot_run(tmp_path):
     """Where no container can boot (here: a read-only cgroup tree, as in a nested container
-    without delegation), tests/systemd/run.sh exits 77 with the reason on its last line, at
-    once: no debootstrap into the (empty) cache, no cgroup left behind."""
+    without delegation; no cgroup tree; the root of a user namespace), tests/systemd/run.sh
+    (and deb.sh, fresh.sh) exit 77 with the reason on their last line, at once: no debootstrap
+    into the (empty) cache."""
     if os.geteuid() != 0:
         pytest.skip("needs root (mounts a read-only cgroup2 in a private mount namespace)")
     need("unshare")
@@ -171,4 +172,14 @@ def test_real_systemd_tier_skips_before_any_set_up_where_it_cannot_run(tmp_path)
     out = r.stdout.decode("utf-8", "replace").strip()
     assert r.returncode == 77, out
     assert out.splitlines()[-1].startswith("SKIP: no cgroup v2 hierarchy"), out
+    assert list(cache.iterdir()) == []
+    # Root of a user namespace (an unprivileged container): all three tiers skip, at once.
+    for script in ("run.sh", "deb.sh", "fresh.sh"):
+        path = os.path.join(SRC, "tests", "systemd", script)
+        r = run(["unshare", "--user", "--map-root-user", path], timeout=30, env=env)
+        out = r.stdout.decode("utf-8", "replace").strip()
+        if r.returncode != 77 and "unshare failed" in out:
+            pytest.skip("cannot make a user namespace here: %s" % out[:300])
+        assert r.returncode == 77, (script, out)
+        assert out.splitlines()[-1].startswith("SKIP: runs as root of a user namespace"), out
     assert list(cache.iterdir()) == []

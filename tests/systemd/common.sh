@@ -23,6 +23,17 @@ skip() {
 }
 skip_epilogue() { [ -z "$SKIP_REASON" ] || echo "SKIP: $SKIP_REASON"; }
 
+# Skips unless this is the host's root, with WHAT ($1) in the reason. The root of a user
+# namespace (an unprivileged or user-remapped container) passes "id -u" but cannot make what
+# booting a container or installing with apt needs (its own cgroups, devices, setuid helpers).
+need_host_root() {
+	local map
+	[ "$(id -u)" -eq 0 ] || skip "needs root ($1)"
+	map=$(awk '{ printf "%s %s %s", $1, $2, $3; exit }' /proc/self/uid_map 2>/dev/null) || map=""
+	[ "$map" = "0 0 4294967295" ] ||
+		skip "runs as root of a user namespace (uid_map '$map', machine kind '$(systemd-detect-virt 2>/dev/null || echo none)'), not as the host's root: a nested container cannot do this ($1)"
+}
+
 # Polls "$@" (quietly) until it succeeds, for at most $1 seconds (scaled).
 wait_until() {
 	local limit what=$2 end

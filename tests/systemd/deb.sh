@@ -68,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, nsenter)"
+need_host_root "systemd-nspawn, nsenter"
 command -v dpkg-deb >/dev/null || skip "dpkg-deb is not installed"
 [ -x "$TESTSRV" ] || die "no executable $TESTSRV (build first, or set WSBEAT_TESTSRV)"
 # The guest has no sanitizer runtime: the package itself is always built plain, but the test

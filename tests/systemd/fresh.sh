@@ -75,7 +75,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- can it run here? (decided before anything expensive) -----------------------------------
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, namespaces, mounts)"
+need_host_root "debootstrap, namespaces, mounts, apt"
 for t in debootstrap unshare pivot_root git; do
 	command -v $t >/dev/null || skip "$t is not installed (scripts/deps.sh installs it)"
 done

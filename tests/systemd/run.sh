@@ -39,7 +39,7 @@ T0=$(date +%s.%N)
 . "$SRC/tests/systemd/guest.sh"
 
 if [ "${1:-}" = --as-unified ]; then
-	[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
+	need_host_root "systemd-nspawn, debootstrap, nsenter"
 	cgroup_layout
 	case $CG_LAYOUT in
 	unified) skip "the host's cgroup layout is unified already: the plain run (systemd.container) checks it" ;;
@@ -88,7 +88,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # --- can it run here? (decided before anything expensive) -----------------------------------
-[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, debootstrap, nsenter)"
+need_host_root "systemd-nspawn, debootstrap, nsenter"
 if [ "${1:-}" != --prepare ]; then
 	for f in "$BIN" "$TESTSRV"; do
 		[ -x "$f" ] || die "no executable $f (build first, or set WSBEAT_BIN/WSBEAT_TESTSRV)"
