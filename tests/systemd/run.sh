@@ -3,7 +3,9 @@
 # real journald), installs the built wsbeat with its unit and catalog, and checks what only real
 # systemd can tell: Type=notify start/reload/stop, the STATUS line, journal fields, the catalog,
 # the hardening (seccomp, namespaces, DynamicUser) not breaking the daemon, verify and the
-# security score. See /work/shared/systemd-testing.md for the why of every nspawn option.
+# security score, the watchdog, and the shipped logrotate example rotating capture files under
+# the unit. See /work/shared/systemd-testing.md for the why of every nspawn option. The guest
+# root is built once under $WSBEAT_TEST_CACHE/guest-rootfs (debootstrap, about a minute).
 #
 #   tests/systemd/run.sh [--prepare | --as-unified]
 #
