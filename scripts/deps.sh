@@ -1,14 +1,25 @@
 #!/bin/sh
 # Installs what wsbeat needs to build and test, from Debian 12's own packages only.
 # Idempotent: does nothing when every package is already installed.
+# --no-install-recommends keeps a fresh machine lean (and keeps libnss-mymachines, a
+# recommendation of systemd-container, from editing nsswitch.conf), so every tool a build or
+# test step runs is listed here by name, with what needs it.
 set -eu
 
+# build: compiler, CMake, pkg-config and the libraries the daemon links
 PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
-libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libcmocka-dev
-python3 python3-websockets python3-pytest python3-prometheus-client openssl procps
-clang libclang-rt-14-dev
-systemd-container debootstrap dpkg-dev"
+libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libjansson-dev zlib1g-dev"
+# tests: cmocka; pytest against python3-websockets; openssl makes the TLS fixtures; procps;
+# iproute2 (ip) sets up the private network namespaces of the non-loopback tests
+PKGS="$PKGS libcmocka-dev
+python3 python3-websockets python3-pytest python3-prometheus-client openssl procps iproute2"
+# fuzzing (tests/fuzz/run.sh): clang and its libFuzzer runtime; llvm brings llvm-symbolizer,
+# without which sanitizer stacks have no function names and tests/fuzz/lsan.supp matches nothing
+PKGS="$PKGS clang libclang-rt-14-dev llvm"
+# the real-systemd tiers (tests/systemd/): nspawn and debootstrap; the Debian package: cpack -G
+# DEB needs dpkg-shlibdeps (dpkg-dev) and file; the man page tests render with groff (-base)
+PKGS="$PKGS systemd-container debootstrap dpkg-dev file groff-base"
 
 missing=""
 for p in $PKGS; do

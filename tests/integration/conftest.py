@@ -25,6 +25,38 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long measurement, run only when asked for")
 
 
+# Skips are never passes. A file whose every test skipped exits 77, which CTest (SKIP_RETURN_CODE)
+# shows as skipped; every skip, whole or partial, is appended with its reason to $WSBEAT_SKIP_LOG
+# (set by CTest) as "CTEST-NAME: test id: reason", which scripts/test.sh prints at the end.
+_outcomes = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(
+            report.longrepr)
+        if reason.startswith("Skipped: "):
+            reason = reason[len("Skipped: "):]
+        _outcomes[report.nodeid] = ("skipped", reason)
+    elif report.failed:
+        _outcomes[report.nodeid] = ("failed", "")
+    elif report.when == "call" and report.nodeid not in _outcomes:
+        _outcomes[report.nodeid] = ("passed", "")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    skipped = [(n, r) for n, (o, r) in _outcomes.items() if o == "skipped"]
+    log = os.environ.get("WSBEAT_SKIP_LOG")
+    if skipped and log:
+        name = os.environ.get("WSBEAT_TEST_NAME", "pytest")
+        with open(log, "a") as f:
+            f.write("".join("%s: %s: %s\n" % (name, n.split("::", 1)[-1], r)
+                            for n, r in skipped))
+    if exitstatus == 0 and skipped and len(skipped) == len(_outcomes):
+        print("\nSKIP: every test skipped: %s" % "; ".join(sorted({r for _, r in skipped})))
+        session.exitstatus = 77
+
+
 def _binary(env, default_rel):
     path = os.environ.get(env) or os.path.join(SRC, default_rel)
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):

@@ -102,7 +102,8 @@ def test_kill_restart_cycles(testsrv, daemon, wsbeat_bin):
 
 
 @pytest.mark.skipif(not os.environ.get("WSBEAT_ASAN_BIN"),
-                    reason="WSBEAT_ASAN_BIN (an ASan+UBSan wsbeat) not set")
+                    reason="WSBEAT_ASAN_BIN (an ASan+UBSan wsbeat) not set: by hand only; "
+                    "scripts/test.sh's sanitizer pass runs test_kill_restart_cycles under ASan")
 def test_kill_restart_cycles_asan(testsrv, tmp_path, monkeypatch):
     binary = os.environ["WSBEAT_ASAN_BIN"]
     monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")

@@ -13,8 +13,9 @@
 # preinstalled in the cached root (run.sh --prepare builds it with them), so apt resolves every
 # Depends: offline; a new Depends: that the root lacks fails here, by design.
 #
-# Env: WSBEAT_SRC (source tree; default this tree), WSBEAT_DEB (a built .deb; default: build one
-#      in a temporary directory with cmake -DCMAKE_INSTALL_PREFIX=/usr && cpack -G DEB),
+# Env: WSBEAT_SRC (source tree; default this tree), WSBEAT_DEB (a built .deb) or WSBEAT_DEB_DIR
+#      (a directory holding one; CTest's package.deb); default: build one in a temporary
+#      directory with cmake -DCMAKE_INSTALL_PREFIX=/usr && cpack -G DEB,
 #      WSBEAT_TESTSRV (default build/tests/wsbeat-testsrv), WSBEAT_TEST_CACHE,
 #      WSBEAT_TEST_ARTIFACTS, WSBEAT_TEST_TIMEOUT_SCALE (as run.sh).
 # Exit: 0 all checks passed, 1 a check failed, 77 cannot run here (reason on the last line).
@@ -23,7 +24,7 @@ set -euo pipefail
 SRC=${WSBEAT_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 TESTSRV=${WSBEAT_TESTSRV:-$SRC/build/tests/wsbeat-testsrv}
 CACHE=${WSBEAT_TEST_CACHE:-/var/cache/wsbeat-test}
-ROOTFS=$CACHE/rootfs
+ROOTFS=$CACHE/guest-rootfs
 SCALE=${WSBEAT_TEST_TIMEOUT_SCALE:-1}
 MACHINE=wsbeat-test-$$
 T0=$(date +%s.%N)
@@ -35,8 +36,7 @@ FAILED=0
 WORK=""
 NSPAWN=""
 LEADER=""
-CG_UNI=/sys/fs/cgroup/unified/$MACHINE
-CG_SD=/sys/fs/cgroup/systemd/$MACHINE
+CG_DIRS=""
 ART=${WSBEAT_TEST_ARTIFACTS:-}
 KEEP_ART=1
 if [ -z "$ART" ]; then
@@ -49,9 +49,9 @@ cleanup() {
 	local rc=$?
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && FAILED=1
 	if [ -n "$LEADER" ] && [ -d "/proc/$LEADER" ]; then
-		timeout 20 nsenter -t "$LEADER" -a journalctl --no-pager -o short-monotonic \
+		timeout 20 nsenter -t "$LEADER" -a -r -w journalctl --no-pager -o short-monotonic \
 			>"$ART/guest-journal.txt" 2>&1 || true
-		timeout 10 nsenter -t "$LEADER" -a systemctl status --no-pager 'wsbeat*' \
+		timeout 10 nsenter -t "$LEADER" -a -r -w systemctl status --no-pager 'wsbeat*' \
 			>"$ART/guest-status.txt" 2>&1 || true
 	fi
 	halt_guest
@@ -63,11 +63,12 @@ cleanup() {
 		rm -rf "$ART"
 	fi
 	log "done (exit $rc)"
+	skip_epilogue
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-[ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, nsenter)"
+need_host_root "systemd-nspawn, nsenter"
 command -v dpkg-deb >/dev/null || skip "dpkg-deb is not installed"
 [ -x "$TESTSRV" ] || die "no executable $TESTSRV (build first, or set WSBEAT_TESTSRV)"
 # The guest has no sanitizer runtime: the package itself is always built plain, but the test
@@ -76,10 +77,17 @@ command -v dpkg-deb >/dev/null || skip "dpkg-deb is not installed"
 if grep -qE 'lib(a|ub)san' <<<"$(ldd "$TESTSRV" 2>/dev/null)"; then
 	skip "$TESTSRV is a sanitizer build; the package tier runs with the plain build"
 fi
+command -v systemd-nspawn >/dev/null && command -v nsenter >/dev/null ||
+	skip "systemd-nspawn is not installed (package systemd-container; scripts/deps.sh installs it)"
+guest_preflight
 
 # --- the package -----------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/wsbeat-deb-build.XXXXXX)
 DEB=${WSBEAT_DEB:-}
+if [ -z "$DEB" ] && [ -n "${WSBEAT_DEB_DIR:-}" ]; then
+	DEB=$(ls "$WSBEAT_DEB_DIR"/wsbeat_*.deb 2>/dev/null | head -n1)
+	[ -n "$DEB" ] || die "no wsbeat_*.deb in WSBEAT_DEB_DIR=$WSBEAT_DEB_DIR (CTest: package.deb builds it)"
+fi
 if [ -z "$DEB" ]; then
 	for t in cmake cpack dpkg-shlibdeps; do
 		command -v $t >/dev/null || skip "$t is not installed (dpkg-shlibdeps: package dpkg-dev)"
@@ -116,16 +124,13 @@ log "ok - control: Depends: $depends"
 log "ok - contents: binary, conffile, both units, catalog, man pages"
 
 # --- the guest -------------------------------------------------------------------------------
-command -v systemd-nspawn >/dev/null && command -v nsenter >/dev/null ||
-	skip "systemd-nspawn is not installed (tests/systemd/run.sh --prepare installs it)"
 # run.sh owns the cached root (its package list includes wsbeat's runtime dependencies).
 rc=0
-"$SRC/tests/systemd/run.sh" --prepare >"$ART/prepare.log" 2>&1 || rc=$?
-[ "$rc" -eq 77 ] && skip "$(tail -n1 "$ART/prepare.log")"
+WSBEAT_SKIP_LOG="" "$SRC/tests/systemd/run.sh" --prepare >"$ART/prepare.log" 2>&1 || rc=$?
+[ "$rc" -eq 77 ] && skip "$(tail -n1 "$ART/prepare.log" | sed 's/^SKIP: //')"
 [ "$rc" -eq 0 ] || { cat "$ART/prepare.log"; die "run.sh --prepare failed"; }
 
-[ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/systemd ] ||
-	skip "expects the hybrid cgroup layout (/sys/fs/cgroup/unified and /sys/fs/cgroup/systemd)"
+rm_stale_cgroups
 boot_guest
 
 # --- install with apt, offline ---------------------------------------------------------------
