@@ -147,6 +147,9 @@ static int variable(struct builder *b, const char *inner, size_t n)
 	int rc;
 
 	snprintf(what, sizeof(what), "${%.*s}", (int)(n > 80 ? 80 : n), inner);
+	/* Names are compared and opened as C strings: a NUL would cut them short unseen. */
+	if (memchr(inner, '\0', n))
+		return fail(b, "a NUL byte inside %s", what);
 	if (nl >= sizeof(name))
 		return fail(b, "unknown template %s", what);
 	memcpy(name, inner, nl);

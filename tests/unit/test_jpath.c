@@ -68,6 +68,19 @@ static void test_segments(void **state)
 	assert_int_equal(jpath_compile("123456789", 9, &p, err, sizeof(err)), 0);
 	assert_int_equal(p.seg[0].idx, 123456789);
 	jpath_fini(&p);
+
+	/* a NUL is a byte like any other: the segments cover all len bytes (this read past the
+	 * copy when the text was strndup'ed) */
+	assert_int_equal(jpath_compile("a\0b.cd", 6, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.n, 2);
+	assert_int_equal(p.seg[0].len, 3);
+	assert_memory_equal(p.seg[0].key, "a\0b", 3);
+	assert_int_equal(p.seg[1].len, 2);
+	assert_memory_equal(p.seg[1].key, "cd", 2);
+	json_t *doc = json_pack("{s:{s:i}}", "a", "cd", 1);
+	assert_null(jpath_get(&p, doc));
+	json_decref(doc);
+	jpath_fini(&p);
 }
 
 static void test_rejections(void **state)

@@ -342,6 +342,30 @@ static void test_unknown_and_unterminated(void **state)
 	compile_err("${env:}", TMPL_ANY, &env, "${env:}: the name is missing");
 	compile_err("${credential:}", TMPL_ANY, &env, "${credential:}: the name is missing");
 	compile_err("${file:}", TMPL_ANY, &env, "${file:}: the name is missing");
+
+	/* a NUL inside ${...} is refused, not cut: ${seq\0x} was ${seq}, ${env:A\0B} read A */
+	static const struct {
+		const char *src;
+		size_t len;
+	} nul[] = {{"${seq\0x}", 9},
+	           {"${env:WSBEAT_TEST_SECRET\0x}", 28},
+	           {"${json:a\0b}", 12},
+	           {"${file:key.txt\0.bak}", 21}};
+	for (size_t i = 0; i < sizeof(nul) / sizeof(nul[0]); i++) {
+		char err[256] = "";
+		struct tmpl *t = NULL;
+		assert_int_equal(
+		    tmpl_compile(nul[i].src, nul[i].len, TMPL_ANY, &env, &t, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "a NUL byte inside ${"));
+		assert_null(t);
+	}
+	/* outside ${...} a NUL is a literal byte */
+	struct tmpl *t = NULL;
+	char err[64];
+	assert_int_equal(tmpl_compile("a\0b$$", 5, 0, NULL, &t, err, sizeof(err)), 0);
+	assert_int_equal(t->flat_len, 4);
+	assert_memory_equal(t->flat, "a\0b$", 4);
+	tmpl_free(t);
 }
 
 static void test_env(void **state)
