@@ -295,9 +295,12 @@ bool tmpl_equal(const struct tmpl *a, const struct tmpl *b)
 
 bool tmpl_has_byte(const struct tmpl *t, const char *set)
 {
+	size_t n = strlen(set);
+
+	/* memchr, not strchr: strchr finds a NUL byte in every set (its terminator). */
 	for (size_t i = 0; i < t->n; i++)
 		for (size_t k = 0; k < t->parts[i].len; k++)
-			if (strchr(set, t->parts[i].text[k]))
+			if (memchr(set, t->parts[i].text[k], n))
 				return true;
 	return false;
 }

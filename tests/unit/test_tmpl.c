@@ -613,6 +613,20 @@ static void test_has_byte(void **state)
 	assert_false(tmpl_has_byte(t, "\r"));
 	tmpl_free(t);
 	unsetenv("WSBEAT_TEST_NL");
+
+	/* a NUL byte (a binary secret, a length-delimited literal) is in no set: strchr found it
+	 * in every one, its own terminator */
+	put_file(cred_dir, "bin", "a\0b", 3);
+	t = compile("${credential:bin}", TMPL_SECRET);
+	assert_int_equal(t->flat_len, 3);
+	assert_false(tmpl_has_byte(t, "\r\n"));
+	assert_false(tmpl_has_byte(t, ""));
+	assert_true(tmpl_has_byte(t, "b"));
+	tmpl_free(t);
+	char err[64];
+	assert_int_equal(tmpl_compile("x\0", 2, 0, NULL, &t, err, sizeof(err)), 0);
+	assert_false(tmpl_has_byte(t, "\r\n"));
+	tmpl_free(t);
 }
 
 static const char msg_text[] =
