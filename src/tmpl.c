@@ -88,19 +88,52 @@ static int read_secret(struct builder *b, const char *what, const char *path)
 {
 	char buf[TMPL_SECRET_MAX + 1];
 	size_t n = 0;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	ssize_t r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc, e;
 
 	if (fd < 0)
 		return fail(b, "%s: cannot read %s: %s", what, path, strerror(errno));
 	while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
 		n += (size_t)r;
+	e = errno;
 	close(fd);
-	if (n > TMPL_SECRET_MAX)
-		return fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
-	if (n && buf[n - 1] == '\n')
-		n -= 1 + (n > 1 && buf[n - 2] == '\r');
-	return add_lit(b, buf, n, true);
+	/* A failed read (a directory: EISDIR) is an error, not an empty secret. */
+	if (r < 0)
+		rc = fail(b, "%s: cannot read %s: %s", what, path, strerror(e));
+	else if (n > TMPL_SECRET_MAX)
+		rc = fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
+	else if (n && buf[n - 1] == '\n')
+		rc = add_lit(b, buf, n - 1 - (n > 1 && buf[n - 2] == '\r'), true);
+	else
+		rc = add_lit(b, buf, n, true);
+	explicit_bzero(buf, n);
+	return rc;
+}
+
+/* Where a credential or file source is read; a path too long for path is an error, since a
+ * truncated one could name another file. */
+static int secret_path(struct builder *b, const char *name, const char *arg, const char *what,
+                       char *path, size_t size)
+{
+	int n;
+
+	if (strcmp(name, "credential") == 0) {
+		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return fail(b, "%s: a credential name is a file name, without '/'", what);
+		if (!b->env || !b->env->cred_dir)
+			return fail(b,
+			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
+			            "LoadCredential=)",
+			            what);
+		n = snprintf(path, size, "%s/%s", b->env->cred_dir, arg);
+	} else if (arg[0] != '/' && b->env && b->env->basedir) {
+		n = snprintf(path, size, "%s/%s", b->env->basedir, arg);
+	} else {
+		n = snprintf(path, size, "%s", arg);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return fail(b, "%s: the path is too long", what);
+	return 0;
 }
 
 static int secret_source(struct builder *b, const char *name, const char *arg, const char *what)
@@ -118,21 +151,8 @@ static int secret_source(struct builder *b, const char *name, const char *arg, c
 			return fail(b, "%s: the environment variable %s is not set", what, arg);
 		return add_lit(b, v, strlen(v), true);
 	}
-	if (strcmp(name, "credential") == 0) {
-		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
-			return fail(b, "%s: a credential name is a file name, without '/'", what);
-		if (!b->env || !b->env->cred_dir)
-			return fail(b,
-			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
-			            "LoadCredential=)",
-			            what);
-		snprintf(path, sizeof(path), "%s/%s", b->env->cred_dir, arg);
-		return read_secret(b, what, path);
-	}
-	if (arg[0] != '/' && b->env && b->env->basedir)
-		snprintf(path, sizeof(path), "%s/%s", b->env->basedir, arg);
-	else
-		snprintf(path, sizeof(path), "%s", arg);
+	if (secret_path(b, name, arg, what, path, sizeof(path)) < 0)
+		return -1;
 	return read_secret(b, what, path);
 }
 

@@ -437,6 +437,20 @@ static void test_file(void **state)
 	/* without a base directory a relative path is taken as given (here: from the cwd) */
 	compile_err("${file:wsbeat-no-such-file}", TMPL_ANY, &nobase,
 	            "cannot read wsbeat-no-such-file: No such file or directory");
+
+	/* a directory opens but cannot be read: an error, not an empty secret */
+	snprintf(want, sizeof(want), "${file:sub}: cannot read %s/sub: Is a directory", base_dir);
+	compile_err("${file:sub}", TMPL_ANY, &env, want);
+	compile_err("${file:/}", TMPL_ANY, &env, "${file:/}: cannot read /: Is a directory");
+	/* a path that does not fit is refused, never cut to another file's name */
+	char *longsrc = malloc(8192);
+	assert_non_null(longsrc);
+	strcpy(longsrc, "${file:");
+	for (int i = 0; i < 2100; i++)
+		strcat(longsrc, "./");
+	strcat(longsrc, "key.txt}");
+	compile_err(longsrc, TMPL_ANY, &env, ": the path is too long");
+	free(longsrc);
 }
 
 static void test_newlines(void **state)
