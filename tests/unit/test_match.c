@@ -566,6 +566,25 @@ static void test_equal(void **state)
 	match_free(z);
 	match_free(x);
 
+	/* the same joined text cut into other clauses: json: clauses have no value to tell
+	 * them apart, only their paths */
+	const char *const c1[] = {"json:a and json:b", "json:c"};
+	const char *const c2[] = {"json:a", "json:b and json:c"};
+	x = compile_n(c1, 2);
+	y = compile_n(c2, 2);
+	assert_string_equal(x->text, y->text);
+	assert_false(match_equal(x, y));
+	assert_false(match_equal(y, x));
+	match_free(y);
+	match_free(x);
+	const char *const c3[] = {"json:a and json:b=1", "json:c"};
+	const char *const c4[] = {"json:a", "json:b=1 and json:c"};
+	x = compile_n(c3, 2);
+	y = compile_n(c4, 2);
+	assert_false(match_equal(x, y));
+	match_free(y);
+	match_free(x);
+
 	/* the same text with a changed credential is a different match */
 	x = compile1("json:token=${credential:token}");
 	y = compile1("json:token=${credential:token}");
