@@ -80,7 +80,8 @@ static int compile_clause(const char *src, unsigned allowed, const struct tmpl_e
 			break;
 		}
 	}
-	allowed &= ~(unsigned)TMPL_JSON;
+	/* match_test has a seq but no clock, random source or message to expand the others. */
+	allowed &= TMPL_SEQ | TMPL_SECRET;
 	if (c->kind != MK_JSON_EQ)
 		return tmpl_compile(src + skip, len - skip, allowed, env, &c->value, err, errlen);
 	src += skip;

@@ -542,6 +542,11 @@ static void test_compile_errors(void **state)
 	/* TMPL_JSON is never granted to a match, even when asked for */
 	list[0] = "json:a=${json:b}";
 	compile_fails(list, 1, TMPL_ANY, "${json:b} is only allowed in replies[].send");
+	/* nor time or ${uuid}: match_test has no clock, so ${now_s} stood for 0 */
+	static const char *const timed[] = {"json:t=${now_s}", "contains:${now_ms}",
+	                                    "equals:${now_iso}", "${uuid}"};
+	for (size_t i = 0; i < sizeof(timed) / sizeof(timed[0]); i++)
+		compile_fails(&timed[i], 1, TMPL_ANY, "} is not allowed here");
 }
 
 static void test_equal(void **state)
