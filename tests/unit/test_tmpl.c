@@ -647,7 +647,9 @@ static const char msg_text[] =
     "{\"i\":-42,\"big\":9223372036854775807,\"min\":-9223372036854775808,\"r\":0.1,"
     "\"r2\":1e300,\"r3\":100.0,\"r4\":-0.0,\"r5\":1.5e-7,\"r6\":0.30000000000000004,"
     "\"r7\":123456789.125,\"s\":\"a\\\"b\\u00e9\\n\\/\",\"o\":{\"k\":[1,\"x\",null,true,false]},"
-    "\"t\":true,\"f\":false,\"n\":null,\"e\":{},\"a\":[],\"ping\":1492420473027}";
+    "\"t\":true,\"f\":false,\"n\":null,\"e\":{},\"a\":[],\"ping\":1492420473027,"
+    "\"nested\":{\"x\":0.1,\"y\":[1.5,100.0,1e21,1e-7,-2.5e-5]},"
+    "\"keys\":{\"z\":1,\"a\\\"b\":\"\\u0001\\t\",\"m\":{}}}";
 
 static void assert_json(const json_t *msg, const char *path, const char *want)
 {
@@ -674,7 +676,9 @@ static void test_json_values(void **state)
 	assert_json(msg, "min", "-9223372036854775808");
 	assert_json(msg, "r", "0.1");
 	assert_json(msg, "r2", "1e+300");
+	assert_json(msg, "r3", "100");
 	assert_json(msg, "r4", "-0");
+	assert_json(msg, "r5", "1.5e-7");
 	assert_json(msg, "r6", "0.30000000000000004");
 	assert_json(msg, "r7", "123456789.125");
 	assert_json(msg, "s", "\"a\\\"b\xc3\xa9\\n/\"");
@@ -686,6 +690,9 @@ static void test_json_values(void **state)
 	assert_json(msg, "n", "null");
 	assert_json(msg, "e", "{}");
 	assert_json(msg, "a", "[]");
+	/* reals inside containers are shortest too (json_dumpb wrote 0.10000000000000001) */
+	assert_json(msg, "nested", "{\"x\":0.1,\"y\":[1.5,100,1e+21,1e-7,-0.000025]}");
+	assert_json(msg, "keys", "{\"z\":1,\"a\\\"b\":\"\\u0001\\t\",\"m\":{}}");
 
 	/* HTX: {"ping":N} is answered with {"pong":N}, N verbatim */
 	struct tmpl *t = compile("{\"pong\":${json:ping}}", TMPL_JSON);
@@ -724,6 +731,41 @@ static void test_put_real_shortest(void **state)
 		}
 		json_decref(v);
 	}
+
+	/* and written as JavaScript writes them: fixed from 1e-6 up to 1e21, else exponent */
+	static const struct {
+		double d;
+		const char *js;
+	} js[] = {
+	    {0.0, "0"},
+	    {-0.0, "-0"},
+	    {100.0, "100"},
+	    {1700000000.0, "1700000000"},
+	    {1e20, "100000000000000000000"},
+	    {1e21, "1e+21"},
+	    {123456789012345678901.0, "123456789012345680000"},
+	    {9223372036854775808.0, "9223372036854776000"},
+	    {1e-6, "0.000001"},
+	    {1e-7, "1e-7"},
+	    {-2.5e-5, "-0.000025"},
+	    {123e-20, "1.23e-18"},
+	    {5e-324, "5e-324"},
+	    {1.7976931348623157e308, "1.7976931348623157e+308"},
+	    {0.30000000000000004, "0.30000000000000004"},
+	    {-340192.25357949035, "-340192.25357949035"},
+	    {4.35, "4.35"},
+	};
+	for (size_t i = 0; i < sizeof(js) / sizeof(js[0]); i++) {
+		json_t *v = json_real(js[i].d);
+		mbuf_reset(&m);
+		tmpl_put_json(&m, v);
+		assert_string_equal(m.p, js[i].js);
+		json_decref(v);
+	}
+	/* no value, nothing written */
+	mbuf_reset(&m);
+	tmpl_put_json(&m, NULL);
+	assert_int_equal(m.len, 0);
 	mbuf_free(&m);
 }
 
