@@ -351,7 +351,9 @@ static int shortest_digits(double d, char *digits, int *exp)
 
 /* A double as JavaScript writes it (Number.prototype.toString, as JSON.stringify and Go's
  * encoding/json do), so an echoed value reads like what the server sent: the shortest digits
- * that read back the same, in fixed notation from 1e-6 to below 1e21, else with an exponent. */
+ * that read back the same, in fixed notation from 1e-6 to below 1e21, else with an exponent.
+ * One exception: a whole number of 2^63 or more keeps its exponent, since parsers with 64-bit
+ * integers (jansson among them) reject a longer integer literal. */
 static void put_real(struct mbuf *out, double d)
 {
 	static const char zeros[] = "000000000000000000000";
@@ -366,10 +368,10 @@ static void put_real(struct mbuf *out, double d)
 	n = exp + 1; /* where the decimal point goes, counted in digits */
 	if (signbit(d))
 		mbuf_put(out, "-", 1);
-	if (nd <= n && n <= 21) {
+	if (nd <= n && n <= 21 && fabs(d) < 0x1p63) {
 		mbuf_put(out, dg, (size_t)nd);
 		mbuf_put(out, zeros, (size_t)(n - nd));
-	} else if (0 < n && n <= 21) {
+	} else if (0 < n && n <= 21 && nd > n) {
 		mbuf_printf(out, "%.*s.%.*s", n, dg, nd - n, dg + n);
 	} else if (-6 < n && n <= 0) {
 		mbuf_put(out, "0.", 2);
