@@ -32,13 +32,16 @@ int jpath_compile(const char *text, size_t len, struct jpath *out, char *err, si
 	}
 	for (size_t i = 0; i < len; i++)
 		n += text[i] == '.';
-	out->text = strndup(text, len);
+	/* Copied by length, not strndup: the segments below index len bytes of the copy. */
+	out->text = malloc(len + 1);
 	out->seg = calloc(n, sizeof(*out->seg));
 	if (!out->text || !out->seg) {
 		jpath_fini(out);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	memcpy(out->text, text, len);
+	out->text[len] = '\0';
 	for (p = out->text, end = out->text + len; k < n; k++) {
 		const char *dot = memchr(p, '.', (size_t)(end - p));
 		size_t sl = dot ? (size_t)(dot - p) : (size_t)(end - p);

@@ -80,7 +80,8 @@ static int compile_clause(const char *src, unsigned allowed, const struct tmpl_e
 			break;
 		}
 	}
-	allowed &= ~(unsigned)TMPL_JSON;
+	/* match_test has a seq but no clock, random source or message to expand the others. */
+	allowed &= TMPL_SEQ | TMPL_SECRET;
 	if (c->kind != MK_JSON_EQ)
 		return tmpl_compile(src + skip, len - skip, allowed, env, &c->value, err, errlen);
 	src += skip;
@@ -164,9 +165,15 @@ bool match_equal(const struct match *a, const struct match *b)
 		return a == b;
 	if (a->n != b->n || strcmp(a->text, b->text) != 0)
 		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (!tmpl_equal(a->c[i].value, b->c[i].value))
+	/* The joined text alone is ambiguous ("x and y", "z" against "x", "y and z"), so each
+	 * clause is compared too: its form, its path and its value with the secrets read. */
+	for (size_t i = 0; i < a->n; i++) {
+		const struct match_clause *x = &a->c[i], *y = &b->c[i];
+		if (x->kind != y->kind || !x->path.text != !y->path.text ||
+		    (x->path.text && strcmp(x->path.text, y->path.text) != 0) ||
+		    !tmpl_equal(x->value, y->value))
 			return false;
+	}
 	return true;
 }
 

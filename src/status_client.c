@@ -1,8 +1,9 @@
-/* `wsbeat status`: fetch /status, parse it with a small strict JSON parser, print a table. */
+/* `wsbeat status`: fetch /status, read it with jansson, print a table. */
 #include "wsbeat/status_client.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -15,268 +16,7 @@
 #include "wsbeat/url.h"
 #include "wsbeat/util.h"
 
-#define JP_MAX_DEPTH 32
-
-/* ---- JSON parser: generic walkers, driven by per-shape member callbacks ---- */
-
-struct jp {
-	const char *s;
-	size_t len, pos;
-	int depth;
-	struct mbuf str; /* the string just parsed */
-	char *err;
-	size_t errlen;
-	bool failed;
-};
-
-/* Called for each member of an object (with its key) or element of an array (key NULL). */
-typedef int (*jp_fn)(struct jp *p, const char *key, void *ctx);
-
-static int jp_skip(struct jp *p);
-
-__attribute__((format(printf, 2, 3))) static int jp_fail(struct jp *p, const char *fmt, ...)
-{
-	char why[128];
-	va_list ap;
-
-	if (p->failed)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	snprintf(p->err, p->errlen, "malformed status JSON at offset %zu: %s", p->pos, why);
-	p->failed = true;
-	return -1;
-}
-
-/* The next significant byte, or -1 at the end of input; whitespace is consumed. */
-static int jp_peek(struct jp *p)
-{
-	while (p->pos < p->len && p->s[p->pos] && strchr(" \t\r\n", p->s[p->pos]))
-		p->pos++;
-	return p->pos < p->len ? (unsigned char)p->s[p->pos] : -1;
-}
-
-static int jp_expect(struct jp *p, char c)
-{
-	if (jp_peek(p) != (unsigned char)c)
-		return jp_fail(p, "expected '%c'", c);
-	p->pos++;
-	return 0;
-}
-
-static int jp_literal(struct jp *p, const char *word)
-{
-	size_t n = strlen(word);
-
-	jp_peek(p);
-	if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
-		return jp_fail(p, "expected '%s'", word);
-	p->pos += n;
-	return 0;
-}
-
-static int jp_hex4(struct jp *p, unsigned *cp)
-{
-	*cp = 0;
-	if (p->len - p->pos < 4)
-		return jp_fail(p, "truncated \\u escape");
-	for (int i = 0; i < 4; i++) {
-		char c = p->s[p->pos++];
-		unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-		             : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-		             : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-		                                    : 16;
-
-		if (d > 15)
-			return jp_fail(p, "bad hex digit in \\u escape");
-		*cp = *cp * 16 + d;
-	}
-	return 0;
-}
-
-static void put_utf8(struct mbuf *b, unsigned cp)
-{
-	static const unsigned char lead[5] = {0, 0, 0xc0, 0xe0, 0xf0};
-	size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-	char u[4];
-
-	for (size_t i = n - 1; i > 0; i--, cp >>= 6)
-		u[i] = (char)(0x80 | (cp & 0x3f));
-	u[0] = (char)(lead[n] | cp);
-	mbuf_put(b, u, n);
-}
-
-/* A \u escape (after the "\u"), joining a UTF-16 surrogate pair into one code point. */
-static int jp_unicode(struct jp *p)
-{
-	unsigned cp, lo;
-
-	if (jp_hex4(p, &cp) < 0)
-		return -1;
-	if (cp >= 0xdc00 && cp <= 0xdfff)
-		return jp_fail(p, "unpaired low surrogate");
-	if (cp >= 0xd800 && cp <= 0xdbff) {
-		if (p->len - p->pos < 2 || memcmp(p->s + p->pos, "\\u", 2) != 0)
-			return jp_fail(p, "unpaired high surrogate");
-		p->pos += 2;
-		if (jp_hex4(p, &lo) < 0)
-			return -1;
-		if (lo < 0xdc00 || lo > 0xdfff)
-			return jp_fail(p, "bad low surrogate");
-		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-	}
-	if (cp == 0)
-		return jp_fail(p, "NUL in string");
-	put_utf8(&p->str, cp);
-	return 0;
-}
-
-static int jp_escape(struct jp *p)
-{
-	static const char map[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
-	char c;
-
-	if (p->pos >= p->len)
-		return jp_fail(p, "unterminated string");
-	c = p->s[p->pos++];
-	for (const char *m = map; *m; m += 2) {
-		if (*m == c) {
-			mbuf_put(&p->str, m + 1, 1);
-			return 0;
-		}
-	}
-	if (c != 'u')
-		return jp_fail(p, "bad escape '\\%c'", c);
-	return jp_unicode(p);
-}
-
-/* Parses a string into p->str (NUL-terminated; never NULL afterwards unless out of memory). */
-static int jp_string(struct jp *p)
-{
-	if (jp_expect(p, '"') < 0)
-		return -1;
-	p->str.len = 0;
-	mbuf_put(&p->str, "", 0);
-	for (;;) {
-		size_t run = p->pos;
-
-		while (p->pos < p->len && p->s[p->pos] != '"' && p->s[p->pos] != '\\' &&
-		       (unsigned char)p->s[p->pos] >= 0x20)
-			p->pos++;
-		mbuf_put(&p->str, p->s + run, p->pos - run);
-		if (p->pos >= p->len)
-			return jp_fail(p, "unterminated string");
-		if (p->s[p->pos] == '"')
-			break;
-		if (p->s[p->pos++] != '\\')
-			return jp_fail(p, "control character in string");
-		if (jp_escape(p) < 0)
-			return -1;
-	}
-	p->pos++;
-	return p->str.oom ? jp_fail(p, "out of memory") : 0;
-}
-
-static size_t jp_digits(struct jp *p)
-{
-	size_t start = p->pos;
-
-	while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-		p->pos++;
-	return p->pos - start;
-}
-
-static bool jp_at(struct jp *p, const char *set)
-{
-	return p->pos < p->len && p->s[p->pos] && strchr(set, p->s[p->pos]);
-}
-
-/* Exactly the JSON number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int jp_number(struct jp *p, double *v)
-{
-	char buf[64];
-	size_t start;
-
-	if (jp_peek(p) < 0)
-		return jp_fail(p, "expected a value");
-	start = p->pos;
-	if (jp_at(p, "-"))
-		p->pos++;
-	if (jp_at(p, "0"))
-		p->pos++;
-	else if (!jp_at(p, "123456789") || !jp_digits(p))
-		return jp_fail(p, "expected a value");
-	if (jp_at(p, ".") && (p->pos++, !jp_digits(p)))
-		return jp_fail(p, "expected digits after '.'");
-	if (jp_at(p, "eE") && (p->pos++, jp_at(p, "+-") ? p->pos++ : 0, !jp_digits(p)))
-		return jp_fail(p, "expected digits in exponent");
-	if (p->pos - start >= sizeof(buf))
-		return jp_fail(p, "number too long");
-	memcpy(buf, p->s + start, p->pos - start);
-	buf[p->pos - start] = '\0';
-	*v = strtod(buf, NULL);
-	return 0;
-}
-
-/* Walks an object ('{') or an array ('['), calling fn per member; key is NULL in arrays. */
-static int jp_walk(struct jp *p, char open, jp_fn fn, void *ctx)
-{
-	char close = open == '{' ? '}' : ']', key[32];
-	bool more;
-	int c;
-
-	if (jp_expect(p, open) < 0)
-		return -1;
-	if (++p->depth > JP_MAX_DEPTH)
-		return jp_fail(p, "nested too deeply");
-	for (more = jp_peek(p) != close; more; p->pos += more) {
-		/* A key longer than every known key is cut, and then matches none of them. */
-		if (open == '{' && jp_string(p) < 0)
-			return -1;
-		snprintf(key, sizeof(key), "%s", open == '{' ? p->str.p : "");
-		if ((open == '{' && jp_expect(p, ':') < 0) ||
-		    fn(p, open == '{' ? key : NULL, ctx) < 0)
-			return -1;
-		c = jp_peek(p);
-		if (c != ',' && c != close)
-			return jp_fail(p, "expected ',' or '%c'", close);
-		more = c == ',';
-	}
-	p->pos++;
-	p->depth--;
-	return 0;
-}
-
-static int skip_fn(struct jp *p, const char *key, void *ctx)
-{
-	return jp_skip(p);
-}
-
-/* Consumes (and so validates) any value. */
-static int jp_skip(struct jp *p)
-{
-	double d;
-
-	switch (jp_peek(p)) {
-	case '{':
-		return jp_walk(p, '{', skip_fn, NULL);
-	case '[':
-		return jp_walk(p, '[', skip_fn, NULL);
-	case '"':
-		return jp_string(p);
-	case 't':
-		return jp_literal(p, "true");
-	case 'f':
-		return jp_literal(p, "false");
-	case 'n':
-		return jp_literal(p, "null");
-	default:
-		return jp_number(p, &d);
-	}
-}
-
-/* ---- The /status document shape ---- */
+/* ---- The /status document, read with jansson ---- */
 
 enum fkind { F_STR, F_REAL, F_UINT, F_CODE };
 
@@ -305,138 +45,150 @@ static const struct field feed_fields[] = {
     FIELD("close_code", F_CODE, close_code),
 };
 
-static int set_string(struct jp *p, char **dst, bool null)
+/* A value of the wrong shape: jansson keeps no offsets for values, so the path names it. */
+__attribute__((format(printf, 3, 4))) static int shape_fail(char *err, size_t errlen,
+                                                            const char *fmt, ...)
 {
-	free(*dst);
-	*dst = NULL;
-	if (null)
-		return 0;
-	if (jp_string(p) < 0)
-		return -1;
-	*dst = strdup(p->str.p);
-	return *dst ? 0 : jp_fail(p, "out of memory");
+	char why[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "malformed status JSON: %s", why);
+	return -1;
 }
 
-static int get_uint(struct jp *p, const char *key, uint64_t *v)
+/* A count: a non-negative whole number (3 and 3.0 alike). */
+static int get_count(const json_t *v, uint64_t *out)
 {
 	double d;
 
-	if (jp_number(p, &d) < 0)
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_real(v))
 		return -1;
+	d = json_real_value(v);
 	if (!(d >= 0 && d < 18446744073709551616.0) || d != floor(d))
-		return jp_fail(p, "\"%s\" is not a count", key);
-	*v = (uint64_t)d;
+		return -1;
+	*out = (uint64_t)d;
 	return 0;
 }
 
-/* Stores one member of a feed object; null gives -1 for reals and 0 for counts and codes. */
-static int set_field(struct jp *p, const struct field *fd, char *base)
+static int set_string(const json_t *v, char **dst, const char *what, size_t i, char *err,
+                      size_t errlen)
 {
-	bool null = jp_peek(p) == 'n';
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return shape_fail(err, errlen, "feeds[%zu].%s is not a string", i, what);
+	/* Without JSON_ALLOW_NUL a string holds no NUL: strdup takes it whole. */
+	*dst = strdup(json_string_value(v));
+	return *dst ? 0 : shape_fail(err, errlen, "out of memory");
+}
+
+/* Stores one member of feed i; null gives NULL strings, -1 for reals, 0 for counts and codes. */
+static int set_field(const struct field *fd, const json_t *v, char *base, size_t i, char *err,
+                     size_t errlen)
+{
 	uint64_t u = 0;
 	double d = -1;
 
-	if (null && jp_literal(p, "null") < 0)
-		return -1;
 	if (fd->kind == F_STR)
-		return set_string(p, (char **)(void *)(base + fd->off), null);
+		return set_string(v, (char **)(void *)(base + fd->off), fd->key, i, err, errlen);
 	if (fd->kind == F_REAL) {
-		if (!null && jp_number(p, &d) < 0)
-			return -1;
+		if (!json_is_null(v) && !json_is_number(v))
+			return shape_fail(err, errlen, "feeds[%zu].%s is not a number", i, fd->key);
+		if (!json_is_null(v))
+			d = json_number_value(v);
 		memcpy(base + fd->off, &d, sizeof(d));
 		return 0;
 	}
-	if (!null && get_uint(p, fd->key, &u) < 0)
-		return -1;
+	if (!json_is_null(v) && get_count(v, &u) < 0)
+		return shape_fail(err, errlen, "feeds[%zu].%s is not a count", i, fd->key);
 	if (fd->kind == F_UINT)
 		memcpy(base + fd->off, &u, sizeof(u));
 	else if (u > 65535)
-		return jp_fail(p, "\"%s\" is out of range", fd->key);
+		return shape_fail(err, errlen, "feeds[%zu].%s is out of range", i, fd->key);
 	else
 		*(int *)(void *)(base + fd->off) = (int)u;
 	return 0;
 }
 
-static int feed_member(struct jp *p, const char *key, void *ctx)
+/* Feed i: the known members (others are skipped, so the server may add fields). */
+static int parse_feed(const json_t *v, struct status_feed *f, size_t i, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(feed_fields); i++)
-		if (strcmp(key, feed_fields[i].key) == 0)
-			return set_field(p, &feed_fields[i], ctx);
-	return jp_skip(p);
-}
+	const json_t *m;
 
-struct doc_ctx {
-	struct status_doc *doc;
-	bool seen_feeds;
-};
-
-static int feed_elem(struct jp *p, const char *key, void *ctx)
-{
-	struct status_doc *doc = ((struct doc_ctx *)ctx)->doc;
-	size_t n = doc->n_feeds;
-	struct status_feed *f;
-
-	/* The capacity is 8 or the next power of two: grow when n reaches it. */
-	if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
-		f = realloc(doc->feeds, (n ? n * 2 : 8) * sizeof(*f));
-		if (!f)
-			return jp_fail(p, "out of memory");
-		doc->feeds = f;
-	}
-	f = &doc->feeds[doc->n_feeds++];
-	memset(f, 0, sizeof(*f));
+	if (!json_is_object(v))
+		return shape_fail(err, errlen, "feeds[%zu] is not an object", i);
 	f->rtt_ms = f->last_message_age_s = -1;
-	if (jp_walk(p, '{', feed_member, f) < 0)
-		return -1;
+	for (size_t k = 0; k < ARRAY_SIZE(feed_fields); k++) {
+		m = json_object_get(v, feed_fields[k].key);
+		if (m && set_field(&feed_fields[k], m, (char *)f, i, err, errlen) < 0)
+			return -1;
+	}
 	if (!f->name || !f->state)
-		return jp_fail(p, "a feed without \"name\" or \"state\"");
+		return shape_fail(err, errlen, "feeds[%zu] has no \"name\" or \"state\"", i);
 	return 0;
 }
 
-static int count_member(struct jp *p, const char *key, void *ctx)
+/* "counts": every member a count; names that are not states are ignored. */
+static int parse_counts(json_t *v, struct status_doc *doc, char *err, size_t errlen)
 {
-	struct status_doc *doc = ((struct doc_ctx *)ctx)->doc;
-	uint64_t v;
+	uint64_t n;
 
-	if (get_uint(p, key, &v) < 0)
-		return -1;
-	for (int s = 0; s < FEED_NSTATES; s++)
-		if (strcmp(key, feed_state_name((enum feed_state)s)) == 0)
-			doc->counts[s] = v;
+	if (!json_is_object(v))
+		return shape_fail(err, errlen, "\"counts\" is not an object");
+	for (void *it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+		const char *key = json_object_iter_key(it);
+		if (get_count(json_object_iter_value(it), &n) < 0)
+			return shape_fail(err, errlen, "counts.%.40s is not a count", key);
+		for (int s = 0; s < FEED_NSTATES; s++)
+			if (strcmp(key, feed_state_name((enum feed_state)s)) == 0)
+				doc->counts[s] = n;
+	}
+	doc->has_counts = true;
 	return 0;
 }
 
-static int doc_member(struct jp *p, const char *key, void *ctx)
+static int parse_doc(json_t *root, struct status_doc *doc, char *err, size_t errlen)
 {
-	struct doc_ctx *dc = ctx;
+	json_t *feeds = json_object_get(root, "feeds"), *counts = json_object_get(root, "counts");
+	size_t n = json_array_size(feeds);
 
-	if (strcmp(key, "feeds") == 0) {
-		if (dc->seen_feeds)
-			return jp_fail(p, "duplicate \"feeds\"");
-		dc->seen_feeds = true;
-		return jp_walk(p, '[', feed_elem, dc);
+	if (!json_is_array(feeds))
+		return shape_fail(err, errlen, "no \"feeds\" array");
+	if (n && !(doc->feeds = calloc(n, sizeof(*doc->feeds))))
+		return shape_fail(err, errlen, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		doc->n_feeds = i + 1; /* so that a failure frees what this one got */
+		if (parse_feed(json_array_get(feeds, i), &doc->feeds[i], i, err, errlen) < 0)
+			return -1;
 	}
-	if (strcmp(key, "counts") == 0) {
-		dc->doc->has_counts = true;
-		return jp_walk(p, '{', count_member, dc);
-	}
-	return jp_skip(p);
+	return counts ? parse_counts(counts, doc, err, errlen) : 0;
 }
 
 int status_client_parse(const char *json, size_t len, struct status_doc *doc, char *err,
                         size_t errlen)
 {
-	struct jp p = {.s = json, .len = len, .err = err, .errlen = errlen};
-	struct doc_ctx dc = {.doc = doc};
+	json_error_t e;
+	json_t *root;
 	int rc;
 
 	memset(doc, 0, sizeof(*doc));
-	rc = jp_walk(&p, '{', doc_member, &dc);
-	if (rc == 0 && !dc.seen_feeds)
-		rc = jp_fail(&p, "no \"feeds\" array");
-	if (rc == 0 && jp_peek(&p) >= 0)
-		rc = jp_fail(&p, "trailing data after the document");
-	mbuf_free(&p.str);
+	/* Strict: one object, nothing after it (jansson's default), no duplicate keys, and
+	 * bounded nesting (jansson stops at a depth of 2048). */
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+	if (!root) {
+		snprintf(err, errlen, "malformed status JSON at offset %d: %s", e.position, e.text);
+		return -1;
+	}
+	rc = json_is_object(root) ? parse_doc(root, doc, err, errlen)
+	                          : shape_fail(err, errlen, "the document is not an object");
+	json_decref(root);
 	if (rc < 0)
 		status_client_doc_fini(doc);
 	return rc;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wsbeat/json.h"
+
 /* A secret file larger than this is a mistake (a key, a token or a JWT is far smaller). */
 #define TMPL_SECRET_MAX (64 * 1024)
 
@@ -88,19 +90,52 @@ static int read_secret(struct builder *b, const char *what, const char *path)
 {
 	char buf[TMPL_SECRET_MAX + 1];
 	size_t n = 0;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	ssize_t r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc, e;
 
 	if (fd < 0)
 		return fail(b, "%s: cannot read %s: %s", what, path, strerror(errno));
 	while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
 		n += (size_t)r;
+	e = errno;
 	close(fd);
-	if (n > TMPL_SECRET_MAX)
-		return fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
-	if (n && buf[n - 1] == '\n')
-		n -= 1 + (n > 1 && buf[n - 2] == '\r');
-	return add_lit(b, buf, n, true);
+	/* A failed read (a directory: EISDIR) is an error, not an empty secret. */
+	if (r < 0)
+		rc = fail(b, "%s: cannot read %s: %s", what, path, strerror(e));
+	else if (n > TMPL_SECRET_MAX)
+		rc = fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
+	else if (n && buf[n - 1] == '\n')
+		rc = add_lit(b, buf, n - 1 - (n > 1 && buf[n - 2] == '\r'), true);
+	else
+		rc = add_lit(b, buf, n, true);
+	explicit_bzero(buf, n);
+	return rc;
+}
+
+/* Where a credential or file source is read; a path too long for path is an error, since a
+ * truncated one could name another file. */
+static int secret_path(struct builder *b, const char *name, const char *arg, const char *what,
+                       char *path, size_t size)
+{
+	int n;
+
+	if (strcmp(name, "credential") == 0) {
+		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return fail(b, "%s: a credential name is a file name, without '/'", what);
+		if (!b->env || !b->env->cred_dir)
+			return fail(b,
+			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
+			            "LoadCredential=)",
+			            what);
+		n = snprintf(path, size, "%s/%s", b->env->cred_dir, arg);
+	} else if (arg[0] != '/' && b->env && b->env->basedir) {
+		n = snprintf(path, size, "%s/%s", b->env->basedir, arg);
+	} else {
+		n = snprintf(path, size, "%s", arg);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return fail(b, "%s: the path is too long", what);
+	return 0;
 }
 
 static int secret_source(struct builder *b, const char *name, const char *arg, const char *what)
@@ -118,21 +153,8 @@ static int secret_source(struct builder *b, const char *name, const char *arg, c
 			return fail(b, "%s: the environment variable %s is not set", what, arg);
 		return add_lit(b, v, strlen(v), true);
 	}
-	if (strcmp(name, "credential") == 0) {
-		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
-			return fail(b, "%s: a credential name is a file name, without '/'", what);
-		if (!b->env || !b->env->cred_dir)
-			return fail(b,
-			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
-			            "LoadCredential=)",
-			            what);
-		snprintf(path, sizeof(path), "%s/%s", b->env->cred_dir, arg);
-		return read_secret(b, what, path);
-	}
-	if (arg[0] != '/' && b->env && b->env->basedir)
-		snprintf(path, sizeof(path), "%s/%s", b->env->basedir, arg);
-	else
-		snprintf(path, sizeof(path), "%s", arg);
+	if (secret_path(b, name, arg, what, path, sizeof(path)) < 0)
+		return -1;
 	return read_secret(b, what, path);
 }
 
@@ -147,6 +169,9 @@ static int variable(struct builder *b, const char *inner, size_t n)
 	int rc;
 
 	snprintf(what, sizeof(what), "${%.*s}", (int)(n > 80 ? 80 : n), inner);
+	/* Names are compared and opened as C strings: a NUL would cut them short unseen. */
+	if (memchr(inner, '\0', n))
+		return fail(b, "a NUL byte inside %s", what);
 	if (nl >= sizeof(name))
 		return fail(b, "unknown template %s", what);
 	memcpy(name, inner, nl);
@@ -292,49 +317,141 @@ bool tmpl_equal(const struct tmpl *a, const struct tmpl *b)
 
 bool tmpl_has_byte(const struct tmpl *t, const char *set)
 {
+	size_t n = strlen(set);
+
+	/* memchr, not strchr: strchr finds a NUL byte in every set (its terminator). */
 	for (size_t i = 0; i < t->n; i++)
 		for (size_t k = 0; k < t->parts[i].len; k++)
-			if (strchr(set, t->parts[i].text[k]))
+			if (memchr(set, t->parts[i].text[k], n))
 				return true;
 	return false;
 }
 
-/* The shortest %.*g that reads back as the same double (what JavaScript prints). */
+/* The fewest significant digits (into digits, no point) that read back as d, and the decimal
+ * exponent of the first one: 0.0125 gives "125" and -2. */
+static int shortest_digits(double d, char *digits, int *exp)
+{
+	char buf[40], *p = buf, *e;
+	int nd = 0;
+
+	for (int prec = 1;; prec++) {
+		snprintf(buf, sizeof(buf), "%.*e", prec - 1, d);
+		if (prec == 17 || strtod(buf, NULL) == d)
+			break;
+	}
+	e = strchr(buf, 'e');
+	*exp = (int)strtol(e + 1, NULL, 10);
+	for (p += *p == '-'; p < e; p++)
+		if (*p != '.')
+			digits[nd++] = *p;
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	return nd;
+}
+
+/* A double as JavaScript writes it (Number.prototype.toString, as JSON.stringify and Go's
+ * encoding/json do), so an echoed value reads like what the server sent: the shortest digits
+ * that read back the same, in fixed notation from 1e-6 to below 1e21, else with an exponent.
+ * One exception: a whole number of 2^63 or more keeps its exponent, since parsers with 64-bit
+ * integers (jansson among them) reject a longer integer literal. */
 static void put_real(struct mbuf *out, double d)
 {
-	char buf[40];
+	static const char zeros[] = "000000000000000000000";
+	char dg[20];
+	int exp, nd, n;
 
 	if (!isfinite(d)) {
 		mbuf_put(out, "null", 4);
 		return;
 	}
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
+	nd = shortest_digits(d, dg, &exp);
+	n = exp + 1; /* where the decimal point goes, counted in digits */
+	if (signbit(d))
+		mbuf_put(out, "-", 1);
+	if (nd <= n && n <= 21 && fabs(d) < 0x1p63) {
+		mbuf_put(out, dg, (size_t)nd);
+		mbuf_put(out, zeros, (size_t)(n - nd));
+	} else if (0 < n && n <= 21 && nd > n) {
+		mbuf_printf(out, "%.*s.%.*s", n, dg, nd - n, dg + n);
+	} else if (-6 < n && n <= 0) {
+		mbuf_put(out, "0.", 2);
+		mbuf_put(out, zeros, (size_t)-n);
+		mbuf_put(out, dg, (size_t)nd);
+	} else {
+		mbuf_printf(out, "%c%s%.*se%+d", dg[0], nd > 1 ? "." : "", nd - 1, dg + 1, n - 1);
 	}
-	mbuf_put(out, buf, strlen(buf));
 }
 
+static void put_string(struct mbuf *out, const char *s, size_t len)
+{
+	size_t n = json_escape(NULL, s, len);
+
+	if (!mbuf_reserve(out, n + 2))
+		return;
+	out->p[out->len++] = '"';
+	out->len += json_escape(out->p + out->len, s, len);
+	out->p[out->len++] = '"';
+	out->p[out->len] = '\0';
+}
+
+static void put_array(struct mbuf *out, const json_t *v)
+{
+	mbuf_put(out, "[", 1);
+	for (size_t i = 0; i < json_array_size(v); i++) {
+		if (i)
+			mbuf_put(out, ",", 1);
+		tmpl_put_json(out, json_array_get(v, i));
+	}
+	mbuf_put(out, "]", 1);
+}
+
+static void put_object(struct mbuf *out, const json_t *v)
+{
+	json_t *o = (json_t *)v; /* jansson's iterators take a non-const object */
+
+	mbuf_put(out, "{", 1);
+	for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+		if (it != json_object_iter(o))
+			mbuf_put(out, ",", 1);
+		put_string(out, json_object_iter_key(it), json_object_iter_key_len(it));
+		mbuf_put(out, ":", 1);
+		tmpl_put_json(out, json_object_iter_value(it));
+	}
+	mbuf_put(out, "}", 1);
+}
+
+/* Written here rather than by json_dumpb so that reals inside objects and arrays come out in
+ * their shortest form too (jansson writes 0.1 as 0.10000000000000001). */
 void tmpl_put_json(struct mbuf *out, const json_t *v)
 {
-	size_t n;
-	char *s;
-
-	if (json_is_integer(v)) {
+	if (!v)
+		return;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		put_object(out, v);
+		break;
+	case JSON_ARRAY:
+		put_array(out, v);
+		break;
+	case JSON_STRING:
+		put_string(out, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
 		mbuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return;
-	}
-	if (json_is_real(v)) {
+		break;
+	case JSON_REAL:
 		put_real(out, json_real_value(v));
-		return;
+		break;
+	case JSON_TRUE:
+		mbuf_put(out, "true", 4);
+		break;
+	case JSON_FALSE:
+		mbuf_put(out, "false", 5);
+		break;
+	case JSON_NULL:
+		mbuf_put(out, "null", 4);
+		break;
 	}
-	n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-	if (!mbuf_reserve(out, n))
-		return;
-	s = out->p + out->len;
-	out->len += json_dumpb(v, s, n, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-	out->p[out->len] = '\0';
 }
 
 static void put_iso(struct mbuf *out, int64_t us)

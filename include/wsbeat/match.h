@@ -9,11 +9,12 @@
  *   equals:TEXT       the message is exactly TEXT
  *   anything else     the message is exactly that string
  *
- * VALUE and TEXT are templates (tmpl.h) without ${json:}; ${seq} is the number of the beat being
- * awaited. A message is parsed as JSON at most once, and only after a cheap test on its raw
- * bytes says it could match (every key of the path, and a string VALUE, must appear in it; only
- * JSON escapes could hide them, so a message without a backslash that lacks one cannot match):
- * busy feeds do not pay a parse per message. Malformed JSON is simply no match. Pure.
+ * VALUE and TEXT are templates (tmpl.h) with ${seq} and secret sources only (no time, ${uuid} or
+ * ${json:}: a test has nothing to expand them with); ${seq} is the number of the beat awaited. A
+ * message is parsed as JSON at most once, and only after a cheap test on its raw bytes says it
+ * could match (every key of the path, and a string VALUE, must appear in it; only JSON escapes
+ * could hide them, so a message without a backslash that lacks one cannot match): busy feeds do not
+ * pay a parse per message. Malformed JSON is simply no match. Pure.
  */
 #ifndef WSBEAT_MATCH_H
 #define WSBEAT_MATCH_H
@@ -52,8 +53,9 @@ struct match {
 };
 
 /*
- * Compiles n strings (all must hold). allowed: the TMPL_* the values may use (TMPL_JSON is never
- * accepted). Returns 0 and a match (free with match_free), or -1 with a reason in err.
+ * Compiles n strings (all must hold). allowed: the TMPL_* the values may use (only TMPL_SEQ and
+ * TMPL_SECRET are ever granted). Returns 0 and a match (free with match_free), or -1 with a reason
+ * in err.
  */
 int match_compile(const char *const *srcs, size_t n, unsigned allowed, const struct tmpl_env *env,
                   struct match **out, char *err, size_t errlen);

@@ -33,8 +33,9 @@ struct status_doc {
 
 /*
  * Parses a /status document (json need not be NUL-terminated). Unknown keys are skipped, so
- * the server may add fields. On success returns 0 and fills *doc (free with
- * status_client_doc_fini); on malformed input returns -1 with the offset and reason in err.
+ * the server may add fields; duplicate keys and trailing data are errors. On success returns 0
+ * and fills *doc (free with status_client_doc_fini); on malformed input returns -1 with the
+ * reason in err: the offset of a syntax error, the path (feeds[2].attempt) of a wrong type.
  */
 int status_client_parse(const char *json, size_t len, struct status_doc *doc, char *err,
                         size_t errlen);

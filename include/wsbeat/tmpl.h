@@ -93,8 +93,9 @@ struct tmpl_ctx {
  */
 int tmpl_expand(const struct tmpl *t, struct tmpl_ctx *c, struct mbuf *out);
 
-/* Writes v in JSON: integers exactly, reals in the shortest form that reads back the same,
- * everything else compact. Appends to out. */
+/* Writes v in compact JSON: integers exactly, reals (nested ones too) in the shortest form that
+ * reads back the same, laid out as JavaScript writes numbers (100, 0.000001, 1e+21, 1e-7);
+ * object members in their order. Appends to out; a NULL v writes nothing. */
 void tmpl_put_json(struct mbuf *out, const json_t *v);
 
 #endif

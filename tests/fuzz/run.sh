@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) straight from
 # the sources and runs each for FUZZ_SECONDS (default 30) on its seed corpus.
 #
-#   tests/fuzz/run.sh [TARGET...]        TARGET: cfg url status json (default: all)
+#   tests/fuzz/run.sh [TARGET...]        TARGET: cfg url status json tmpl match (default: all)
 #
 # Environment:
 #   FUZZ_SECONDS   run time per target (default 30)
@@ -24,7 +24,7 @@ OUT=${FUZZ_OUT:-$SRC/build/fuzz}
 SECS=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-1}
 CC=${FUZZ_CC:-clang}
-TARGETS=${*:-cfg url status json}
+TARGETS=${*:-cfg url status json tmpl match}
 
 command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt install clang libclang-rt-14-dev)" >&2; exit 2; }
 # The sanitizer runtime looks for "llvm-symbolizer" in PATH only; clang's own versioned
@@ -50,8 +50,8 @@ fi
 
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -fno-omit-frame-pointer \
   -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
-  -I$SRC/include -I$OUT/gen $(pkg-config --cflags libwebsockets libconfig libcares libsystemd)"
-LIBS="$(pkg-config --libs libwebsockets libconfig libcares libsystemd) -lssl -lcrypto -lm"
+  -I$SRC/include -I$OUT/gen $(pkg-config --cflags libwebsockets libconfig libcares libsystemd jansson zlib)"
+LIBS="$(pkg-config --libs libwebsockets libconfig libcares libsystemd jansson zlib) -lssl -lcrypto -lm"
 
 # Every module but main.c, instrumented, in one archive: each target links what it needs.
 objs=""
@@ -99,7 +99,9 @@ for t in $TARGETS; do
 		grep -qE "^==[0-9]+==ERROR|runtime error|Test unit written" "$log" && rc=1
 	fi
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | awk '{s+=$1} END {print s+0}')
-	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+	# LC_ALL=C: a status line can end in dictionary bytes that are not UTF-8, which '.*' would
+	# not match in a UTF-8 locale (the figures came out with those bytes glued on).
+	last=$(LC_ALL=C grep -aE '^#[0-9]+' "$log" | tail -1 | LC_ALL=C tr -cd '[:print:]')
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')

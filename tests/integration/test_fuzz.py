@@ -1,9 +1,10 @@
 """
 Fuzzing in CTest: tests/fuzz/run.sh builds the libFuzzer targets (config loader, URL parser,
-`wsbeat status` JSON parser and renderer, JSON escaping/base64 round trip) with clang and
--fsanitize=fuzzer,address,undefined and runs each for FUZZ_SECONDS (30 unless set) on its seed
-corpus. Any crash, sanitizer report, leak (outside libconfig's own parser, tests/fuzz/lsan.supp)
-or broken property fails the test; the input is saved in build/fuzz/crashes/ (the build tree:
+`wsbeat status` JSON parser and renderer, JSON escaping/base64 round trip, message templates,
+matches and their pre-filter) with clang and -fsanitize=fuzzer,address,undefined and runs each
+for FUZZ_SECONDS (30 unless set) on its seed corpus. Any crash, sanitizer report, leak (outside
+libconfig's own parser, tests/fuzz/lsan.supp) or broken property fails the test; the input is
+saved in build/fuzz/crashes/ (the build tree:
 the run writes nothing into the source tree, which the test checks).
 
 Skipped in the sanitizer pass of scripts/test.sh (WSBEAT_BIN built with ASan): the targets are
@@ -17,7 +18,7 @@ import pytest
 
 from helpers import is_sanitized
 
-TARGETS = ("cfg", "url", "status", "json")
+TARGETS = ("cfg", "url", "status", "json", "tmpl", "match")
 
 
 def tree(top):

@@ -300,62 +300,81 @@ static void test_parse_accepts(void **state)
 
 static void test_parse_rejects(void **state)
 {
-	static const char *const bad[] = {
-	    "",
-	    "   ",
-	    "[]",
-	    "{}",
-	    "{\"feeds\":[]",
-	    "{\"feeds\":[]} x",
-	    "{\"feeds\":[],}",
-	    "{\"feeds\":[{\"name\":\"a\",\"state\":\"open\"},]}",
-	    "{\"feeds\":[{\"name\":\"a\"}]}",
-	    "{\"feeds\":[{\"state\":\"a\"}]}",
-	    "{\"feeds\":[{\"name\":\"a\nb\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"a\\q\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"\\ud800\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"\\udc00\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"\\u12G4\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"\\u0000\",\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"abc",
-	    "{\"feeds\":[{\"name\":1,\"state\":\"x\"}]}",
-	    "{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"attempt\":-1}]}",
-	    "{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"attempt\":1.5}]}",
-	    "{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"close_code\":70000}]}",
-	    "{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"rtt_ms\":\"1\"}]}",
-	    "{\"feeds\":[],\"x\":01}",
-	    "{\"feeds\":[],\"x\":1.}",
-	    "{\"feeds\":[],\"x\":-}",
-	    "{\"feeds\":[],\"x\":1e}",
-	    "{\"feeds\":[],\"x\":.5}",
-	    "{\"feeds\":[],\"x\":+1}",
-	    "{\"feeds\":[],\"x\":NaN}",
-	    "{\"feeds\":[],\"x\":nul}",
-	    "{\"feeds\":[],\"x\":tru}",
-	    "{\"feeds\":[],\"x\":'a'}",
-	    "{\"feeds\":[] \"x\":1}",
-	    "{\"feeds\" [] }",
-	    "{\"feeds\":[],\"feeds\":[]}",
-	    "{\"feeds\":[],\"counts\":{\"open\":\"1\"}}",
-	    "{\"feeds\":{}}",
-	    "{feeds:[]}",
+	/* Syntax errors come with jansson's offset, shape errors with the member's path. */
+	static const struct {
+		const char *doc, *why;
+	} bad[] = {
+	    {"", "at offset 0: '[' or '{' expected"},
+	    {"   ", "at offset 3: "},
+	    {"[]", ": the document is not an object"},
+	    {"{}", ": no \"feeds\" array"},
+	    {"{\"feeds\":[]", "at offset 11: '}' expected"},
+	    {"{\"feeds\":[]} x", "at offset 14: end of file expected"},
+	    {"{\"feeds\":[],}", "at offset 13: "},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"open\"},]}", "at offset 39: "},
+	    {"{\"feeds\":[{\"name\":\"a\"}]}", ": feeds[0] has no \"name\" or \"state\""},
+	    {"{\"feeds\":[{\"state\":\"a\"}]}", ": feeds[0] has no \"name\" or \"state\""},
+	    {"{\"feeds\":[{\"name\":\"a\nb\",\"state\":\"x\"}]}", "at offset 20: "},
+	    {"{\"feeds\":[{\"name\":\"a\\q\",\"state\":\"x\"}]}", "invalid escape"},
+	    {"{\"feeds\":[{\"name\":\"\\ud800\",\"state\":\"x\"}]}", "invalid Unicode"},
+	    {"{\"feeds\":[{\"name\":\"\\udc00\",\"state\":\"x\"}]}", "invalid Unicode"},
+	    {"{\"feeds\":[{\"name\":\"\\u12G4\",\"state\":\"x\"}]}", "invalid escape"},
+	    {"{\"feeds\":[{\"name\":\"\\u0000\",\"state\":\"x\"}]}", "at offset 26: "},
+	    {"{\"feeds\":[{\"name\":\"caf\xff\",\"state\":\"x\"}]}", "at offset "},
+	    {"{\"feeds\":[{\"name\":\"abc", "at offset 22: "},
+	    {"{\"feeds\":[{\"name\":1,\"state\":\"x\"}]}", ": feeds[0].name is not a string"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"attempt\":-1}]}",
+	     ": feeds[0].attempt is not a count"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"attempt\":1.5}]}",
+	     ": feeds[0].attempt is not a count"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"x\"},{\"name\":\"b\",\"state\":\"x\","
+	     "\"connects\":true}]}",
+	     ": feeds[1].connects is not a count"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"close_code\":70000}]}",
+	     ": feeds[0].close_code is out of range"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"state\":\"x\",\"rtt_ms\":\"1\"}]}",
+	     ": feeds[0].rtt_ms is not a number"},
+	    {"{\"feeds\":[1]}", ": feeds[0] is not an object"},
+	    {"{\"feeds\":[],\"x\":01}", "at offset 17: "},
+	    {"{\"feeds\":[],\"x\":1.}", "at offset 18: "},
+	    {"{\"feeds\":[],\"x\":-}", "at offset 17: "},
+	    {"{\"feeds\":[],\"x\":1e}", "at offset 18: "},
+	    {"{\"feeds\":[],\"x\":.5}", "at offset 17: "},
+	    {"{\"feeds\":[],\"x\":+1}", "at offset 17: "},
+	    {"{\"feeds\":[],\"x\":NaN}", "at offset 19: "},
+	    {"{\"feeds\":[],\"x\":nul}", "at offset 19: "},
+	    {"{\"feeds\":[],\"x\":tru}", "at offset 19: "},
+	    {"{\"feeds\":[],\"x\":'a'}", "at offset 17: "},
+	    {"{\"feeds\":[] \"x\":1}", "at offset 15: "},
+	    {"{\"feeds\" [] }", "at offset 10: ':' expected"},
+	    {"{\"feeds\":[],\"feeds\":[]}", "duplicate object key"},
+	    {"{\"feeds\":[{\"name\":\"a\",\"name\":\"b\",\"state\":\"x\"}]}",
+	     "duplicate object key"},
+	    {"{\"feeds\":[],\"counts\":{\"open\":\"1\"}}", ": counts.open is not a count"},
+	    {"{\"feeds\":[],\"counts\":{\"open\":-1}}", ": counts.open is not a count"},
+	    {"{\"feeds\":[],\"counts\":null}", ": \"counts\" is not an object"},
+	    {"{\"feeds\":{}}", ": no \"feeds\" array"},
+	    {"{\"feeds\":null}", ": no \"feeds\" array"},
+	    {"{feeds:[]}", "at offset 6: "},
 	};
-	char deep[200], err[200];
+	char deep[5000], err[200];
 	struct status_doc d;
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		if (status_client_parse(bad[i], strlen(bad[i]), &d, err, sizeof(err)) == 0)
-			fail_msg("accepted: %s", bad[i]);
-		assert_non_null(strstr(err, "malformed status JSON at offset"));
+		if (status_client_parse(bad[i].doc, strlen(bad[i].doc), &d, err, sizeof(err)) == 0)
+			fail_msg("accepted: %s", bad[i].doc);
+		if (strncmp(err, "malformed status JSON", 21) != 0 || !strstr(err, bad[i].why))
+			fail_msg("%s: got \"%s\", want \"%s\"", bad[i].doc, err, bad[i].why);
 		assert_null(d.feeds);
+		assert_int_equal(d.n_feeds, 0);
 	}
-	/* Nesting is bounded, so hostile input cannot exhaust the stack. */
+	/* Nesting is bounded (jansson stops at 2048), so hostile input cannot exhaust the stack. */
 	memset(deep, '[', sizeof(deep));
 	memcpy(deep, "{\"x\":", 5);
 	assert_int_equal(status_client_parse(deep, sizeof(deep), &d, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "nested too deeply"));
+	assert_non_null(strstr(err, "depth"));
 	/* The length bounds the input: no NUL terminator is needed or trusted. */
 	assert_int_equal(status_client_parse("{\"feeds\":[]}xyz", 12, &d, err, sizeof(err)), 0);
 	assert_int_equal(status_client_parse("{\"feeds\":[]}", 11, &d, err, sizeof(err)), -1);
