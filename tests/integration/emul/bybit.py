@@ -57,7 +57,8 @@ class Bybit(Emulator):
             reply.update(ret_msg="pong", op="ping")
             await c.send(jdump(reply), "keepalive")
             if gap <= self.s(PING_PERIOD) * LATE:
-                c.rule_ok("ping_interval", cycle=True, gap_ms=round(gap * 1e3, 1))
+                c.rule_ok("ping_interval", cycle=True, gap_ms=round(gap * 1e3, 1),
+                          req_id=msg.get("req_id"))
             else:
                 c.violation("ping_interval", "ping %.0f ms after the previous one (every %g s "
                             "recommended)" % (gap * 1e3, self.s(PING_PERIOD)))

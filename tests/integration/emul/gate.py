@@ -79,8 +79,9 @@ class Gate(Emulator):
         ms = now_ms()
         return jdump({"time": ms // 1000, "time_ms": ms, "channel": channel, "event": "update",
                       "result": {"id": c.state["trade"], "create_time": ms // 1000,
-                                 "create_time_ms": "%d.0" % ms, "side": random.choice(["buy", "sell"]),
-                                 "currency_pair": pair, "amount": "%.6f" % random.uniform(0.0001, 0.3),
+                                 "create_time_ms": "%d.0" % ms,
+                                 "side": random.choice(["buy", "sell"]), "currency_pair": pair,
+                                 "amount": "%.6f" % random.uniform(0.0001, 0.3),
                                  "price": price(64000)}})
 
 

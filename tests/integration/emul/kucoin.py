@@ -69,7 +69,8 @@ class Kucoin(Emulator):
             await c.send(jdump({"id": msg.get("id"), "type": "pong",
                                 "timestamp": int(time.time() * 1e6)}), "keepalive")
             if gap <= self.s(PING_INTERVAL) * LATE:
-                c.rule_ok("ping_interval", cycle=True, gap_ms=round(gap * 1e3, 1))
+                c.rule_ok("ping_interval", cycle=True, gap_ms=round(gap * 1e3, 1),
+                          id=msg.get("id"))
             else:
                 c.violation("ping_interval", "ping %.0f ms after the previous one (pingInterval "
                             "%g s)" % (gap * 1e3, self.s(PING_INTERVAL)))

@@ -29,8 +29,13 @@ class Okx(Emulator):
     docs = ("https://www.okx.com/docs-v5/en/#overview-websocket-overview",)
 
     async def on_open(self, c):
-        c.state.update(last=time.monotonic(), subscribed=False, conn_id="%08x" % random.getrandbits(32))
-        c.arm("subscribe", self.s(SILENCE_LIMIT), lambda: self.cut(c, "no subscription within 30 s"))
+        c.state.update(last=time.monotonic(), subscribed=False,
+                       conn_id="%08x" % random.getrandbits(32))
+        c.arm("subscribe", self.s(SILENCE_LIMIT),
+              lambda: self.cut(c, "no subscription within 30 s"))
+        self.expect_more(c)
+
+    def expect_more(self, c):
         c.arm("silence", self.s(SILENCE_LIMIT), lambda: self.cut(c, "no client message for 30 s"))
 
     async def cut(self, c, why):
@@ -41,7 +46,7 @@ class Okx(Emulator):
         t = time.monotonic()
         gap = t - c.state["last"]
         c.state["last"] = t
-        c.arm("silence", self.s(SILENCE_LIMIT), lambda: self.cut(c, "no client message for 30 s"))
+        self.expect_more(c)
         if msg == "ping":
             if await c.send("pong", "keepalive"):
                 c.rule_ok("ping_pong", cycle=True, gap_ms=round(gap * 1e3, 1))
@@ -56,8 +61,8 @@ class Okx(Emulator):
                     c.rule_ok("subscribe_in_time", gap_ms=round(gap * 1e3, 1))
                 c.stream(lambda arg=arg: self.ticker(arg))
             return
-        await c.send(jdump({"event": "error", "code": "60012",
-                            "msg": "Invalid request: %s" % (msg if isinstance(msg, str) else jdump(msg)),
+        text = msg if isinstance(msg, str) else jdump(msg)
+        await c.send(jdump({"event": "error", "code": "60012", "msg": "Invalid request: " + text,
                             "connId": c.state["conn_id"]}), "control")
 
     def ticker(self, arg):
