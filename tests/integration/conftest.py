@@ -49,13 +49,14 @@ def src_dir():
 
 @pytest.fixture
 def daemon(wsbeat_bin, tmp_path):
-    """Factory: daemon(config) starts wsbeat -c <tmp>/wsbeat.conf -l debug and returns it."""
+    """Factory: daemon(config) starts wsbeat -c <tmp>/wsbeat.conf -l debug and returns it
+    (env: extra environment variables, e.g. CREDENTIALS_DIRECTORY)."""
     started = []
 
-    def make(config, level="debug", extra_args=(), name=None):
+    def make(config, level="debug", extra_args=(), name=None, env=None):
         d = Daemon(wsbeat_bin, tmp_path, name=name or "wsbeat%d" % len(started))
         started.append(d)
-        return d.start(config, level=level, extra_args=extra_args)
+        return d.start(config, level=level, extra_args=extra_args, env=env)
 
     yield make
     reports, died = [], []
