@@ -81,7 +81,8 @@ def src_dir():
 
 @pytest.fixture
 def daemon(wsbeat_bin, tmp_path):
-    """Factory: daemon(config) starts wsbeat -c <tmp>/wsbeat.conf -l debug and returns it."""
+    """Factory: daemon(config) starts wsbeat -c <tmp>/wsbeat.conf -l debug and returns it
+    (env: extra environment variables, e.g. CREDENTIALS_DIRECTORY)."""
     started = []
 
     def make(config, level="debug", extra_args=(), name=None, env=None):

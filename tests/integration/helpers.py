@@ -155,6 +155,7 @@ class Daemon:
 
     # --- process control
     def start(self, config, level="debug", extra_args=(), env=None):
+        """env: extra environment variables (e.g. CREDENTIALS_DIRECTORY) on top of ours."""
         text = config if isinstance(config, str) else render_config(config)
         self.conf_path = os.path.join(str(self.tmp_path), self.name + ".conf")
         with open(self.conf_path, "w") as f:
@@ -164,9 +165,11 @@ class Daemon:
         if level:
             argv += ["-l", level]
         argv += list(extra_args)
-        env = dict(os.environ, **(env or {}))
+        extra_env = env
+        env = dict(os.environ)
         env.pop("JOURNAL_STREAM", None)  # logfmt on stderr, never journald
         env.pop("NOTIFY_SOCKET", None)
+        env.update(extra_env or {})
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
