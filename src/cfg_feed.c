@@ -23,6 +23,7 @@ static const struct cfg_key heartbeat_keys[] = {
 	KEY_DUR("timeout",       HO(timeout_ms),  0, true, HOURS(24), SECS(10)),
 	KEY_TMPL("payload",      K_TMPL,  HO(payload), TMPL_SEQ | TMPL_TIME | TMPL_SECRET),
 	KEY_TMPL("expect",       K_MATCH, HO(expect),  TMPL_SEQ | TMPL_SECRET),
+	KEY_BOOL("any_message",  HO(any_message), 0),
 	KEY_END,
 };
 
@@ -63,6 +64,7 @@ const struct cfg_key cfg_feed_keys[] = {
 	KEY_NUM("max_message_size", K_SIZE, FO(max_message_size), 1, 1073741824, 1048576),
 	KEY_VEC("on_open",          K_STEPS,   FO(on_open), FO(n_on_open)),
 	KEY_VEC("replies",          K_REPLIES, FO(replies), FO(n_replies)),
+	KEY_TMPL("keepalive",       K_MATCH,   FO(keepalive), TMPL_SECRET),
 	KEY_ENUM("decompress",      FO(decompress), DEC_NONE, cfg_decompress_names),
 	KEY_BOOL("compression",     FO(compression), 0),
 	KEY_VEC("headers",          K_HEADERS, FO(headers), FO(n_headers)),
@@ -230,6 +232,12 @@ static int check_heartbeat(const struct cfg_ctx *x, const config_setting_t *fs,
 		return -1;
 	tmpl_free(hb->payload);
 	hb->payload = NULL;
+	if (hb->type != HB_SERVER) {
+		if (unused(x, fs, ds, fpath, "heartbeat.any_message", "heartbeat.type",
+		           "only used when heartbeat type is \"server\"") < 0)
+			return -1;
+		hb->any_message = false;
+	}
 	if (hb->type == HB_SERVER) {
 		if (unused(x, fs, ds, fpath, "heartbeat.interval", "heartbeat.type",
 		           "not used when heartbeat type is \"server\" (heartbeat.timeout is the "

@@ -29,7 +29,7 @@ bool feed_needs_whole(const struct feed *f)
 {
 	const struct cfg_feed *c = f->cfg;
 
-	return f->sink || c->heartbeat.expect || c->n_replies || c->open_after ||
+	return f->sink || c->heartbeat.expect || c->n_replies || c->open_after || c->keepalive ||
 	       c->decompress != DEC_NONE;
 }
 
@@ -333,13 +333,17 @@ static void message_done(struct feed *f, int64_t now_us)
 	/* Such an answer is also data: nothing tells it apart. */
 	if (any_message_answers(hb) && f->state == FEED_OPEN && f->hb_waiting_since_us)
 		feed_beat_answered(f, f->hb_seq, now_us);
-	if (hb->expect || f->cfg->n_replies || f->cfg->open_after) {
+	if (hb->expect || f->cfg->n_replies || f->cfg->open_after || f->cfg->keepalive) {
 		match_msg_init(&mm, f->msg.p, f->msg.len);
 		open_wait(f, &mm, now_us);
 		keepalive = heartbeat_answer(f, &mm, now_us);
 		keepalive |= reply_rules(f, &mm);
+		if (!keepalive && f->cfg->keepalive)
+			keepalive = match_test(f->cfg->keepalive, &mm, 0);
 		match_msg_fini(&mm);
 	}
+	if (hb->any_message)
+		feed_server_beat(f, now_us);
 	deliver(f, keepalive, binary, now_us);
 }
 

@@ -34,6 +34,9 @@ struct cfg_heartbeat {
 	/* text/binary: the answer (NULL = any message); server: what a server heartbeat looks
 	 * like (NULL = a PING frame). */
 	struct match *expect;
+	/* server: every message proves the server alive, not only its heartbeats (servers that
+	 * send heartbeats only while a channel is idle). */
+	bool any_message;
 };
 
 /* One item of the open sequence: a message to send, or a message to wait for. */
@@ -91,6 +94,7 @@ struct cfg_feed {
 	size_t open_after; /* steps up to and including the last wait: open once they are done */
 	struct cfg_reply *replies;
 	size_t n_replies;
+	struct match *keepalive; /* messages that are keep-alive traffic, not data (NULL = none) */
 	enum decompress decompress;
 	bool compression; /* offer permessage-deflate */
 	struct cfg_header *headers;

@@ -185,9 +185,15 @@ def test_open_sequence_wait_times_out_as_a_connect_error(pyserver, daemon):
 # --- compression and bad input from the server ---------------------------------------------
 
 def test_permessage_deflate_required_by_the_server(pyserver, daemon):
-    srv = pyserver("--deflate", "--require-deflate", "--send-every", "100", "x" * 300)
-    d = daemon(cfg(feed(srv, "c", compression=True), feed(srv, "p")))
+    """A server that insists on permessage-deflate: compression = true opens and receives
+    (and answers heartbeats); a feed without it gets the 400."""
+    srv = pyserver("--deflate", "--require-deflate", "--reply", "ping=pong",
+                   "--send-every", "100", "x" * 300)
+    text_hb = {"type": "text", "payload": "ping", "expect": "pong", "interval": "200ms",
+               "timeout": "1s"}
+    d = daemon(cfg(feed(srv, "c", compression=True, heartbeat=text_hb), feed(srv, "p")))
     d.wait_event("message", feed="c", count=3, timeout=10)
+    d.wait_event("heartbeat", feed="c", count=3, timeout=10)
     err = d.wait_event("connect_error", feed="p", timeout=10)
     assert err.get("http_status") == "400", err["_raw"]
     offer = [e for e in srv.evs("handshake") if e["path"] == "/c"][0]
@@ -233,3 +239,35 @@ def test_inflation_bomb_fails_with_1009_without_buffering_it(pyserver, daemon, t
     assert "inflates to more than max_message_size" in cl["reason"], cl["_raw"]
     assert d.stop() == 0
     assert not [r for r in map(json.loads, cap.read_text().splitlines()) if "data" in r]
+
+
+# --- keep-alive without an answer, and servers whose heartbeats stop while data flows -------
+
+def test_keepalive_match_is_not_data(pyserver, daemon, tmp_path):
+    """Kraken's heartbeat channel: counted apart, out of the sink, not data for idle_timeout."""
+    srv = pyserver("--send-every", "100", '{"channel":"heartbeat"}')
+    port = free_port()
+    cap = tmp_path / "k.jsonl"
+    d = daemon(cfg(feed(srv, heartbeat={"type": "none"}, keepalive="json:channel=heartbeat",
+                        idle_timeout="1s", sink={"type": "file", "path": str(cap)}),
+                   metrics={"listen": "127.0.0.1:%d" % port}))
+    op = d.wait_event("open", feed="f", timeout=10)
+    idle = d.wait_event("idle_timeout", feed="f", timeout=5)
+    assert 0.95 <= idle["_rt"] - op["_rt"] <= 1.4, (op["_raw"], idle["_raw"])
+    wait_http(port, daemon=d)
+    assert metric(port, "wsbeat_keepalive_messages_total", "f") >= 5
+    assert metric(port, "wsbeat_messages_received_total", "f") == 0
+    assert d.stop() == 0
+    assert not [r for r in map(json.loads, cap.read_text().splitlines()) if "data" in r]
+
+
+def test_server_heartbeat_or_any_message(pyserver, daemon):
+    """Bitfinex-style: "hb" comes only on a quiet channel. With any_message, the trades that
+    flow instead keep the connection; when everything stops, it is dead within the timeout."""
+    srv = pyserver("--send-every", "100", "[17470,\"te\",[1,2,3]]", "--silent-after-ms", "2000")
+    d = daemon(cfg(feed(srv, heartbeat={"type": "server", "expect": "json:1=hb",
+                                        "any_message": True, "timeout": "600ms"})))
+    silent = srv.wait(lambda e: e["ev"] == "silent", 10, "silent")
+    assert not d.events("heartbeat_timeout"), "dead while trades flowed\n" + d.tail()
+    hb = d.wait_event("heartbeat_timeout", feed="f", timeout=5)
+    assert hb["_rt"] - silent["_rt"] <= 0.6 + 0.3, (silent, hb["_raw"])

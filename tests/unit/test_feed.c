@@ -529,8 +529,11 @@ static void test_binary_heartbeat(void **state)
 	static const char *expect = "\x03\x04";
 	(void)state;
 
-	k.cfg.heartbeat = (struct cfg_heartbeat){
-	    HB_BINARY, 5000, 2000, fake_tmpl(&k, "\x01\x02", 2), fake_match(&k, &expect, 1)};
+	k.cfg.heartbeat = (struct cfg_heartbeat){.type = HB_BINARY,
+	                                         .interval_ms = 5000,
+	                                         .timeout_ms = 2000,
+	                                         .payload = fake_tmpl(&k, "\x01\x02", 2),
+	                                         .expect = fake_match(&k, &expect, 1)};
 	fake_feed_init(&k);
 	fake_to_open(&k);
 	fake_advance(&k, k.f.t_beat.deadline_us);
