@@ -36,6 +36,7 @@ static const struct {
     {"start", "11c9f0ac057444d7a4d44c4a2aac7f5d"},
     {"stop", "d315c24b12a94d278faa2e9e8c1c27a5"},
     {"tls_unverified", "40de125a68994f588a11e79cb49667de"},
+    {"reply_skipped", "a09d1d5b3e88466797ca25d21086f9eb"},
 };
 
 /* journald connects our stderr and names it in $JOURNAL_STREAM ("device:inode"). */

@@ -2,12 +2,12 @@
 """
 Filters `journalctl -o json` output (stdin) for run.sh.
 
-  journal_match.py [--show] FIELD=VALUE... FIELD~SUBSTRING... FIELD<N...
+  journal_match.py [--show | --count] FIELD=VALUE... FIELD~SUBSTRING... FIELD<N...
 
 FIELD=VALUE matches exactly, FIELD~SUBSTRING when the value contains SUBSTRING (FIELD~ only
 asks for the field to be present; "~" rather than "=~", which the shell would tilde-expand),
 FIELD<N when the value is an integer below N. Exit 0 when some record matches every condition, else 1;
---show prints the first such record as JSON.
+--show prints the first such record as JSON; --count prints how many match (and exits 0).
 """
 import json
 import sys
@@ -23,9 +23,10 @@ def value(v):
 
 def main(argv):
     show = "--show" in argv
-    conds = []
+    count = "--count" in argv
+    conds, n = [], 0
     for a in argv:
-        if a == "--show":
+        if a in ("--show", "--count"):
             continue
         i = min((a.find(c) for c in "=~<" if c in a), default=-1)
         if i <= 0:
@@ -54,10 +55,15 @@ def main(argv):
                 ok = have.lstrip("-").isdigit() and int(have) < int(want)
             if not ok:
                 break
-        if ok:
+        if ok and count:
+            n += 1
+        elif ok:
             if show:
                 print(json.dumps(rec, indent=1, sort_keys=True))
             return 0
+    if count:
+        print(n)
+        return 0
     return 1
 
 
