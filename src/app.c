@@ -234,7 +234,7 @@ static void on_trim_timer(struct tq_timer *t, int64_t now_us)
 {
 	struct app *a = container_of(t, struct app, t_trim);
 
-	if (a->cq.inflight || a->cq.waiting)
+	if (connq_busy(&a->cq))
 		return; /* a new burst: its end arms this again */
 	a->trimmed_us = now_us;
 #ifdef __GLIBC__
@@ -487,15 +487,19 @@ static int init_timers(struct app *a)
 
 int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard)
 {
+	struct connq_hosts hosts;
 	int64_t now = mono_us();
 
 	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli, .cli_shard = cli_shard};
 	notify_init();
 	rng_seed(&a->rng, 0);
 	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||
-	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
+	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0 ||
+	    app_hosts_new(cfg, &a->tq, &hosts) < 0)
 		goto nomem;
 	a->cq.settled = on_connects_settled;
+	a->cq.wait = app_host_wait;
+	connq_hosts_install(&a->cq, &hosts);
 	a->env = (struct feed_env){.tq = &a->tq,
 	                           .connq = &a->cq,
 	                           .rng = &a->rng,
@@ -504,6 +508,7 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	                           .random = app_random};
 	if (init_feeds(a) < 0)
 		goto nomem;
+	app_hosts_rehome(a, cfg, now);
 	a->ws = ws_new(cfg, &a->tq, on_signal, a);
 	if (!a->ws)
 		return -1;
