@@ -407,11 +407,17 @@ static int http_begin(void *arg, const char *path, void **job, const char **type
 
 static int http_step(void *arg, void *job, struct mbuf *body)
 {
+	struct app *a = arg;
 	struct http_job *j = job;
+	int rc;
 
-	if (j->metrics)
-		return metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
-		                               APP_HTTP_SLICE);
+	if (j->metrics) {
+		rc = metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
+		                             APP_HTTP_SLICE);
+		if (rc == 1)
+			metrics_hosts(body, &a->cq); /* as they are now: a reload may have come */
+		return body->oom ? -1 : rc;
+	}
 	return metrics_status_step(&j->cur, body, j->feeds, j->n, j->mono, APP_HTTP_SLICE);
 }
 
