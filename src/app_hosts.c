@@ -28,6 +28,7 @@ int app_hosts_new(const struct cfg *cfg, struct timerq *tq, struct connq_hosts *
 	return rc;
 }
 
+/* Every connect-queue node of every feed: today a feed has one, its qnode. */
 static void place_set(struct app *a, const struct cfg *cfg, struct feed_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -44,6 +45,7 @@ void app_hosts_rehome(struct app *a, const struct cfg *cfg, int64_t now_us)
 	connq_hosts_done(&a->cq, now_us);
 }
 
+/* n is a feed's qnode (a node of another kind would need telling apart here). */
 void app_host_wait(struct connq *q, struct connq_node *n, const struct connq_host *h,
                    enum connq_wait why, int64_t now_us)
 {

@@ -16,6 +16,11 @@
  * robin), so a host at its limit never holds up the others. A host with waiters arms one timer
  * for when its oldest attempt leaves its window; no node has a timer of its own. Each grant is
  * O(1) however many nodes wait.
+ *
+ * Every connection attempt must come through here, so that it counts: a feed's connects and
+ * reconnects use its qnode; anything else that opens a connection (a replacement connection
+ * for make-before-break rotation) needs a node of its own, pointed at the same host entry and
+ * re-pointed on reload like the feed's.
  */
 #ifndef WSBEAT_CONNQ_H
 #define WSBEAT_CONNQ_H
