@@ -234,7 +234,7 @@ static void on_trim_timer(struct tq_timer *t, int64_t now_us)
 {
 	struct app *a = container_of(t, struct app, t_trim);
 
-	if (a->cq.inflight || a->cq.waiting)
+	if (connq_busy(&a->cq))
 		return; /* a new burst: its end arms this again */
 	a->trimmed_us = now_us;
 #ifdef __GLIBC__
@@ -407,11 +407,17 @@ static int http_begin(void *arg, const char *path, void **job, const char **type
 
 static int http_step(void *arg, void *job, struct mbuf *body)
 {
+	struct app *a = arg;
 	struct http_job *j = job;
+	int rc;
 
-	if (j->metrics)
-		return metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
-		                               APP_HTTP_SLICE);
+	if (j->metrics) {
+		rc = metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
+		                             APP_HTTP_SLICE);
+		if (rc == 1)
+			metrics_hosts(body, &a->cq); /* as they are now: a reload may have come */
+		return body->oom ? -1 : rc;
+	}
 	return metrics_status_step(&j->cur, body, j->feeds, j->n, j->mono, APP_HTTP_SLICE);
 }
 
@@ -487,15 +493,19 @@ static int init_timers(struct app *a)
 
 int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard)
 {
+	struct connq_hosts hosts;
 	int64_t now = mono_us();
 
 	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli, .cli_shard = cli_shard};
 	notify_init();
 	rng_seed(&a->rng, 0);
 	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||
-	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
+	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0 ||
+	    app_hosts_new(cfg, &a->tq, &hosts) < 0)
 		goto nomem;
 	a->cq.settled = on_connects_settled;
+	a->cq.wait = app_host_wait;
+	connq_hosts_install(&a->cq, &hosts);
 	a->env = (struct feed_env){.tq = &a->tq,
 	                           .connq = &a->cq,
 	                           .rng = &a->rng,
@@ -504,6 +514,7 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	                           .random = app_random};
 	if (init_feeds(a) < 0)
 		goto nomem;
+	app_hosts_rehome(a, cfg, now);
 	a->ws = ws_new(cfg, &a->tq, on_signal, a);
 	if (!a->ws)
 		return -1;

@@ -182,6 +182,10 @@ int cfg_url_tmpl(const struct cfg_ctx *x, const config_setting_t *s, const char 
 /* Type name of a setting, for messages ("a string", "a list", ...). */
 const char *cfg_type_name(const config_setting_t *s);
 
+/* Loads the top-level hosts list into c (cfg_hosts.c); hs may be NULL (none). */
+int cfg_hosts_load(const struct cfg_ctx *x, const config_setting_t *hs, struct cfg *c);
+void cfg_hosts_free(struct cfg *c);
+
 /* Builds feed number idx from its group and the defaults group (may be NULL). */
 int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const config_setting_t *ds,
                   size_t idx, struct cfg_feed *f);

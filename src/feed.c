@@ -101,6 +101,9 @@ static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		f->holds_slot = false;
 		connq_release(f->env->connq, now_us);
 	}
+	/* ... and its connection stops counting against its host when it is gone. */
+	if (to == FEED_BACKOFF || to == FEED_STOPPED || to == FEED_IDLE)
+		connq_conn_done(f->env->connq, &f->qnode, now_us);
 	if (to != f->state) {
 		f->state_since_us = now_us;
 		f->env->n_in_state[f->state]--;
@@ -273,7 +276,10 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	char attempt[16];
 
 	if (f->state != FEED_IDLE || winding_down(f)) {
-		connq_release(f->env->connq, now_us); /* the grant is not used */
+		/* The grant is not used (a feed that is not idle holds its grant's connection). */
+		connq_release(f->env->connq, now_us);
+		if (f->state == FEED_IDLE)
+			connq_conn_done(f->env->connq, &f->qnode, now_us);
 		return;
 	}
 	reset_attempt(f);

@@ -74,4 +74,13 @@ void app_feed_free(struct app *a, struct feed *f);
 int feed_set_add(struct feed_set *s, struct feed *f);
 void app_update_status(struct app *a);
 
+/* Internal to app*.c: the hosts setting (app_hosts.c). app_hosts_new builds cfg's table of host
+ * limits (0 or -1); after connq_hosts_install, app_hosts_rehome points every feed of both sets
+ * at its entry in cfg, counts their connections and ends the table change; app_host_wait is the
+ * queue's connq_wait_fn (one debug record per wait). */
+int app_hosts_new(const struct cfg *cfg, struct timerq *tq, struct connq_hosts *hs);
+void app_hosts_rehome(struct app *a, const struct cfg *cfg, int64_t now_us);
+void app_host_wait(struct connq *q, struct connq_node *n, const struct connq_host *h,
+                   enum connq_wait why, int64_t now_us);
+
 #endif

@@ -6,7 +6,7 @@
  * timers the new state owns:
  *
  *   state        timers armed
- *   idle         none (waiting in the connect queue)
+ *   idle         none (waiting in the connect queue: for the global limits or its host's)
  *   resolving    t_state = connect deadline (it covers resolving and connecting)
  *   connecting   t_state = connect deadline; t_addr while moving on to the next address.
  *                After the upgrade (upgraded) the open sequence runs: t_state is then its
@@ -154,7 +154,8 @@ struct feed {
 	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
 	bool aborting;       /* the shell was asked to drop the connection */
 	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
-	bool holds_slot;     /* counts against the connect queue's attempts in flight */
+	bool holds_slot;     /* counts against the connect queue's attempts in flight (the
+	                      * connection counts against its host until gone: qnode) */
 	bool peer_reached;   /* the server answered (TLS or HTTP): no other address is tried */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;

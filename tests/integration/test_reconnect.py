@@ -182,8 +182,10 @@ def test_stable_connection_resets_attempts(pyserver, daemon):
 
 @pytest.mark.parametrize("limit,n_feeds", [(50, 150)])
 def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
-    """150 feeds, at most 50 connects/s: the connects take >= (150-50)/50 = 2 s; no 1-s window
-    of `connecting` records holds more than 2*50 (a full bucket plus one second of refill)."""
+    """150 feeds, at most 50 connects/s in any rolling second: 50 at once, 50 more a second
+    later, and so on, so the connects take >= (150-50)/50 = 2 s and no window of `connecting`
+    records holds more than 50 (windows of 0.9 s: the records of one burst are written over a
+    few milliseconds, and their ts has millisecond resolution)."""
     srv = pyserver()
     d = daemon(make_config(feeds(srv.url("").rstrip("/"), n_feeds, prefix="m"), defaults={
         "heartbeat": {"type": "ping", "interval": "5s", "timeout": "10s"},
@@ -198,10 +200,10 @@ def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
     j = 0
     worst = 0
     for i in range(len(ts)):
-        while ts[i] - ts[j] >= 1.0:
+        while ts[i] - ts[j] >= 0.9:
             j += 1
         worst = max(worst, i - j + 1)
-    assert worst <= 2 * limit, "%d connect attempts within one second (limit %d/s)" % (
+    assert worst <= limit, "%d connect attempts within 0.9 s (limit %d in any second)" % (
         worst, limit)
     # And it is not much slower than the limit: all done within n/limit + 1.5 s.
     assert span <= n_feeds / limit + 1.5, "connects spread over %.2f s" % span

@@ -109,6 +109,44 @@ static void test_start_queue_connect(void **state)
 	assert_int_equal(k.n_abort, 0);
 }
 
+/* The connection counts against its host from the grant until it is gone, whatever the
+ * outcome; the attempt in flight only until it opens or fails. */
+static void test_host_connection_held(void **state)
+{
+	const struct connq_host *h0;
+	(void)state;
+
+	fake_feed_init(&k);
+	h0 = connq_host_of(&k.cq, &k.f.qnode);
+	fake_to_connecting(&k);
+	assert_true(k.f.qnode.holds_conn);
+	assert_int_equal(h0->conns, 1);
+	assert_int_equal(k.cq.inflight, 1);
+	fake_to_open(&k);
+	assert_int_equal(k.cq.inflight, 0);
+	assert_int_equal(h0->conns, 1);
+	feed_on_peer_close(&k.f, WS_CLOSE_NORMAL, "bye", 3);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	assert_false(k.f.qnode.holds_conn);
+	assert_int_equal(h0->conns, 0);
+	/* A failed attempt gives both back. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(h0->conns, 1);
+	feed_on_gone(&k.f, k.now, "refused");
+	assert_int_equal(h0->conns, 0);
+	assert_int_equal(k.cq.inflight, 0);
+	/* So does a stop while connecting. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(h0->conns, 1);
+	feed_stop(&k.f, k.now);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_STOPPED);
+	assert_int_equal(h0->conns, 0);
+	assert_int_equal(k.cq.inflight, 0);
+}
+
 static void test_open_timers(void **state)
 {
 	int64_t t;
@@ -1175,6 +1213,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_start_queue_connect),
+	    T(test_host_connection_held),
 	    T(test_open_timers),
 	    T(test_open_idle_timer),
 	    T(test_no_heartbeat),
