@@ -518,5 +518,5 @@ int proxy_read_answer(const void *data, ssize_t n, char *phrase, size_t len)
 
 bool proxy_status_is_permanent(int status)
 {
-	return status == 403 || status == 407;
+	return status == 401 || status == 403 || status == 407;
 }

@@ -106,7 +106,8 @@ int proxy_connect_target(const struct url *u, char *buf, size_t len);
  */
 int proxy_read_answer(const void *data, ssize_t n, char *phrase, size_t len);
 
-/* True when a proxy's refusal will not fix itself by retrying: 403 and 407. */
+/* True when a proxy's refusal will not fix itself by retrying: 407 (and 401, which some
+ * proxies send for wrong credentials) and 403. */
 bool proxy_status_is_permanent(int status);
 
 #endif

@@ -413,6 +413,7 @@ static void test_permanent(void **state)
 	(void)state;
 	assert_true(proxy_status_is_permanent(407));
 	assert_true(proxy_status_is_permanent(403));
+	assert_true(proxy_status_is_permanent(401)); /* tinyproxy's answer to a wrong password */
 	assert_false(proxy_status_is_permanent(500));
 	assert_false(proxy_status_is_permanent(502));
 	assert_false(proxy_status_is_permanent(404));
