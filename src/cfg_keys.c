@@ -388,7 +388,7 @@ static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct 
 		    cfg_type_name(s));
 	v = config_setting_get_string(s);
 	if (*v && proxy_parse(v, true, &url, why, sizeof(why)) < 0)
-		return cfg_err(x, s, path, "the proxy %s", why);
+		return cfg_err(x, s, path, "%s", why);
 	proxy_url_free(dst->url);
 	*dst = (struct proxy_setting){.mode = url ? PROXY_URL : PROXY_DIRECT, .url = url};
 	return 0;

@@ -85,16 +85,18 @@ static int decode(const char *s, size_t n, char *out, size_t *o, char *err, size
 			if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
 				return fail(
 				    err, errlen,
-				    "a '%%' in the user name or password is not followed by two "
-				    "hex digits");
+				    "a '%%' in the proxy's user name or password is not followed "
+				    "by two hex digits");
 			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
 			i += 2;
 			if (c == 0)
-				return fail(err, errlen, "the user name or password contains %%00");
+				return fail(err, errlen,
+				            "the proxy's user name or password contains %%00");
 		}
 		if (*o >= PROXY_AUTH_MAX)
 			return fail(err, errlen,
-			            "the user name and password are too long (at most %d bytes: "
+			            "the proxy's user name and password are too long (at most %d "
+			            "bytes: "
 			            "libwebsockets 4.1 keeps them in 128 bytes of base64)",
 			            PROXY_AUTH_MAX);
 		out[(*o)++] = (char)c;
@@ -111,7 +113,8 @@ static int parse_auth(const char *s, size_t n, char *out, char *err, size_t errl
 	if (decode(s, ulen, out, &o, err, errlen) < 0)
 		return -1;
 	if (memchr(out, ':', o))
-		return fail(err, errlen, "the user name must not contain ':' (HTTP basic auth)");
+		return fail(err, errlen,
+		            "the proxy's user name must not contain ':' (HTTP basic auth)");
 	if (o == PROXY_AUTH_MAX)
 		return fail(err, errlen,
 		            "the user name and password are too long (at most %d bytes)",
@@ -134,13 +137,14 @@ static int parse_port(const char *s, const char *end, uint16_t *port, char *err,
 	unsigned long v = 0;
 
 	if (s == end)
-		return fail(err, errlen, "must name the port (http://HOST:PORT)");
+		return fail(err, errlen, "the proxy URL must name the port (http://HOST:PORT)");
 	for (; s < end; s++) {
 		if (*s < '0' || *s > '9' || (v = v * 10 + (unsigned long)(*s - '0')) > 65535)
-			return fail(err, errlen, "the port must be a number from 1 to 65535");
+			return fail(err, errlen,
+			            "the proxy's port must be a number from 1 to 65535");
 	}
 	if (v == 0)
-		return fail(err, errlen, "the port must be a number from 1 to 65535");
+		return fail(err, errlen, "the proxy's port must be a number from 1 to 65535");
 	*port = (uint16_t)v;
 	return 0;
 }
@@ -157,37 +161,41 @@ static int parse_hostport(const char *s, const char *end, char *host, uint16_t *
 	if (*v6) {
 		hend = memchr(s, ']', (size_t)(end - s));
 		if (!hend)
-			return fail(err, errlen, "the IPv6 address lacks its closing ']'");
+			return fail(err, errlen, "the proxy's IPv6 address lacks its closing ']'");
 		colon = hend + 1;
 		s++;
 		if (colon == end)
-			return fail(err, errlen, "must name the port (http://[ADDR]:PORT)");
+			return fail(err, errlen,
+			            "the proxy URL must name the port (http://[ADDR]:PORT)");
 		if (*colon != ':')
-			return fail(err, errlen, "unexpected text after the IPv6 address");
+			return fail(err, errlen,
+			            "the proxy URL has unexpected text after the IPv6 address");
 	} else {
 		colon = memchr(s, ':', (size_t)(end - s));
 		if (!colon)
-			return fail(err, errlen, "must name the port (http://HOST:PORT)");
+			return fail(err, errlen,
+			            "the proxy URL must name the port (http://HOST:PORT)");
 		if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
 			return fail(err, errlen,
-			            "has more than one ':' (write an IPv6 address as [ADDR])");
+			            "the proxy URL has more than one ':' (write an IPv6 address as "
+			            "[ADDR])");
 		hend = colon;
 	}
 	n = (size_t)(hend - s);
 	if (n == 0)
-		return fail(err, errlen, "has no host");
+		return fail(err, errlen, "the proxy URL has no host");
 	if (n > PROXY_HOST_MAX)
-		return fail(err, errlen, "the host name is longer than %d characters",
+		return fail(err, errlen, "the proxy's host name is longer than %d characters",
 		            PROXY_HOST_MAX);
 	for (size_t i = 0; i < n; i++) {
 		if (!*v6 && !is_name_char(s[i]))
 			return fail(err, errlen,
-			            "the host has a character not allowed in a host name");
+			            "the proxy's host has a character not allowed in a host name");
 		host[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
 	}
 	host[n] = '\0';
 	if (*v6 && inet_pton(AF_INET6, host, a) != 1)
-		return fail(err, errlen, "the IPv6 address is not valid");
+		return fail(err, errlen, "the proxy's IPv6 address is not valid");
 	return parse_port(colon + 1, end, port, err, errlen);
 }
 
@@ -200,7 +208,8 @@ static int skip_scheme(const char *text, bool need_scheme, char *err, size_t err
 	if (!sep || strcspn(text, ":/@") < n) {
 		if (need_scheme)
 			return fail(err, errlen,
-			            "must start with http:// (http://[USER:PASSWORD@]HOST:PORT)");
+			            "the proxy URL must start with http:// "
+			            "(http://[USER:PASSWORD@]HOST:PORT)");
 		return 0;
 	}
 	if (n == 4 && strncasecmp(text, "http", 4) == 0)
@@ -211,16 +220,19 @@ static int skip_scheme(const char *text, bool need_scheme, char *err, size_t err
 		    "https:// proxies (TLS to the proxy itself) are not supported: "
 		    "libwebsockets 4.1 speaks plain HTTP to its proxy; use http:// (a wss:// "
 		    "feed stays encrypted end to end inside the CONNECT tunnel)");
-	return fail(err, errlen, "unsupported proxy scheme (only http:// proxies are supported)");
+	return fail(err, errlen,
+	            "the proxy URL has an unsupported scheme (only http:// proxies are supported)");
 }
 
 static int check_chars(const char *text, char *err, size_t errlen)
 {
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
 		if (*p <= 0x20 || *p == 0x7f)
-			return fail(err, errlen, "contains whitespace or a control character");
+			return fail(err, errlen,
+			            "the proxy URL contains whitespace or a control character");
 		if (*p >= 0x80)
-			return fail(err, errlen, "contains a non-ASCII byte (percent-encode it)");
+			return fail(err, errlen,
+			            "the proxy URL contains a non-ASCII byte (percent-encode it)");
 	}
 	return 0;
 }
@@ -257,7 +269,7 @@ int proxy_parse(const char *text, bool need_scheme, struct proxy_url **out, char
 
 	*out = NULL;
 	if (!text || !*text)
-		return fail(err, errlen, "is empty");
+		return fail(err, errlen, "the proxy URL is empty");
 	if (check_chars(text, err, errlen) < 0 ||
 	    (skip = skip_scheme(text, need_scheme, err, errlen)) < 0)
 		return -1;
@@ -274,7 +286,8 @@ int proxy_parse(const char *text, bool need_scheme, struct proxy_url **out, char
 	if (at)
 		p = at + 1;
 	if (strcspn(p, "/?#") < (size_t)(end - p)) {
-		fail(err, errlen, "must not have a path, query or fragment (http://HOST:PORT)");
+		fail(err, errlen,
+		     "the proxy URL must not have a path, query or fragment (http://HOST:PORT)");
 		goto out;
 	}
 	if (parse_hostport(p, end, host, &port, &v6, err, errlen) < 0)
@@ -412,8 +425,8 @@ static int load_one(struct proxy_url **dst, const char **var, const char *lower,
 	if (proxy_parse(v, false, dst, why, sizeof(why)) == 0)
 		return 0;
 	snprintf(msg, sizeof(msg),
-	         "ignoring the environment variable %s: the proxy %s; the feeds that would use it "
-	         "connect directly",
+	         "ignoring the environment variable %s: %s; the feeds that would use it connect "
+	         "directly",
 	         *var, why);
 	if (warn)
 		warn(arg, msg);
