@@ -372,13 +372,18 @@ static int set_listen(const struct cfg_ctx *x, const struct cfg_key *k, const co
 	return set_str(x, k, s, dst, path);
 }
 
-/* A proxy URL may carry a password: no message here quotes the value. */
+/*
+ * A proxy URL may carry a password: no message here quotes the value. It may come from a secret
+ * source (${credential:NAME}, ${env:NAME}, ${file:PATH}), read now, like every template's.
+ */
 static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct proxy_setting *dst,
                      const char *path)
 {
 	struct proxy_url *url = NULL;
-	const char *v;
-	char why[320];
+	struct tmpl *t;
+	char why[512];
+	size_t n;
+	int rc = 0;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
 		return cfg_err(
@@ -386,9 +391,18 @@ static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct 
 		    "must be a string (\"http://[USER:PASSWORD@]HOST:PORT\", or \"\" for "
 		    "a direct connection), not %s",
 		    cfg_type_name(s));
-	v = config_setting_get_string(s);
-	if (*v && proxy_parse(v, true, &url, why, sizeof(why)) < 0)
+	if (tmpl_compile(config_setting_get_string(s), strlen(config_setting_get_string(s)),
+	                 TMPL_SECRET, &x->tenv, &t, why, sizeof(why)) < 0)
 		return cfg_err(x, s, path, "%s", why);
+	/* Nothing varies without ${seq} or time variables: the text is all there now. */
+	n = t->flat ? t->flat_len : 0;
+	if (n && memchr(t->flat, '\0', n))
+		rc = cfg_err(x, s, path, "the proxy URL contains a NUL byte");
+	else if (n && proxy_parse(t->flat, true, &url, why, sizeof(why)) < 0)
+		rc = cfg_err(x, s, path, "%s", why);
+	tmpl_free(t);
+	if (rc < 0)
+		return -1;
 	proxy_url_free(dst->url);
 	*dst = (struct proxy_setting){.mode = url ? PROXY_URL : PROXY_DIRECT, .url = url};
 	return 0;

@@ -930,6 +930,13 @@ static void test_proxy_setting(void **state)
 	assert_int_equal(c->feeds[0].proxy.mode, PROXY_ENV);
 	assert_null(c->feeds[0].proxy.url);
 	cfg_free(c);
+	/* The password from a secret source, read at load; it is percent-decoded too. */
+	setenv("WSBEAT_T_PROXY_PW", "p@ss%3Aw", 1);
+	c = load_ok("feeds = ( { name = \"a\"; url = \"wss://h/\"; proxy = "
+	            "\"http://alice:${env:WSBEAT_T_PROXY_PW}@p:1\"; } );");
+	assert_string_equal(c->feeds[0].proxy.url->auth, "alice:p@ss:w");
+	cfg_free(c);
+	unsetenv("WSBEAT_T_PROXY_PW");
 }
 
 static void test_proxy_errors(void **state)
@@ -949,6 +956,12 @@ static void test_proxy_errors(void **state)
 	     "t.conf:2: feeds[0].proxy: ", "the proxy's port must be a number from 1 to 65535"},
 	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://u:p%zz@p:1\"; } );",
 	     "t.conf:2: feeds[0].proxy: ", "not followed by two hex digits"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://u:${seq}@p:1\"; } "
+	     ");",
+	     "t.conf:2: feeds[0].proxy: ", "${seq}"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n"
+	     " proxy = \"http://u:${env:WSBEAT_T_UNSET_PW}@p:1\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "WSBEAT_T_UNSET_PW"},
 	    {"feeds = ( { name = \"a\";\n url = \"wss://"
 	     "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
 	     "hhhhhhhhhhhhhhhh:10000/\";\n proxy = \"http://p:1\"; } );",
