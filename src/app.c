@@ -92,6 +92,38 @@ int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 	return check_tls(cfg, err, errlen);
 }
 
+static void proxy_warn_log(void *arg, const char *msg)
+{
+	log_rec(LOG_LVL_WARNING, (struct log_kv[]){{"event", "proxy_env"}}, 1, "%s", msg);
+}
+
+static void proxy_warn_stderr(void *arg, const char *msg)
+{
+	fprintf(stderr, "wsbeat: warning: %s\n", msg);
+}
+
+int app_proxy_env_check(struct proxy_env *e)
+{
+	return proxy_env_load(e, getenv, proxy_warn_stderr, NULL);
+}
+
+/* Says which proxies the environment gives the feeds that have no proxy setting. */
+static void log_proxy_env(const struct proxy_env *e)
+{
+	const struct proxy_url *p[2] = {e->https, e->http};
+	const char *var[2] = {e->https_var, e->http_var}, *scheme[2] = {"wss", "ws"};
+
+	for (int i = 0; i < 2; i++)
+		if (p[i])
+			log_rec(LOG_LVL_INFO,
+			        (struct log_kv[]){{"event", "proxy_env"},
+			                          {"variable", var[i]},
+			                          {"proxy", p[i]->display},
+			                          {"no_proxy", e->no_proxy}},
+			        4, "%s:// feeds without a proxy setting go through %s (from %s)",
+			        scheme[i], p[i]->display, var[i]);
+}
+
 /* ${uuid}: from OpenSSL's CSPRNG, like the frame masks. */
 static void app_random(void *buf, size_t len)
 {
@@ -506,7 +538,11 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	a->cq.settled = on_connects_settled;
 	a->cq.wait = app_host_wait;
 	connq_hosts_install(&a->cq, &hosts);
+	if (proxy_env_load(&a->proxy_env, getenv, proxy_warn_log, NULL) < 0)
+		goto nomem;
+	log_proxy_env(&a->proxy_env);
 	a->env = (struct feed_env){.tq = &a->tq,
+	                           .proxy_env = &a->proxy_env,
 	                           .connq = &a->cq,
 	                           .rng = &a->rng,
 	                           .shell = &ws_feed_shell,
@@ -577,6 +613,7 @@ void app_fini(struct app *a)
 	free_set(a, &a->feeds);
 	free_set(a, &a->retiring);
 	feed_env_fini(&a->env);
+	proxy_env_fini(&a->proxy_env);
 	sinks_free(a->sinks);
 	connq_fini(&a->cq);
 	tq_fini(&a->tq);

@@ -410,6 +410,10 @@ static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
 		return url_eq(&F(a, struct url), &F(b, struct url)) &&
 		       tmpl_equal(*CFG_FIELD((void *)(uintptr_t)a, k->off2, struct tmpl *),
 		                  *CFG_FIELD((void *)(uintptr_t)b, k->off2, struct tmpl *));
+	case K_PROXY:
+		return F(a, struct proxy_setting).mode == F(b, struct proxy_setting).mode &&
+		       proxy_url_equal(F(a, struct proxy_setting).url,
+		                       F(b, struct proxy_setting).url);
 	case K_GROUP:
 		return cfg_keys_equal(k->sub, &F(a, char), &F(b, char));
 	case K_EXTERNAL:

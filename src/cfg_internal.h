@@ -41,6 +41,7 @@ enum cfg_kind {
 	K_URL,      /* struct url; its path as a template (struct tmpl *) at off2 */
 	K_NAME,     /* char *, a feed name */
 	K_LISTEN,   /* char *, "ADDR:PORT" */
+	K_PROXY,    /* struct proxy_setting: "" (direct) or "http://[USER:PASSWORD@]HOST:PORT" */
 	K_GROUP,    /* nested table at off */
 	K_EXTERNAL, /* handled by the caller (top-level feeds and defaults) */
 };

@@ -125,7 +125,12 @@ static void on_addr_timer(struct tq_timer *t, int64_t now_us);
 
 int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 {
-	*f = (struct feed){.cfg = cfg, .env = env, .state = FEED_IDLE, .retry_after_ms = -1};
+	*f = (struct feed){.cfg = cfg,
+	                   .env = env,
+	                   .state = FEED_IDLE,
+	                   .retry_after_ms = -1,
+	                   .proxy_fd = -1,
+	                   .proxy = proxy_choose(&cfg->proxy, env->proxy_env, &cfg->url)};
 	f->stats.last_rtt_ms = -1;
 	env->n_in_state[FEED_IDLE]++;
 	tq_timer_init(&f->t_state, on_state_timer);
@@ -244,7 +249,9 @@ static void reset_attempt(struct feed *f)
 {
 	feed_clear_error(f);
 	f->http_status = 0;
+	f->proxy_status = 0;
 	f->peer_reached = false;
+	f->proxy_answered = false;
 	f->retry_after_ms = -1;
 	f->aborting = false;
 	f->close_code = 0;
@@ -269,10 +276,15 @@ static void start_connect(struct feed *f, int64_t now_us)
 		feed_on_gone(f, now_us, NULL);
 }
 
+const char *feed_connect_host(const struct feed *f)
+{
+	return f->proxy ? f->proxy->host : f->cfg->url.host;
+}
+
 void feed_on_slot(struct feed *f, int64_t now_us)
 {
 	const struct url *u = &f->cfg->url;
-	bool numeric = url_host_is_numeric(u);
+	bool numeric = f->proxy ? f->proxy->numeric : url_host_is_numeric(u);
 	char attempt[16];
 
 	if (f->state != FEED_IDLE || winding_down(f)) {
@@ -289,12 +301,16 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
-	         &(struct feed_event){
-	             "connecting", LOG_LVL_INFO, {{"url", u->display}, {"attempt", attempt}}},
-	         "connecting (attempt %s)", attempt);
+	         &(struct feed_event){"connecting",
+	                              LOG_LVL_INFO,
+	                              {{"url", u->display},
+	                               {"attempt", attempt},
+	                               {"proxy", f->proxy ? f->proxy->display : NULL}}},
+	         "connecting (attempt %s)%s%s", attempt, f->proxy ? " through the proxy " : "",
+	         f->proxy ? f->proxy->display : "");
 	if (numeric) {
-		/* Cannot fail: url_host_is_numeric parsed it the same way. */
-		dns_addr_parse(u->host, &f->addrs[0]);
+		/* Cannot fail: the host was parsed as an address the same way. */
+		dns_addr_parse(feed_connect_host(f), &f->addrs[0]);
 		f->n_addrs = 1;
 		start_connect(f, now_us);
 	} else if (f->env->shell->resolve(f) < 0) {
@@ -310,7 +326,8 @@ void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_
 		return;
 	f->dns_req = NULL;
 	if (res->error) {
-		feed_set_error(f, "cannot resolve %s: %s", f->cfg->url.host, res->error);
+		feed_set_error(f, "cannot resolve %s%s: %s", f->proxy ? "the proxy " : "",
+		               feed_connect_host(f), res->error);
 		feed_on_gone(f, now_us, NULL);
 		return;
 	}
@@ -492,6 +509,21 @@ void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
 	f->retry_after_ms = retry_after_ms;
 }
 
+void feed_on_proxy_answer(struct feed *f, int status, const char *text)
+{
+	f->proxy_answered = true;
+	f->peer_reached = true;
+	if (status == 200 || !f->proxy)
+		return;
+	if (status) {
+		f->proxy_status = (uint16_t)status;
+		feed_set_error(f, "proxy %s answered %d%s%s", f->proxy->display, status,
+		               *text ? " " : "", text);
+	} else {
+		feed_set_error(f, "proxy %s %s", f->proxy->display, text);
+	}
+}
+
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len)
 {
 	f->close_code = code;
@@ -595,9 +627,16 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 			               "connect timeout after %" PRId64 " ms in the open sequence, "
 			               "at on_open[%zu] (%s)",
 			               f->cfg->connect_timeout_ms, f->open_step, open_step_text(f));
+		if (f->proxy && f->state == FEED_CONNECTING && !f->proxy_answered)
+			feed_set_error(f,
+			               "connect timeout after %" PRId64 " ms (no answer from the "
+			               "proxy %s)",
+			               f->cfg->connect_timeout_ms, f->proxy->display);
 		feed_set_error(f, "connect timeout after %" PRId64 " ms%s",
 		               f->cfg->connect_timeout_ms,
-		               f->state == FEED_RESOLVING ? " (still resolving the name)" : "");
+		               f->state != FEED_RESOLVING ? ""
+		               : f->proxy                 ? " (still resolving the proxy's name)"
+		                                          : " (still resolving the name)");
 		drop(f, now_us);
 		break;
 	case FEED_CLOSING:
@@ -831,16 +870,22 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 static int64_t attempt_failed(struct feed *f)
 {
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
-	bool permanent = backoff_status_is_permanent(f->http_status);
-	char attempt[16], status[16], retry[24];
+	/* A proxy that wants other credentials (407, or 401 from some) or forbids the destination
+	 * (403) says so again on every retry until its configuration or ours changes, as a
+	 * server's 401/403 does. */
+	bool by_proxy = proxy_status_is_permanent(f->proxy_status);
+	bool permanent = by_proxy || backoff_status_is_permanent(f->http_status);
+	char attempt[16], status[16], pstatus[16], retry[24];
 	int64_t delay;
 
 	f->stats.connect_errors++;
 	f->failures++;
 	delay = backoff_delay_ms(rc, f->failures, rng_unit(f->env->rng));
-	delay = backoff_for_status(rc, f->http_status, f->retry_after_ms, delay);
+	delay = by_proxy ? rc->max_ms
+	                 : backoff_for_status(rc, f->http_status, f->retry_after_ms, delay);
 	fmt_u(attempt, sizeof(attempt), f->failures);
 	fmt_u(status, sizeof(status), (uint64_t)f->http_status);
+	fmt_u(pstatus, sizeof(pstatus), (uint64_t)f->proxy_status);
 	fmt_u(retry, sizeof(retry), (uint64_t)f->retry_after_ms);
 	feed_log(f,
 	         &(struct feed_event){"connect_error",
@@ -849,11 +894,13 @@ static int64_t attempt_failed(struct feed *f)
 	                               {"attempt", attempt},
 	                               {"reason", err_or(f, "connection failed")},
 	                               {"http_status", f->http_status ? status : NULL},
+	                               {"proxy_status", f->proxy_status ? pstatus : NULL},
 	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
-	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
-	                     "retrying at the maximum delay"
-	                   : "connection attempt failed: %s",
-	         permanent ? status : err_or(f, "connection failed"));
+	         permanent ? "%s refused the feed (HTTP %s); this will not fix itself, retrying at "
+	                     "the maximum delay"
+	                   : "connection attempt failed: %s%s",
+	         permanent ? (by_proxy ? "the proxy" : "server") : err_or(f, "connection failed"),
+	         permanent ? (by_proxy ? pstatus : status) : "");
 	return delay;
 }
 

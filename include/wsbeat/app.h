@@ -11,6 +11,7 @@
 #include "wsbeat/cfg.h"
 #include "wsbeat/connq.h"
 #include "wsbeat/feed.h"
+#include "wsbeat/proxy.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/timerq.h"
 #include "wsbeat/ws_http.h"
@@ -36,6 +37,7 @@ struct app {
 	struct connq cq;
 	struct rng rng;
 	struct feed_env env;
+	struct proxy_env proxy_env; /* read from the environment once, at start */
 	struct ws *ws;
 	struct sinks *sinks;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify, t_trim;
@@ -51,6 +53,10 @@ struct app {
  * Returns 0, or -1 with "FILE:LINE: message" in err.
  */
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen);
+
+/* Reads the environment's proxy variables into e, printing a warning on stderr for each one
+ * that does not parse (for --check). 0, or -1 when out of memory. */
+int app_proxy_env_check(struct proxy_env *e);
 
 /* Takes ownership of cfg and builds everything up to the loop. 0, or -1 after logging. */
 int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard);

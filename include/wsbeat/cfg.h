@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wsbeat/proxy.h"
 #include "wsbeat/url.h"
 
 /* Exit status for configuration errors (sysexits.h EX_CONFIG). */
@@ -103,6 +104,7 @@ struct cfg_feed {
 	char *origin;      /* NULL = no Origin header; sent verbatim */
 	struct cfg_tls tls;
 	struct cfg_sink sink;
+	struct proxy_setting proxy; /* unset: the environment's; "" direct; else its own */
 };
 
 /* hosts = ( { match = "*.okx.com"; max_connects_per_second = 3; max_connections = 30; } ) */

@@ -7,7 +7,8 @@
  *
  *   state        timers armed
  *   idle         none (waiting in the connect queue: for the global limits or its host's)
- *   resolving    t_state = connect deadline (it covers resolving and connecting)
+ *   resolving    t_state = connect deadline (it covers resolving and connecting); the name
+ *                resolved is the proxy's when the feed goes through one
  *   connecting   t_state = connect deadline; t_addr while moving on to the next address.
  *                After the upgrade (upgraded) the open sequence runs: t_state is then its
  *                deadline, connect_timeout from the upgrade.
@@ -28,6 +29,7 @@
 #include "wsbeat/connq.h"
 #include "wsbeat/dns.h"
 #include "wsbeat/mbuf.h"
+#include "wsbeat/proxy.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/timerq.h"
@@ -78,6 +80,7 @@ struct zinf;
 /* Shared by all feeds of a process. */
 struct feed_env {
 	struct timerq *tq;
+	const struct proxy_env *proxy_env; /* the environment's proxies (NULL = none) */
 	struct connq *connq;
 	struct rng *rng;
 	const struct feed_shell *shell;
@@ -144,19 +147,23 @@ struct feed_detail {
 struct feed {
 	const struct cfg_feed *cfg;
 	struct feed_env *env;
-	struct lws *conn; /* the current connection, NULL when none */
+	struct lws *conn;              /* the current connection, NULL when none */
+	const struct proxy_url *proxy; /* where connections go first; NULL = direct */
 
 	int64_t state_since_us;
 	int64_t open_since_us;
 	enum feed_state state;
-	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
-	unsigned conn_no;    /* connections opened since start */
-	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
-	bool aborting;       /* the shell was asked to drop the connection */
-	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
-	bool holds_slot;     /* counts against the connect queue's attempts in flight (the
-	                      * connection counts against its host until gone: qnode) */
-	bool peer_reached;   /* the server answered (TLS or HTTP): no other address is tried */
+	unsigned failures;     /* consecutive failed attempts; the next attempt is failures + 1 */
+	unsigned conn_no;      /* connections opened since start */
+	bool conn_live;        /* an attempt or connection exists and has not been reported gone */
+	bool aborting;         /* the shell was asked to drop the connection */
+	bool stop_requested;   /* feed_stop was called: no reconnects for this feed */
+	bool holds_slot;       /* counts against the connect queue's attempts in flight (the
+	                        * connection counts against its host until gone: qnode) */
+	bool peer_reached;     /* the server answered (TLS or HTTP): no other address is tried */
+	bool proxy_answered;   /* the proxy answered this attempt's CONNECT (with any status) */
+	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
+	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
 	struct connq_node qnode;
@@ -233,6 +240,14 @@ void feed_on_slot(struct feed *f, int64_t now_us);
 /* Connection events reported by the shell. */
 void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us);
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
+/*
+ * The proxy answered the CONNECT: status 200 lets the connection go on; another status is a
+ * refusal, with text its reason phrase; 0 means the answer was not HTTP (or there was none),
+ * text saying what came. Either way the proxy was reached: no other address is tried.
+ */
+void feed_on_proxy_answer(struct feed *f, int status, const char *text);
+/* The host a connection attempt resolves and connects to: the proxy's, or the URL's. */
+const char *feed_connect_host(const struct feed *f);
 /* The server's certificate was refused, for reason: the attempt fails (as curl does, the other
  * addresses of the name are not tried: the server was reached and is the wrong one). */
 void feed_on_tls_rejected(struct feed *f, const char *reason);
