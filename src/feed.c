@@ -251,6 +251,7 @@ static void reset_attempt(struct feed *f)
 	f->http_status = 0;
 	f->proxy_status = 0;
 	f->peer_reached = false;
+	f->peer_closed = false;
 	f->proxy_answered = false;
 	f->retry_after_ms = -1;
 	f->aborting = false;
@@ -526,6 +527,7 @@ void feed_on_proxy_answer(struct feed *f, int status, const char *text)
 
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len)
 {
+	f->peer_closed = true;
 	f->close_code = code;
 	set_close_reason(f, reason, reason_len);
 	feed_set_error(f, "server closed the connection");
@@ -912,11 +914,15 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	const char *err = err_or(f, "connection lost"), *why = close_reason(f);
 	char code[16], code_text[160] = "";
 
+	/* 1012 (service restart) and 1013 (try again later) from the server are planned: the
+	 * server is healthy, so they are not a failure (RFC 6455 §7.4.1, IANA registry). */
+	bool planned = f->peer_closed && (f->close_code == 1012 || f->close_code == 1013);
+
 	f->stats.disconnects++;
 	/* Only a connection that stayed up long enough proves the server healthy again. */
 	if (stable)
 		f->failures = 0;
-	else
+	else if (!planned)
 		f->failures++;
 	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
 	if (f->close_code)
@@ -924,7 +930,9 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 		         *why ? ": " : "", why);
 	feed_log(f,
 	         &(struct feed_event){"closed",
-	                              winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
+	                              winding_down(f) ? LOG_LVL_INFO
+	                              : planned       ? LOG_LVL_NOTICE
+	                                              : LOG_LVL_WARNING,
 	                              {{"close_code", f->close_code ? code : NULL},
 	                               {"reason", err},
 	                               {"close_reason", *why ? why : NULL}}},

@@ -177,6 +177,7 @@ struct feed {
 	bool close_pending;
 	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
 	bool close_sent; /* our close frame is out: the peer's close ends the connection */
+	bool peer_closed; /* the close frame (and close_code) came from the peer */
 	int close_code;  /* sent by us, or received from the peer */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its

@@ -207,3 +207,20 @@ def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
         worst, limit)
     # And it is not much slower than the limit: all done within n/limit + 1.5 s.
     assert span <= n_feeds / limit + 1.5, "connects spread over %.2f s" % span
+
+
+@pytest.mark.parametrize("code", [1012, 1013])
+def test_planned_server_closes_under_lws_4_1(pyserver, daemon, code):
+    """1012 (service restart) and 1013 (try again later) are planned closes that should count
+    no failure (feed.c, unit test test_planned_close_is_not_a_failure). libwebsockets 4.1.6
+    rewrites both to 1002 before its user sees the close frame (client-parser-ws.c treats
+    1012-1015 as invalid codes, as the 2011 RFC list had them), so with this library wsbeat
+    sees a protocol error and backs off. This pins what users get today; it fails, on purpose,
+    the day the library passes the real code through."""
+    srv = pyserver("--close-after-ms", "150", "--close-code", str(code))
+    d = daemon(make_config([{"name": "p", "url": srv.url("/p")}], defaults={
+        "reconnect": {"initial": "100ms", "max": "5s", "jitter": 0.0, "stable_after": "1h"}}))
+    d.wait_event("closed", feed="p", count=2, timeout=15)
+    closed = d.events("closed", feed="p")[:2]
+    assert srv.evs("server_close", code=code), srv.tail()
+    assert all(c.get("close_code") == "1002" for c in closed), [c["_raw"] for c in closed]

@@ -297,6 +297,31 @@ static void test_pong_delivered_forever(void **state)
 	assert_non_null(strstr(feed_err(&k.f), "over and over"));
 }
 
+/* 1012/1013 from the server are planned closes: no failure is counted, the delay stays the
+ * first one; any other code from the server counts. */
+static void test_planned_close_is_not_a_failure(void **state)
+{
+	static const int codes[] = {1012, 1013, 1011};
+	(void)state;
+
+	for (size_t i = 0; i < 3; i++) {
+		fake_fini(&k);
+		fake_init(&k);
+		fake_feed_init(&k);
+		for (int round = 0; round < 3; round++) {
+			fake_to_open(&k);
+			k.now += 1 * SEC;
+			feed_on_peer_close(&k.f, codes[i], "", 0);
+			feed_on_gone(&k.f, k.now, NULL);
+			assert_int_equal(k.f.state, FEED_BACKOFF);
+			assert_int_equal(k.f.failures, codes[i] == 1011 ? round + 1 : 0);
+			fake_advance(&k, k.f.t_state.deadline_us);
+		}
+		assert_int_equal(fake_log_count(&k, "close_code=1011", "level=warning"),
+		                 codes[i] == 1011 ? 3 : 0);
+	}
+}
+
 static void test_late_beats_stay_on_grid(void **state)
 {
 	int64_t due;
@@ -1370,6 +1395,7 @@ int main(void)
 	    T(test_ping_cycle),
 	    T(test_pong_filtering),
 	    T(test_pong_delivered_forever),
+	    T(test_planned_close_is_not_a_failure),
 	    T(test_late_beats_stay_on_grid),
 	    T(test_lazy_answer_deadline),
 	    T(test_lazy_answer_disarms_when_idle),
