@@ -67,6 +67,58 @@ int cfg_match_set(const struct cfg_ctx *x, const config_setting_t *s, unsigned a
 	return 0;
 }
 
+/* A group that may hold only members a and b. */
+static int only_members(const struct cfg_ctx *x, const config_setting_t *e, const char *ep,
+                        const char *a, const char *b, const char *what)
+{
+	char p[CFG_PATH_MAX];
+
+	for (int i = 0; i < config_setting_length(e); i++) {
+		const config_setting_t *m = config_setting_get_elem(e, (unsigned)i);
+		const char *name = config_setting_name(m);
+		if (strcmp(name, a) != 0 && strcmp(name, b) != 0)
+			return cfg_err(x, m, cfg_path_join(p, ep, name),
+			               "unknown setting '%s' (%s)", name, what);
+	}
+	return 0;
+}
+
+/* A list whose items each become one element of an array (on_open, replies). */
+struct list_kind {
+	size_t size;
+	bool arrays; /* [ ... ] is accepted too (items that are all strings) */
+	const char *shape;
+	int (*set)(const struct cfg_ctx *x, const config_setting_t *e, void *elem, const char *ep);
+	void (*free)(void *v, size_t n);
+};
+
+static int list_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
+                    void *base, const char *path, const struct list_kind *lk)
+{
+	int type = config_setting_type(s);
+	size_t n;
+	char *v, ep[CFG_PATH_MAX];
+
+	if (type != CONFIG_TYPE_LIST && !(lk->arrays && type == CONFIG_TYPE_ARRAY))
+		return cfg_err(x, s, path, "must be a list %s, not %s", lk->shape,
+		               cfg_type_name(s));
+	n = (size_t)config_setting_length(s);
+	v = calloc(n ? n : 1, lk->size);
+	if (!v)
+		return cfg_err(x, s, path, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ep, sizeof(ep), "%s[%zu]", path, i);
+		if (lk->set(x, config_setting_get_elem(s, (unsigned)i), v + i * lk->size, ep) < 0) {
+			lk->free(v, n);
+			return -1;
+		}
+	}
+	lk->free(*CFG_FIELD(base, k->off, void *), *CFG_FIELD(base, k->off2, size_t));
+	*CFG_FIELD(base, k->off, void *) = v;
+	*CFG_FIELD(base, k->off2, size_t) = n;
+	return 0;
+}
+
 void cfg_steps_free(struct cfg_step *v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++) {
@@ -103,15 +155,10 @@ static int step_set(const struct cfg_ctx *x, const config_setting_t *e, struct c
 		    "must be a message string or { wait = MATCH; } (or { send = \"...\"; })"
 		    ", not %s",
 		    cfg_type_name(e));
+	if (only_members(x, e, ep, "send", "wait", "an on_open item has send or wait") < 0)
+		return -1;
 	send = config_setting_get_member(e, "send");
 	wait = config_setting_get_member(e, "wait");
-	for (int i = 0; i < config_setting_length(e); i++) {
-		const config_setting_t *m = config_setting_get_elem(e, (unsigned)i);
-		if (m != send && m != wait)
-			return cfg_err(x, m, cfg_path_join(p, ep, config_setting_name(m)),
-			               "unknown setting '%s' (an on_open item has send or wait)",
-			               config_setting_name(m));
-	}
 	if (!send == !wait)
 		return cfg_err(x, e, ep, "needs exactly one of send and wait");
 	if (send)
@@ -119,34 +166,24 @@ static int step_set(const struct cfg_ctx *x, const config_setting_t *e, struct c
 	return cfg_match_set(x, wait, TMPL_SECRET, &st->wait, cfg_path_join(p, ep, "wait"));
 }
 
+static int step_elem(const struct cfg_ctx *x, const config_setting_t *e, void *elem, const char *ep)
+{
+	return step_set(x, e, elem, ep);
+}
+
+static void steps_free(void *v, size_t n)
+{
+	cfg_steps_free(v, n);
+}
+
 int cfg_steps_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                   void *base, const char *path)
 {
-	int type = config_setting_type(s);
-	size_t n;
-	struct cfg_step *v;
-	char ep[CFG_PATH_MAX];
+	static const struct list_kind steps = {sizeof(struct cfg_step), true,
+	                                       "( \"message\", { wait = MATCH; }, ... )", step_elem,
+	                                       steps_free};
 
-	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
-		return cfg_err(x, s, path,
-		               "must be a list ( \"message\", { wait = MATCH; }, ... ), not %s",
-		               cfg_type_name(s));
-	n = (size_t)config_setting_length(s);
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v)
-		return cfg_err(x, s, path, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		snprintf(ep, sizeof(ep), "%s[%zu]", path, i);
-		if (step_set(x, config_setting_get_elem(s, (unsigned)i), &v[i], ep) < 0) {
-			cfg_steps_free(v, n);
-			return -1;
-		}
-	}
-	cfg_steps_free(*CFG_FIELD(base, k->off, struct cfg_step *),
-	               *CFG_FIELD(base, k->off2, size_t));
-	*CFG_FIELD(base, k->off, struct cfg_step *) = v;
-	*CFG_FIELD(base, k->off2, size_t) = n;
-	return 0;
+	return list_set(x, k, s, base, path, &steps);
 }
 
 static int reply_set(const struct cfg_ctx *x, const config_setting_t *e, struct cfg_reply *r,
@@ -159,15 +196,10 @@ static int reply_set(const struct cfg_ctx *x, const config_setting_t *e, struct 
 		return cfg_err(x, e, ep,
 		               "must be a group { when = MATCH; send = \"...\"; }, not %s",
 		               cfg_type_name(e));
+	if (only_members(x, e, ep, "when", "send", "a reply has when and send") < 0)
+		return -1;
 	when = config_setting_get_member(e, "when");
 	send = config_setting_get_member(e, "send");
-	for (int i = 0; i < config_setting_length(e); i++) {
-		const config_setting_t *m = config_setting_get_elem(e, (unsigned)i);
-		if (m != send && m != when)
-			return cfg_err(x, m, cfg_path_join(p, ep, config_setting_name(m)),
-			               "unknown setting '%s' (a reply has when and send)",
-			               config_setting_name(m));
-	}
 	if (!when || !send)
 		return cfg_err(x, e, ep, "missing required setting '%s'", when ? "send" : "when");
 	if (cfg_match_set(x, when, TMPL_SECRET, &r->when, cfg_path_join(p, ep, "when")) < 0)
@@ -175,33 +207,25 @@ static int reply_set(const struct cfg_ctx *x, const config_setting_t *e, struct 
 	return cfg_tmpl_set(x, send, TMPL_ANY, &r->send, cfg_path_join(p, ep, "send"));
 }
 
+static int reply_elem(const struct cfg_ctx *x, const config_setting_t *e, void *elem,
+                      const char *ep)
+{
+	return reply_set(x, e, elem, ep);
+}
+
+static void replies_free(void *v, size_t n)
+{
+	cfg_replies_free(v, n);
+}
+
 int cfg_replies_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                     void *base, const char *path)
 {
-	size_t n;
-	struct cfg_reply *v;
-	char ep[CFG_PATH_MAX];
+	static const struct list_kind replies = {sizeof(struct cfg_reply), false,
+	                                         "( { when = MATCH; send = \"...\"; }, ... )",
+	                                         reply_elem, replies_free};
 
-	if (config_setting_type(s) != CONFIG_TYPE_LIST)
-		return cfg_err(x, s, path,
-		               "must be a list ( { when = MATCH; send = \"...\"; }, ... ), not %s",
-		               cfg_type_name(s));
-	n = (size_t)config_setting_length(s);
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v)
-		return cfg_err(x, s, path, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		snprintf(ep, sizeof(ep), "%s[%zu]", path, i);
-		if (reply_set(x, config_setting_get_elem(s, (unsigned)i), &v[i], ep) < 0) {
-			cfg_replies_free(v, n);
-			return -1;
-		}
-	}
-	cfg_replies_free(*CFG_FIELD(base, k->off, struct cfg_reply *),
-	                 *CFG_FIELD(base, k->off2, size_t));
-	*CFG_FIELD(base, k->off, struct cfg_reply *) = v;
-	*CFG_FIELD(base, k->off2, size_t) = n;
-	return 0;
+	return list_set(x, k, s, base, path, &replies);
 }
 
 bool cfg_steps_equal(const struct cfg_step *a, const struct cfg_step *b, size_t n)

@@ -3,6 +3,7 @@
  * quote what they reject: a proxy URL may carry a password.
  */
 #include "wsbeat/proxy.h"
+#include "wsbeat/util.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -15,21 +16,6 @@
 /* How much of a proxy's reason phrase, or of an answer that is not HTTP, a log line shows. */
 #define PROXY_PHRASE_MAX  64
 #define PROXY_PREVIEW_MAX 24
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static void wipe(void *p, size_t n)
 {
@@ -83,18 +69,18 @@ static int decode(const char *s, size_t n, char *out, size_t *o, char *err, size
 
 		if (c == '%') {
 			if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-				return fail(
+				return errf(
 				    err, errlen,
 				    "a '%%' in the proxy's user name or password is not followed "
 				    "by two hex digits");
 			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
 			i += 2;
 			if (c == 0)
-				return fail(err, errlen,
+				return errf(err, errlen,
 				            "the proxy's user name or password contains %%00");
 		}
 		if (*o >= PROXY_AUTH_MAX)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy's user name and password are too long (at most %d "
 			            "bytes: "
 			            "libwebsockets 4.1 keeps them in 128 bytes of base64)",
@@ -113,10 +99,10 @@ static int parse_auth(const char *s, size_t n, char *out, char *err, size_t errl
 	if (decode(s, ulen, out, &o, err, errlen) < 0)
 		return -1;
 	if (memchr(out, ':', o))
-		return fail(err, errlen,
+		return errf(err, errlen,
 		            "the proxy's user name must not contain ':' (HTTP basic auth)");
 	if (o == PROXY_AUTH_MAX)
-		return fail(err, errlen,
+		return errf(err, errlen,
 		            "the user name and password are too long (at most %d bytes)",
 		            PROXY_AUTH_MAX);
 	out[o++] = ':';
@@ -137,14 +123,14 @@ static int parse_port(const char *s, const char *end, uint16_t *port, char *err,
 	unsigned long v = 0;
 
 	if (s == end)
-		return fail(err, errlen, "the proxy URL must name the port (http://HOST:PORT)");
+		return errf(err, errlen, "the proxy URL must name the port (http://HOST:PORT)");
 	for (; s < end; s++) {
 		if (*s < '0' || *s > '9' || (v = v * 10 + (unsigned long)(*s - '0')) > 65535)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy's port must be a number from 1 to 65535");
 	}
 	if (v == 0)
-		return fail(err, errlen, "the proxy's port must be a number from 1 to 65535");
+		return errf(err, errlen, "the proxy's port must be a number from 1 to 65535");
 	*port = (uint16_t)v;
 	return 0;
 }
@@ -161,41 +147,41 @@ static int parse_hostport(const char *s, const char *end, char *host, uint16_t *
 	if (*v6) {
 		hend = memchr(s, ']', (size_t)(end - s));
 		if (!hend)
-			return fail(err, errlen, "the proxy's IPv6 address lacks its closing ']'");
+			return errf(err, errlen, "the proxy's IPv6 address lacks its closing ']'");
 		colon = hend + 1;
 		s++;
 		if (colon == end)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL must name the port (http://[ADDR]:PORT)");
 		if (*colon != ':')
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL has unexpected text after the IPv6 address");
 	} else {
 		colon = memchr(s, ':', (size_t)(end - s));
 		if (!colon)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL must name the port (http://HOST:PORT)");
 		if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL has more than one ':' (write an IPv6 address as "
 			            "[ADDR])");
 		hend = colon;
 	}
 	n = (size_t)(hend - s);
 	if (n == 0)
-		return fail(err, errlen, "the proxy URL has no host");
+		return errf(err, errlen, "the proxy URL has no host");
 	if (n > PROXY_HOST_MAX)
-		return fail(err, errlen, "the proxy's host name is longer than %d characters",
+		return errf(err, errlen, "the proxy's host name is longer than %d characters",
 		            PROXY_HOST_MAX);
 	for (size_t i = 0; i < n; i++) {
 		if (!*v6 && !is_name_char(s[i]))
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy's host has a character not allowed in a host name");
 		host[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
 	}
 	host[n] = '\0';
 	if (*v6 && inet_pton(AF_INET6, host, a) != 1)
-		return fail(err, errlen, "the proxy's IPv6 address is not valid");
+		return errf(err, errlen, "the proxy's IPv6 address is not valid");
 	return parse_port(colon + 1, end, port, err, errlen);
 }
 
@@ -207,7 +193,7 @@ static int skip_scheme(const char *text, bool need_scheme, char *err, size_t err
 
 	if (!sep || strcspn(text, ":/@") < n) {
 		if (need_scheme)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL must start with http:// "
 			            "(http://[USER:PASSWORD@]HOST:PORT)");
 		return 0;
@@ -215,12 +201,12 @@ static int skip_scheme(const char *text, bool need_scheme, char *err, size_t err
 	if (n == 4 && strncasecmp(text, "http", 4) == 0)
 		return 7;
 	if (n == 5 && strncasecmp(text, "https", 5) == 0)
-		return fail(
+		return errf(
 		    err, errlen,
 		    "https:// proxies (TLS to the proxy itself) are not supported: "
 		    "libwebsockets 4.1 speaks plain HTTP to its proxy; use http:// (a wss:// "
 		    "feed stays encrypted end to end inside the CONNECT tunnel)");
-	return fail(err, errlen,
+	return errf(err, errlen,
 	            "the proxy URL has an unsupported scheme (only http:// proxies are supported)");
 }
 
@@ -228,10 +214,10 @@ static int check_chars(const char *text, char *err, size_t errlen)
 {
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
 		if (*p <= 0x20 || *p == 0x7f)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL contains whitespace or a control character");
 		if (*p >= 0x80)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "the proxy URL contains a non-ASCII byte (percent-encode it)");
 	}
 	return 0;
@@ -269,7 +255,7 @@ int proxy_parse(const char *text, bool need_scheme, struct proxy_url **out, char
 
 	*out = NULL;
 	if (!text || !*text)
-		return fail(err, errlen, "the proxy URL is empty");
+		return errf(err, errlen, "the proxy URL is empty");
 	if (check_chars(text, err, errlen) < 0 ||
 	    (skip = skip_scheme(text, need_scheme, err, errlen)) < 0)
 		return -1;
@@ -286,14 +272,14 @@ int proxy_parse(const char *text, bool need_scheme, struct proxy_url **out, char
 	if (at)
 		p = at + 1;
 	if (strcspn(p, "/?#") < (size_t)(end - p)) {
-		fail(err, errlen,
+		errf(err, errlen,
 		     "the proxy URL must not have a path, query or fragment (http://HOST:PORT)");
 		goto out;
 	}
 	if (parse_hostport(p, end, host, &port, &v6, err, errlen) < 0)
 		goto out;
 	*out = build(host, port, v6, auth);
-	rc = *out ? 0 : fail(err, errlen, "out of memory");
+	rc = *out ? 0 : errf(err, errlen, "out of memory");
 out:
 	wipe(auth, sizeof(auth));
 	return rc;

@@ -4,6 +4,7 @@
  * is where credentials usually live.
  */
 #include "wsbeat/url.h"
+#include "wsbeat/util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -15,32 +16,17 @@
 
 #define URL_HOST_MAX 255
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* Spaces and control characters would let a URL smuggle bytes into the request line. */
 static int check_chars(const char *text, char *err, size_t errlen)
 {
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
 		if (*p <= 0x20 || *p == 0x7f)
-			return fail(err, errlen, "URL contains whitespace or a control character");
+			return errf(err, errlen, "URL contains whitespace or a control character");
 		if (*p >= 0x80)
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "URL contains a non-ASCII byte (percent-encode it)");
 		if (*p == '#')
-			return fail(err, errlen,
+			return errf(err, errlen,
 			            "URL has a fragment ('#'), which WebSocket forbids");
 	}
 	return 0;
@@ -52,13 +38,13 @@ static int parse_scheme(const char *text, bool *tls, char *err, size_t errlen)
 	const char *sep = strstr(text, "://");
 
 	if (!sep || sep == text)
-		return fail(err, errlen, "URL must start with ws:// or wss://");
+		return errf(err, errlen, "URL must start with ws:// or wss://");
 	if (sep - text == 2 && strncasecmp(text, "ws", 2) == 0)
 		*tls = false;
 	else if (sep - text == 3 && strncasecmp(text, "wss", 3) == 0)
 		*tls = true;
 	else
-		return fail(err, errlen, "unsupported URL scheme '%.*s' (use ws:// or wss://)",
+		return errf(err, errlen, "unsupported URL scheme '%.*s' (use ws:// or wss://)",
 		            (int)(sep - text) > 16 ? 16 : (int)(sep - text), text);
 	return (int)(sep - text) + 3;
 }
@@ -68,16 +54,16 @@ static int parse_port(const char *s, size_t n, uint16_t *port, char *err, size_t
 	unsigned long v = 0;
 
 	if (n == 0)
-		return fail(err, errlen, "empty port after ':'");
+		return errf(err, errlen, "empty port after ':'");
 	for (size_t i = 0; i < n; i++) {
 		if (!isdigit((unsigned char)s[i]))
-			return fail(err, errlen, "port '%.*s' is not a number", (int)n, s);
+			return errf(err, errlen, "port '%.*s' is not a number", (int)n, s);
 		v = v * 10 + (unsigned long)(s[i] - '0');
 		if (v > 65535)
-			return fail(err, errlen, "port '%.*s' is out of range 1..65535", (int)n, s);
+			return errf(err, errlen, "port '%.*s' is out of range 1..65535", (int)n, s);
 	}
 	if (v == 0)
-		return fail(err, errlen, "port 0 is not allowed");
+		return errf(err, errlen, "port 0 is not allowed");
 	*port = (uint16_t)v;
 	return 0;
 }
@@ -101,27 +87,27 @@ static int parse_hostport(const char *s, size_t n, char *host, uint16_t *port, b
 	if (*v6) {
 		hend = memchr(s, ']', n);
 		if (!hend)
-			return fail(err, errlen, "IPv6 address is missing its closing ']'");
+			return errf(err, errlen, "IPv6 address is missing its closing ']'");
 		s++;
 		colon = hend + 1 < end ? hend + 1 : NULL;
 		if (colon && *colon != ':')
-			return fail(err, errlen, "unexpected '%c' after IPv6 address", *colon);
+			return errf(err, errlen, "unexpected '%c' after IPv6 address", *colon);
 	} else {
 		colon = memchr(s, ':', n);
 		hend = colon ? colon : end;
 	}
 	if (hend == s)
-		return fail(err, errlen, "empty host");
+		return errf(err, errlen, "empty host");
 	if (hend - s > URL_HOST_MAX)
-		return fail(err, errlen, "host name is longer than %d characters", URL_HOST_MAX);
+		return errf(err, errlen, "host name is longer than %d characters", URL_HOST_MAX);
 	for (size_t i = 0; i < (size_t)(hend - s); i++) {
 		if (!*v6 && !is_name_char((unsigned char)s[i]))
-			return fail(err, errlen, "invalid character '%c' in host", s[i]);
+			return errf(err, errlen, "invalid character '%c' in host", s[i]);
 		host[i] = (char)tolower((unsigned char)s[i]);
 	}
 	host[hend - s] = '\0';
 	if (*v6 && inet_pton(AF_INET6, host, &a6) != 1)
-		return fail(err, errlen, "invalid IPv6 address '%s'", host);
+		return errf(err, errlen, "invalid IPv6 address '%s'", host);
 	if (colon)
 		return parse_port(colon + 1, (size_t)(end - colon - 1), port, err, errlen);
 	return 0;
@@ -169,7 +155,7 @@ int url_parse(const char *text, struct url *u, char *err, size_t errlen)
 
 	memset(u, 0, sizeof(*u));
 	if (!text || !*text)
-		return fail(err, errlen, "empty URL");
+		return errf(err, errlen, "empty URL");
 	if (check_chars(text, err, errlen) < 0)
 		return -1;
 	n = parse_scheme(text, &u->tls, err, errlen);
@@ -188,7 +174,7 @@ int url_parse(const char *text, struct url *u, char *err, size_t errlen)
 		return -1;
 	if (build_strings(u, host, aend, v6) < 0) {
 		url_fini(u);
-		return fail(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 	}
 	return 0;
 }
@@ -206,9 +192,9 @@ int url_parse_hostport(const char *text, char *host, size_t hostlen, uint16_t *p
 	if (parse_hostport(text, n, h, port, &v6, err, errlen) < 0)
 		return -1;
 	if (*port == 0)
-		return fail(err, errlen, "missing ':PORT' (expected ADDR:PORT)");
+		return errf(err, errlen, "missing ':PORT' (expected ADDR:PORT)");
 	if (strlen(h) >= hostlen)
-		return fail(err, errlen, "host name is too long");
+		return errf(err, errlen, "host name is too long");
 	strcpy(host, h);
 	return 0;
 }

@@ -321,23 +321,7 @@ def test_no_listener_unless_configured(testsrv, daemon, wsbeat_bin):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert not d.events("metrics"), "metrics listener logged without metrics.listen"
     # The daemon listens on no TCP port at all.
-    inodes = set()
-    fd_dir = "/proc/%d/fd" % d.pid
-    for fd in os.listdir(fd_dir):
-        try:
-            t = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            inodes.add(t[8:-1])
-    listening = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            for line in f.readlines()[1:]:
-                cols = line.split()
-                if cols[3] == "0A" and cols[9] in inodes:  # 0A = LISTEN
-                    listening.append(cols[1])
-    assert not listening, "daemon listens on %s" % listening
+    assert not listening_sockets(d.pid), "daemon listens on %s" % listening_sockets(d.pid)
     # `wsbeat status` has nothing to talk to and says so.
     p = subprocess.run([wsbeat_bin, "status", "-c", d.conf_path], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=10)
