@@ -100,7 +100,7 @@ void cfg_headers_free(struct cfg_header *h, size_t n)
 	free(h);
 }
 
-static const char *reserved_why(const char *name)
+const char *cfg_header_reserved(const char *name)
 {
 	for (size_t i = 0; i < sizeof(reserved_headers) / sizeof(reserved_headers[0]); i++)
 		if (strcasecmp(name, reserved_headers[i].name) == 0)
@@ -118,7 +118,7 @@ static int check_header(const struct cfg_ctx *x, const config_setting_t *e, cons
 
 	if (!cfg_is_token(name))
 		return cfg_err(x, e, path, "header name '%s' is not an HTTP token", name);
-	why = reserved_why(name);
+	why = cfg_header_reserved(name);
 	if (why)
 		return cfg_err(x, e, path, "header '%s' is not allowed: %s", name, why);
 	for (size_t i = 0; i < n; i++)

@@ -148,8 +148,6 @@ bool cfg_keys_equal(const struct cfg_key *keys, const void *a, const void *b);
 int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                   void *base, const char *path, enum cfg_level lvl);
 
-bool cfg_is_token(const char *s);
-
 /* Renders milliseconds the way a user would write them: "24h", "90s", "250ms". */
 void cfg_fmt_ms(char *buf, size_t n, int64_t ms);
 void cfg_headers_free(struct cfg_header *h, size_t n);

@@ -396,6 +396,7 @@ struct tmpl *tmpl_new_literal(const char *s, size_t len, bool secret)
 		return NULL;
 	/* The source shown for it is never its text: that may be a secret. */
 	t->src = strdup(secret ? "(secret)" : "(literal)");
+	t->secret = secret; /* even when empty */
 	if (!t->src || tmpl_add_lit(&b, s, len, secret) < 0 || flatten(&b) < 0) {
 		tmpl_free(t);
 		return NULL;

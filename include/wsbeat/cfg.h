@@ -151,6 +151,13 @@ bool cfg_feed_equal(const struct cfg_feed *a, const struct cfg_feed *b);
 /* Parses a duration: a number of seconds or a string with unit ms, s, m or h. -1 on error. */
 int cfg_parse_duration(const char *text, int64_t *ms);
 
+/* True when s is a non-empty HTTP token (a header name). */
+bool cfg_is_token(const char *s);
+
+/* Why the handshake owns the header name (Host, Upgrade, Sec-WebSocket-*, ...), so that no
+ * setting may send it; NULL when it may be sent. Names ignore case. */
+const char *cfg_header_reserved(const char *name);
+
 /* Names of enum values, for logs. */
 const char *cfg_log_level_name(enum log_level l);
 const char *cfg_hb_type_name(enum hb_type t);
