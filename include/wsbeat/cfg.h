@@ -97,6 +97,8 @@ struct cfg_feed {
 	struct match *keepalive; /* messages that are keep-alive traffic, not data (NULL = none) */
 	enum decompress decompress;
 	bool compression; /* offer permessage-deflate */
+	/* Run before every attempt (argv, NULL-terminated; argv[0] absolute); NULL = none. */
+	char **connect_command;
 	struct cfg_header *headers;
 	size_t n_headers;
 	char *subprotocol; /* NULL = none offered */
