@@ -158,10 +158,13 @@ int cfg_headers_set(const struct cfg_ctx *x, const struct cfg_key *k, const conf
 		const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
 
 		cfg_path_join(ep, path, config_setting_name(e));
-		if (check_header(x, e, ep, h, i) < 0 || header_value(x, e, ep, &h[i]) < 0 ||
-		    !(h[i].name = strdup(config_setting_name(e)))) {
+		if (check_header(x, e, ep, h, i) < 0 || header_value(x, e, ep, &h[i]) < 0) {
 			cfg_headers_free(h, i + 1);
-			return h[i].value && !h[i].name ? cfg_err(x, e, ep, "out of memory") : -1;
+			return -1;
+		}
+		if (!(h[i].name = strdup(config_setting_name(e)))) {
+			cfg_headers_free(h, i + 1);
+			return cfg_err(x, e, ep, "out of memory");
 		}
 	}
 	cfg_headers_free(*CFG_FIELD(base, k->off, struct cfg_header *),
