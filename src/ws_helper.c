@@ -25,6 +25,10 @@
 
 extern char **environ;
 
+/* stderr: read at most this many 4 KiB slices per wake-up, and at most this much in all. */
+#define WS_HELPER_ERR_SLICE 4
+#define WS_HELPER_ERR_MAX   (64 * 1024)
+
 /* One helper process, from spawn to reaping. */
 struct ws_helper {
 	struct ws_helper *next;
@@ -35,7 +39,7 @@ struct ws_helper {
 	struct ws_watch *pid_watch, *out_watch, *err_watch;
 	struct mbuf out;
 	char err[HELPER_ERR_LINE * 2]; /* the start of stderr, up to its first newline */
-	size_t err_len;
+	size_t err_len, err_total;
 	bool err_done; /* the first line is complete: the rest of stderr is read and dropped */
 	bool too_big;
 };
@@ -101,16 +105,18 @@ static bool read_out(struct ws_helper *h)
 	}
 }
 
-/* Keeps the first line of stderr, drops the rest; false at its end. */
+/* Keeps the first line of stderr, drops the rest; false at its end. A helper that floods
+ * stderr is read a slice at a time, so the loop turns meanwhile, and past WS_HELPER_ERR_MAX it
+ * is not read any more (its next write fails: EPIPE, or SIGPIPE kills it). */
 static bool read_err(struct ws_helper *h)
 {
 	char buf[4096];
 
-	for (;;) {
+	for (int slice = 0; slice < WS_HELPER_ERR_SLICE; slice++) {
 		ssize_t n = read(h->err_fd, buf, sizeof(buf));
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
-		if (n == 0)
+		if (n == 0 || (h->err_total += (size_t)n) > WS_HELPER_ERR_MAX)
 			return false;
 		for (ssize_t i = 0; i < n && !h->err_done; i++) {
 			if (buf[i] == '\n' || h->err_len + 1 >= sizeof(h->err))
@@ -119,6 +125,7 @@ static bool read_err(struct ws_helper *h)
 				h->err[h->err_len++] = buf[i];
 		}
 	}
+	return true; /* more next time round */
 }
 
 static void on_out(void *arg)

@@ -11,7 +11,7 @@ this file writes into the test's directory.
   file.
 - Bad helpers, all at once beside a healthy feed: one that hangs (killed with its process group
   at connect_timeout, reaped: no zombie), one that prints 10 MB, one that prints garbage, one
-  that exits 1 with a line on stderr, one that stops being executable. Each is a connect_error
+  that exits 1 with a line on stderr, one that stops being executable, one that floods stderr. Each is a connect_error
   naming the helper (with the first stderr line where there is one), retried with backoff;
   and the healthy feed's heartbeat gaps, as the server saw the PINGs arrive, stay within
   interval + 50 ms throughout.
@@ -158,6 +158,7 @@ GARBAGE_SH = 'echo "%s {not json"\n' % GARBAGE
 EXIT1 = ('echo "token request failed (HTTP 401)" >&2\necho "second line" >&2\n'
          'echo \'{"url":"ws://127.0.0.1:1/x?token=%s"}\'\nexit 1\n' % TOKEN)
 NOEXEC = 'echo \'{"url":"ws://127.0.0.1:1/closed"}\'\n'
+FLOOD = 'echo "first line of the flood" >&2\nyes flooding stderr >&2\n'
 
 
 def bad_feed(name, helper):
@@ -171,7 +172,8 @@ def test_bad_helpers_do_not_stall_other_feeds(pyserver, daemon, tmp_path):
     helpers = {"hang": script(tmp_path / "hang", HANG), "big": script(tmp_path / "big", BIG),
                "garbage": script(tmp_path / "garbage", GARBAGE_SH),
                "exit1": script(tmp_path / "exit1", EXIT1),
-               "noexec": script(tmp_path / "noexec", NOEXEC)}
+               "noexec": script(tmp_path / "noexec", NOEXEC),
+               "flood": script(tmp_path / "flood", FLOOD)}
     steady = {"name": "steady", "url": srv.url("/steady"),
               "heartbeat": {"type": "ping", "interval": "%dms" % (INTERVAL * 1000),
                             "timeout": "2s"}}
@@ -195,6 +197,9 @@ def test_bad_helpers_do_not_stall_other_feeds(pyserver, daemon, tmp_path):
                    "(HTTP 401)" % helpers["exit1"])
     assert "second line" not in e1["reason"], e1
     reason_of("noexec", "connect_command %s cannot run: Permission denied" % helpers["noexec"])
+    # stderr read a slice at a time, and no more after 64 KiB: the flood ends in SIGPIPE
+    reason_of("flood", "connect_command %s exited with status 141: first line of the flood"
+              % helpers["flood"])
     # Retried with backoff: a backoff record after each failure, more attempts after it.
     for name in helpers:
         assert d.events("backoff", feed=name, since=n0), name
