@@ -15,16 +15,18 @@ this file writes into the test's directory.
   naming the helper (with the first stderr line where there is one), retried with backoff;
   and the healthy feed's heartbeat gaps, as the server saw the PINGs arrive, stay within
   interval + 50 ms throughout.
-- A stop while a helper hangs ends the daemon at once and leaves no process of the helper.
+- A stop while a helper hangs ends the daemon at once and leaves no process of the helper; so
+  does a reload that changes the feed's connect_command (and the new helper is used).
 - --check rejects a connect_command that is not executable, with FILE:LINE.
 """
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
 
-from helpers import TIMEOUT_SCALE, fmt_ms, gaps, make_config, wait_for
+from helpers import TIMEOUT_SCALE, fmt_ms, gaps, make_config, render_config, wait_for
 from sink_helpers import free_port, http_request, wait_http
 
 TOKEN = "tok-SECRET-5150"
@@ -257,6 +259,32 @@ def test_stop_while_a_helper_hangs(daemon, tmp_path):
         st = proc_state(p)
         assert st is None or st[0] == "Z", "process %d of the helper survived the stop: %s" % (
             p, st)
+
+
+def test_reload_replaces_a_running_helper(pyserver, daemon, tmp_path):
+    """A reload that changes connect_command restarts the feed: the helper still running is
+    killed with its group, and the new one's answer is used."""
+    srv = pyserver()
+    hang = script(tmp_path / "hang", HANG)
+    good = script(tmp_path / "good", 'echo \'{"url":"ws://127.0.0.1:%d/new"}\'\n' % srv.port)
+    feed = bad_feed("f", hang)
+    feed["connect_timeout"] = "60s"
+    d = daemon(make_config([feed]), level="info", env={"DIR": str(tmp_path)})
+    wait_for(lambda: read_lines(tmp_path / "hang.kids"), 5, "the helper running", daemon=d)
+    pid = int(read_lines(tmp_path / "hang.pids")[0])
+    kid = int(read_lines(tmp_path / "hang.kids")[0])
+    feed["connect_command"] = [good]
+    n0 = len(d.lines())
+    with open(d.conf_path, "w") as f:
+        f.write(render_config(make_config([feed])))
+    d.send_signal(signal.SIGHUP)
+    d.wait_event("reload", since=n0, timeout=5)
+    d.wait_event("open", feed="f", since=n0, timeout=10)
+    assert srv.wait(lambda e: e["ev"] == "handshake", 5, "the new helper's URL", d)["path"] == \
+        "/new"
+    wait_for(lambda: all((proc_state(p) or ("Z", 0))[0] == "Z" and
+                         (proc_state(p) or ("Z", 0))[1] != d.pid for p in (pid, kid)),
+             3, "the old helper and its child gone", daemon=d)
 
 
 def test_check_rejects_a_program_that_cannot_run(wsbeat_bin, tmp_path):
