@@ -136,10 +136,7 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 
 void feed_fini(struct feed *f)
 {
-	if (f->helper_running) {
-		f->helper_running = false;
-		f->env->shell->cancel_helper(f);
-	}
+	feed_helper_cancel(f);
 	feed_helper_reset(f);
 	feed_rx_reset(f);
 	mbuf_free(&f->msg);
@@ -389,8 +386,7 @@ static void drop(struct feed *f, int64_t now_us)
 		return;
 	f->aborting = true;
 	if (f->helper_running) {
-		f->helper_running = false;
-		f->env->shell->cancel_helper(f);
+		feed_helper_cancel(f);
 	} else if (f->state == FEED_RESOLVING) {
 		f->env->shell->cancel_resolve(f);
 		f->dns_req = NULL;
@@ -609,9 +605,7 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 	case FEED_RESOLVING:
 	case FEED_CONNECTING:
 		if (f->helper_running)
-			feed_set_error(
-			    f, "connect_command %s did not answer within %" PRId64 " ms (killed)",
-			    f->cfg->connect_command[0], f->cfg->connect_timeout_ms);
+			feed_helper_timeout(f);
 		if (f->upgraded && feed_step(f))
 			feed_set_error(f,
 			               "connect timeout after %" PRId64 " ms in the open sequence, "

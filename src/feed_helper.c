@@ -45,6 +45,29 @@ void feed_helper_reset(struct feed *f)
 	f->helper = NULL;
 }
 
+void feed_helper_cancel(struct feed *f)
+{
+	char line[HELPER_ERR_LINE];
+
+	if (!f->helper_running)
+		return;
+	f->helper_running = false;
+	f->env->shell->cancel_helper(f, line, sizeof(line));
+}
+
+void feed_helper_timeout(struct feed *f)
+{
+	char line[HELPER_ERR_LINE] = "";
+
+	if (!f->helper_running)
+		return;
+	f->helper_running = false;
+	f->env->shell->cancel_helper(f, line, sizeof(line));
+	feed_set_error(f, "connect_command %s did not answer within %" PRId64 " ms (killed)%s%s",
+	               f->cfg->connect_command[0], f->cfg->connect_timeout_ms, *line ? ": " : "",
+	               line);
+}
+
 void feed_helper_start(struct feed *f, int64_t now_us)
 {
 	f->helper_running = true;

@@ -67,6 +67,11 @@ size_t feed_open_after(const struct feed *f);
 
 /* Starts the connect_command of an attempt (feed_helper.c). */
 void feed_helper_start(struct feed *f, int64_t now_us);
+/* Kills the running connect_command, if any (feed_on_helper_done will not come). */
+void feed_helper_cancel(struct feed *f);
+/* The running connect_command did not answer within connect_timeout: killed, and the reason
+ * recorded (with the first line it wrote on stderr). */
+void feed_helper_timeout(struct feed *f);
 /* Forgets what the last connect_command gave, wiping it. */
 void feed_helper_reset(struct feed *f);
 /* Goes on with an attempt: resolves feed_url's host, or connects at once to a numeric one. The

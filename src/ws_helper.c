@@ -367,14 +367,19 @@ int ws_run_helper(struct feed *f)
 	return 0;
 }
 
-void ws_cancel_helper(struct feed *f)
+void ws_cancel_helper(struct feed *f, char *line, size_t size)
 {
 	struct ws *w = f->env->shell_arg;
 
+	if (size)
+		line[0] = '\0';
 	for (struct ws_helper *h = w->helpers; h; h = h->next)
 		if (h->f == f) {
 			h->f = NULL; /* reaped later, answering nobody */
 			kill_group(h);
+			if (h->err_fd >= 0)
+				read_err(h); /* what it said before hanging */
+			helper_clean_line(h->err, h->err_len, line, size);
 			return;
 		}
 }

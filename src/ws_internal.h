@@ -70,7 +70,7 @@ void ws_watch_end(struct ws_watch *h);
  * the end of every helper left when the context is gone (killed and reaped). */
 struct ws_helper;
 int ws_run_helper(struct feed *f);
-void ws_cancel_helper(struct feed *f);
+void ws_cancel_helper(struct feed *f, char *line, size_t size);
 void ws_helpers_free(struct ws *w);
 
 /* The metrics endpoint's state, owned by ws_http.c. */

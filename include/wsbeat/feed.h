@@ -78,8 +78,9 @@ struct feed_shell {
 	 * immediate failure (it cannot run), with the reason recorded by feed_set_error. */
 	int (*run_helper)(struct feed *f);
 	/* Kills the helper in progress (its process group), which is reaped later:
-	 * feed_on_helper_done will not be called for it. */
-	void (*cancel_helper)(struct feed *f);
+	 * feed_on_helper_done will not be called for it. The first line of what it wrote on
+	 * stderr so far goes into line (size bytes, cleaned as helper_clean_line does). */
+	void (*cancel_helper)(struct feed *f, char *line, size_t size);
 };
 
 struct zinf;

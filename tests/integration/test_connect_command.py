@@ -191,8 +191,8 @@ def test_bad_helpers_do_not_stall_other_feeds(pyserver, daemon, tmp_path):
         return d.wait_event("connect_error", feed=name, since=n0, count=count, timeout=15,
                             reason=lambda r: want in r)
 
-    reason_of("hang", "connect_command %s did not answer within 1000 ms (killed)"
-                     % helpers["hang"])
+    reason_of("hang", "connect_command %s did not answer within 1000 ms (killed): hanging on "
+              "purpose" % helpers["hang"])
     reason_of("big", "connect_command %s printed more than 65536 bytes (killed)" % helpers["big"])
     reason_of("garbage", "connect_command %s: its output is not JSON" % helpers["garbage"])
     e1 = reason_of("exit1", "connect_command %s exited with status 1: token request failed "

@@ -348,7 +348,7 @@ wait_until 15 "STATUS '3/4 feeds open, ...' (the helper's feed open, the hanging
 helper_hs() { grep -c "\"path\":\"/helper?token=$HELPER_TOKEN\"" "$EVENTS" || true; }
 [ "$(helper_hs)" -ge 1 ] || die "the server saw no handshake with the helper's URL: $(grep -c helper "$EVENTS")"
 hang_failed() { has_record WSBEAT_EVENT=connect_error WSBEAT_FEED=hang \
-	'WSBEAT_REASON~connect_command /usr/lib/wsbeat/helpers/test-hang did not answer within 1000 ms (killed)'; }
+	'WSBEAT_REASON~connect_command /usr/lib/wsbeat/helpers/test-hang did not answer within 1000 ms (killed): hanging'; }
 wait_until 10 "the hanging helper's connect_error" hang_failed
 hang_again() { [ "$(journal | "${JQ[@]}" --count WSBEAT_EVENT=connect_error WSBEAT_FEED=hang)" -ge 2 ]; }
 wait_until 10 "a second attempt of the hanging feed (retried with backoff)" hang_again

@@ -128,9 +128,10 @@ static int fake_run_helper(struct feed *f)
 	return 0;
 }
 
-static void fake_cancel_helper(struct feed *f)
+static void fake_cancel_helper(struct feed *f, char *line, size_t size)
 {
 	fake_of(f)->n_cancel_helper++;
+	snprintf(line, size, "%s", "waiting for the vault");
 }
 
 static const struct feed_shell fake_shell_ops = {

@@ -237,7 +237,7 @@ static void test_timeout_kills(void **state)
 	assert_int_equal(backoff_ms(), 1000);
 	assert_int_equal(fake_log_count(&k, "event=connect_error",
 	                                "connect_command /usr/lib/wsbeat/helpers/login did not "
-	                                "answer within 10000 ms (killed)"),
+	                                "answer within 10000 ms (killed): waiting for the vault"),
 	                 1);
 	/* a late answer (the shell never sends one after cancel) would change nothing */
 	answer(0, "{}", "");
