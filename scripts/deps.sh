@@ -11,9 +11,12 @@ PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
 libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libjansson-dev zlib1g-dev"
 # tests: cmocka; pytest against python3-websockets; openssl makes the TLS fixtures; procps;
-# iproute2 (ip) sets up the private network namespaces of the non-loopback tests
+# iproute2 (ip) sets up the private network namespaces of the non-loopback tests;
+# tinyproxy-bin is the real proxy of test_proxy (the binary alone: the tinyproxy package would
+# also install and start a system service)
 PKGS="$PKGS libcmocka-dev
-python3 python3-websockets python3-pytest python3-prometheus-client openssl procps iproute2"
+python3 python3-websockets python3-pytest python3-prometheus-client openssl procps iproute2
+tinyproxy-bin"
 # fuzzing (tests/fuzz/run.sh): clang and its libFuzzer runtime; llvm brings llvm-symbolizer,
 # without which sanitizer stacks have no function names and tests/fuzz/lsan.supp matches nothing
 PKGS="$PKGS clang libclang-rt-14-dev llvm"

@@ -13,7 +13,11 @@ cd "$(dirname "$0")/.."
 setsid ./build/tests/wsbeat-testsrv --listen 127.0.0.1:9001 --reply ping=pong --quiet-frames \
 	--send-every 1000 '{"ticker":"demo","price":1}' --events /dev/null &
 srv=$!
-trap 'kill $srv 2>/dev/null' EXIT INT TERM
+# Ctrl-C is for wsbeat: the shell only waits for it (a no-op trap keeps SIGINT's default for
+# the children), then stops the server on the way out; wsbeat's own status is the script's.
+trap ':' INT
+trap 'exit 143' TERM HUP
+trap 'kill "$srv" 2>/dev/null || :' EXIT
 
 echo "wsbeat: running on conf/demo.conf against ws://127.0.0.1:9001 (Ctrl-C stops)" >&2
 if [ -n "${DURATION:-}" ]; then

@@ -92,6 +92,38 @@ int app_check_supported(const struct cfg *cfg, char *err, size_t errlen)
 	return check_tls(cfg, err, errlen);
 }
 
+static void proxy_warn_log(void *arg, const char *msg)
+{
+	log_rec(LOG_LVL_WARNING, (struct log_kv[]){{"event", "proxy_env"}}, 1, "%s", msg);
+}
+
+static void proxy_warn_stderr(void *arg, const char *msg)
+{
+	fprintf(stderr, "wsbeat: warning: %s\n", msg);
+}
+
+int app_proxy_env_check(struct proxy_env *e)
+{
+	return proxy_env_load(e, getenv, proxy_warn_stderr, NULL);
+}
+
+/* Says which proxies the environment gives the feeds that have no proxy setting. */
+static void log_proxy_env(const struct proxy_env *e)
+{
+	const struct proxy_url *p[2] = {e->https, e->http};
+	const char *var[2] = {e->https_var, e->http_var}, *scheme[2] = {"wss", "ws"};
+
+	for (int i = 0; i < 2; i++)
+		if (p[i])
+			log_rec(LOG_LVL_INFO,
+			        (struct log_kv[]){{"event", "proxy_env"},
+			                          {"variable", var[i]},
+			                          {"proxy", p[i]->display},
+			                          {"no_proxy", e->no_proxy}},
+			        4, "%s:// feeds without a proxy setting go through %s (from %s)",
+			        scheme[i], p[i]->display, var[i]);
+}
+
 /* ${uuid}: from OpenSSL's CSPRNG, like the frame masks. */
 static void app_random(void *buf, size_t len)
 {
@@ -234,7 +266,7 @@ static void on_trim_timer(struct tq_timer *t, int64_t now_us)
 {
 	struct app *a = container_of(t, struct app, t_trim);
 
-	if (a->cq.inflight || a->cq.waiting)
+	if (connq_busy(&a->cq))
 		return; /* a new burst: its end arms this again */
 	a->trimmed_us = now_us;
 #ifdef __GLIBC__
@@ -407,11 +439,17 @@ static int http_begin(void *arg, const char *path, void **job, const char **type
 
 static int http_step(void *arg, void *job, struct mbuf *body)
 {
+	struct app *a = arg;
 	struct http_job *j = job;
+	int rc;
 
-	if (j->metrics)
-		return metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
-		                               APP_HTTP_SLICE);
+	if (j->metrics) {
+		rc = metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
+		                             APP_HTTP_SLICE);
+		if (rc == 1)
+			metrics_hosts(body, &a->cq); /* as they are now: a reload may have come */
+		return body->oom ? -1 : rc;
+	}
 	return metrics_status_step(&j->cur, body, j->feeds, j->n, j->mono, APP_HTTP_SLICE);
 }
 
@@ -487,16 +525,24 @@ static int init_timers(struct app *a)
 
 int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard)
 {
+	struct connq_hosts hosts;
 	int64_t now = mono_us();
 
 	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli, .cli_shard = cli_shard};
 	notify_init();
 	rng_seed(&a->rng, 0);
 	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||
-	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0)
+	    connq_init(&a->cq, &a->tq, cfg->max_connects_per_second, on_slot, now) < 0 ||
+	    app_hosts_new(cfg, &a->tq, &hosts) < 0)
 		goto nomem;
 	a->cq.settled = on_connects_settled;
+	a->cq.wait = app_host_wait;
+	connq_hosts_install(&a->cq, &hosts);
+	if (proxy_env_load(&a->proxy_env, getenv, proxy_warn_log, NULL) < 0)
+		goto nomem;
+	log_proxy_env(&a->proxy_env);
 	a->env = (struct feed_env){.tq = &a->tq,
+	                           .proxy_env = &a->proxy_env,
 	                           .connq = &a->cq,
 	                           .rng = &a->rng,
 	                           .shell = &ws_feed_shell,
@@ -504,6 +550,7 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	                           .random = app_random};
 	if (init_feeds(a) < 0)
 		goto nomem;
+	app_hosts_rehome(a, cfg, now);
 	a->ws = ws_new(cfg, &a->tq, on_signal, a);
 	if (!a->ws)
 		return -1;
@@ -566,6 +613,7 @@ void app_fini(struct app *a)
 	free_set(a, &a->feeds);
 	free_set(a, &a->retiring);
 	feed_env_fini(&a->env);
+	proxy_env_fini(&a->proxy_env);
 	sinks_free(a->sinks);
 	connq_fini(&a->cq);
 	tq_fini(&a->tq);

@@ -214,6 +214,7 @@ static int load(struct app *a, struct cfg **nc, char *err, size_t errlen)
 void app_reload(struct app *a)
 {
 	struct plan p = {0};
+	struct connq_hosts hosts = {0};
 	struct cfg **old;
 	int64_t now = mono_us();
 	char err[1024];
@@ -226,14 +227,19 @@ void app_reload(struct app *a)
 	old = realloc(a->old_cfgs, (a->n_old_cfgs + 1) * sizeof(*old));
 	if (old)
 		a->old_cfgs = old;
-	if (!old || reserve_retiring(a, a->feeds.n) < 0 || plan_build(a, &p) < 0) {
+	if (!old || reserve_retiring(a, a->feeds.n) < 0 ||
+	    app_hosts_new(p.nc, &a->tq, &hosts) < 0 || plan_build(a, &p) < 0) {
 		plan_free(a, &p, true);
+		connq_hosts_free(&hosts, &a->tq);
 		cfg_free(p.nc);
 		fail(a, "out of memory");
 		notify_ready();
 		return;
 	}
+	/* Feeds started or stopped meanwhile are queued under the new host limits. */
+	connq_hosts_install(&a->cq, &hosts);
 	plan_apply(a, &p, now);
+	app_hosts_rehome(a, p.nc, now);
 	check_resolver(a, p.nc);
 	a->old_cfgs[a->n_old_cfgs++] = a->cfg;
 	a->cfg = p.nc;

@@ -44,6 +44,7 @@ static const struct cfg_key top_keys[] = {
 	KEY_DUR("dns_timeout",             CO(dns_timeout_ms), 0, false, MINS(1), 0),
 	KEY_NUM("dns_tries",               K_INT, CO(dns_tries), 0, 20, 0),
 	KEY_STR("shard",                   K_STR, CO(shard), F_SHARD),
+	{.name = "hosts", .kind = K_EXTERNAL},
 	{.name = "defaults", .kind = K_EXTERNAL},
 	{.name = "feeds", .kind = K_EXTERNAL},
 	KEY_END,
@@ -208,7 +209,9 @@ static int build(const struct cfg_ctx *x, const config_t *lc, struct cfg **out)
 		return cfg_err(x, NULL, NULL, "out of memory");
 	}
 	cfg_keys_init(top_keys, c);
-	if (cfg_keys_apply(x, top_keys, root, c, "", LVL_TOP) < 0 || load_feeds(x, root, c) < 0) {
+	if (cfg_keys_apply(x, top_keys, root, c, "", LVL_TOP) < 0 ||
+	    cfg_hosts_load(x, config_setting_get_member(root, "hosts"), c) < 0 ||
+	    load_feeds(x, root, c) < 0) {
 		cfg_free(c);
 		return -1;
 	}
@@ -334,6 +337,7 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->n_feeds; i++)
 		cfg_keys_free(cfg_feed_keys, &c->feeds[i]);
 	free(c->feeds);
+	cfg_hosts_free(c);
 	cfg_keys_free(top_keys, c);
 	free(c->path);
 	free(c);
@@ -418,6 +422,10 @@ static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
 		                  *CFG_FIELD((void *)(uintptr_t)b, k->off2, struct tmpl *));
 	case K_ARGV:
 		return argv_eq(F(a, char **), F(b, char **));
+	case K_PROXY:
+		return F(a, struct proxy_setting).mode == F(b, struct proxy_setting).mode &&
+		       proxy_url_equal(F(a, struct proxy_setting).url,
+		                       F(b, struct proxy_setting).url);
 	case K_GROUP:
 		return cfg_keys_equal(k->sub, &F(a, char), &F(b, char));
 	case K_EXTERNAL:

@@ -73,6 +73,7 @@ const struct cfg_key cfg_feed_keys[] = {
 	KEY_STR("origin",           K_STR, FO(origin), F_NONEMPTY | F_NO_CRLF),
 	KEY_GROUP("tls",            FO(tls), tls_keys),
 	KEY_GROUP("sink",           FO(sink), sink_keys),
+	{.name = "proxy", .kind = K_PROXY, .off = FO(proxy)},
 	KEY_END,
 };
 /* clang-format on */
@@ -328,6 +329,21 @@ static int check_sink(const struct cfg_ctx *x, const config_setting_t *fs,
 	return 0;
 }
 
+/* Through a proxy, libwebsockets 4.1 names the URL's host in a CONNECT of at most 255 bytes. */
+static int check_proxy(const struct cfg_ctx *x, const config_setting_t *fs, struct cfg_feed *f,
+                       const char *fpath)
+{
+	char p[CFG_PATH_MAX], target[PROXY_TARGET_MAX + 8];
+
+	if (f->proxy.mode != PROXY_URL ||
+	    proxy_connect_target(&f->url, target, sizeof(target)) == 0)
+		return 0;
+	return cfg_err(x, config_setting_get_member(fs, "url"), cfg_path_join(p, fpath, "url"),
+	               "host and port are too long to go through a proxy (libwebsockets 4.1 "
+	               "fits the CONNECT request into 255 bytes: at most %d characters)",
+	               PROXY_TARGET_MAX);
+}
+
 /* The feed is open once every wait of its open sequence has matched. */
 static void find_open_after(struct cfg_feed *f)
 {
@@ -353,7 +369,8 @@ int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const con
 	    cfg_keys_required(x, cfg_feed_keys, fs, path) < 0)
 		return -1;
 	if (check_heartbeat(x, fs, ds, f, path) < 0 || check_reconnect(x, fs, ds, f, path) < 0 ||
-	    check_tls(x, fs, ds, f, path) < 0 || check_sink(x, fs, ds, f, path) < 0)
+	    check_tls(x, fs, ds, f, path) < 0 || check_sink(x, fs, ds, f, path) < 0 ||
+	    check_proxy(x, fs, f, path) < 0)
 		return -1;
 	find_open_after(f);
 	return 0;

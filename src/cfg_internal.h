@@ -44,6 +44,7 @@ enum cfg_kind {
 	K_ARGV,     /* char **, NULL-terminated: a command and its arguments (F_EXEC: argv[0]) */
 	K_NAME,     /* char *, a feed name */
 	K_LISTEN,   /* char *, "ADDR:PORT" */
+	K_PROXY,    /* struct proxy_setting: "" (direct) or "http://[USER:PASSWORD@]HOST:PORT" */
 	K_GROUP,    /* nested table at off */
 	K_EXTERNAL, /* handled by the caller (top-level feeds and defaults) */
 };
@@ -184,6 +185,10 @@ int cfg_url_tmpl(const struct cfg_ctx *x, const config_setting_t *s, const char 
                  struct tmpl **dst, const char *path);
 /* Type name of a setting, for messages ("a string", "a list", ...). */
 const char *cfg_type_name(const config_setting_t *s);
+
+/* Loads the top-level hosts list into c (cfg_hosts.c); hs may be NULL (none). */
+int cfg_hosts_load(const struct cfg_ctx *x, const config_setting_t *hs, struct cfg *c);
+void cfg_hosts_free(struct cfg *c);
 
 /* Builds feed number idx from its group and the defaults group (may be NULL). */
 int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const config_setting_t *ds,

@@ -439,6 +439,42 @@ static int set_listen(const struct cfg_ctx *x, const struct cfg_key *k, const co
 	return set_str(x, k, s, dst, path);
 }
 
+/*
+ * A proxy URL may carry a password: no message here quotes the value. It may come from a secret
+ * source (${credential:NAME}, ${env:NAME}, ${file:PATH}), read now, like every template's.
+ */
+static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct proxy_setting *dst,
+                     const char *path)
+{
+	struct proxy_url *url = NULL;
+	struct tmpl *t;
+	char why[512];
+	size_t n;
+	int rc = 0;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return cfg_err(
+		    x, s, path,
+		    "must be a string (\"http://[USER:PASSWORD@]HOST:PORT\", or \"\" for "
+		    "a direct connection), not %s",
+		    cfg_type_name(s));
+	if (tmpl_compile(config_setting_get_string(s), strlen(config_setting_get_string(s)),
+	                 TMPL_SECRET, &x->tenv, &t, why, sizeof(why)) < 0)
+		return cfg_err(x, s, path, "%s", why);
+	/* Nothing varies without ${seq} or time variables: the text is all there now. */
+	n = t->flat ? t->flat_len : 0;
+	if (n && memchr(t->flat, '\0', n))
+		rc = cfg_err(x, s, path, "the proxy URL contains a NUL byte");
+	else if (n && proxy_parse(t->flat, true, &url, why, sizeof(why)) < 0)
+		rc = cfg_err(x, s, path, "%s", why);
+	tmpl_free(t);
+	if (rc < 0)
+		return -1;
+	proxy_url_free(dst->url);
+	*dst = (struct proxy_setting){.mode = url ? PROXY_URL : PROXY_DIRECT, .url = url};
+	return 0;
+}
+
 int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                   void *base, const char *path, enum cfg_level lvl)
 {
@@ -478,6 +514,8 @@ int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config
 		return set_name(x, k, s, CFG_FIELD(base, k->off, char *), path);
 	case K_LISTEN:
 		return set_listen(x, k, s, CFG_FIELD(base, k->off, char *), path);
+	case K_PROXY:
+		return set_proxy(x, s, CFG_FIELD(base, k->off, struct proxy_setting), path);
 	case K_GROUP:
 		if (config_setting_type(s) != CONFIG_TYPE_GROUP)
 			return cfg_err(x, s, path, "must be a group { ... }, not %s",
@@ -625,6 +663,9 @@ void cfg_keys_free(const struct cfg_key *keys, void *base)
 		case K_URL:
 			url_fini(CFG_FIELD(base, k->off, struct url));
 			tmpl_free(*CFG_FIELD(base, k->off2, struct tmpl *));
+			break;
+		case K_PROXY:
+			proxy_url_free(CFG_FIELD(base, k->off, struct proxy_setting)->url);
 			break;
 		case K_GROUP:
 			cfg_keys_free(k->sub, CFG_FIELD(base, k->off, char));

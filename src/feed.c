@@ -102,6 +102,9 @@ void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		f->holds_slot = false;
 		connq_release(f->env->connq, now_us);
 	}
+	/* ... and its connection stops counting against its host when it is gone. */
+	if (to == FEED_BACKOFF || to == FEED_STOPPED || to == FEED_IDLE)
+		connq_conn_done(f->env->connq, &f->qnode, now_us);
 	if (to != f->state) {
 		f->state_since_us = now_us;
 		f->env->n_in_state[f->state]--;
@@ -123,7 +126,12 @@ static void on_addr_timer(struct tq_timer *t, int64_t now_us);
 
 int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 {
-	*f = (struct feed){.cfg = cfg, .env = env, .state = FEED_IDLE, .retry_after_ms = -1};
+	*f = (struct feed){.cfg = cfg,
+	                   .env = env,
+	                   .state = FEED_IDLE,
+	                   .retry_after_ms = -1,
+	                   .proxy_fd = -1,
+	                   .proxy = proxy_choose(&cfg->proxy, env->proxy_env, &cfg->url)};
 	f->stats.last_rtt_ms = -1;
 	env->n_in_state[FEED_IDLE]++;
 	tq_timer_init(&f->t_state, on_state_timer);
@@ -244,7 +252,10 @@ static void reset_attempt(struct feed *f)
 {
 	feed_clear_error(f);
 	f->http_status = 0;
+	f->proxy_status = 0;
 	f->peer_reached = false;
+	f->peer_closed = false;
+	f->proxy_answered = false;
 	f->retry_after_ms = -1;
 	f->aborting = false;
 	f->close_code = 0;
@@ -270,13 +281,21 @@ static void start_connect(struct feed *f, int64_t now_us)
 		feed_on_gone(f, now_us, NULL);
 }
 
+const char *feed_connect_host(const struct feed *f)
+{
+	return f->proxy ? f->proxy->host : feed_url(f)->host;
+}
+
+bool feed_dial_numeric(const struct feed *f)
+{
+	return f->proxy ? f->proxy->numeric : url_host_is_numeric(feed_url(f));
+}
+
 void feed_dial(struct feed *f, int64_t now_us)
 {
-	const struct url *u = feed_url(f);
-
-	if (url_host_is_numeric(u)) {
-		/* Cannot fail: url_host_is_numeric parsed it the same way. */
-		dns_addr_parse(u->host, &f->addrs[0]);
+	if (feed_dial_numeric(f)) {
+		/* Cannot fail: the host was parsed as an address the same way. */
+		dns_addr_parse(feed_connect_host(f), &f->addrs[0]);
 		f->n_addrs = 1;
 		start_connect(f, now_us);
 	} else if (f->env->shell->resolve(f) < 0) {
@@ -289,11 +308,14 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	const struct url *u = &f->cfg->url;
 	bool helper = f->cfg->connect_command != NULL;
 	/* A helper runs in resolving, and may give a URL of its own. */
-	bool numeric = !helper && url_host_is_numeric(u);
+	bool numeric = !helper && feed_dial_numeric(f);
 	char attempt[16];
 
 	if (f->state != FEED_IDLE || winding_down(f)) {
-		connq_release(f->env->connq, now_us); /* the grant is not used */
+		/* The grant is not used (a feed that is not idle holds its grant's connection). */
+		connq_release(f->env->connq, now_us);
+		if (f->state == FEED_IDLE)
+			connq_conn_done(f->env->connq, &f->qnode, now_us);
 		return;
 	}
 	reset_attempt(f);
@@ -303,9 +325,13 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
-	         &(struct feed_event){
-	             "connecting", LOG_LVL_INFO, {{"url", u->display}, {"attempt", attempt}}},
-	         "connecting (attempt %s)", attempt);
+	         &(struct feed_event){"connecting",
+	                              LOG_LVL_INFO,
+	                              {{"url", u->display},
+	                               {"attempt", attempt},
+	                               {"proxy", f->proxy ? f->proxy->display : NULL}}},
+	         "connecting (attempt %s)%s%s", attempt, f->proxy ? " through the proxy " : "",
+	         f->proxy ? f->proxy->display : "");
 	if (helper)
 		feed_helper_start(f, now_us);
 	else
@@ -320,7 +346,8 @@ void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_
 		return;
 	f->dns_req = NULL;
 	if (res->error) {
-		feed_set_error(f, "cannot resolve %s: %s", feed_url(f)->host, res->error);
+		feed_set_error(f, "cannot resolve %s%s: %s", f->proxy ? "the proxy " : "",
+		               feed_connect_host(f), res->error);
 		feed_on_gone(f, now_us, NULL);
 		return;
 	}
@@ -506,8 +533,24 @@ void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms)
 	f->retry_after_ms = retry_after_ms;
 }
 
+void feed_on_proxy_answer(struct feed *f, int status, const char *text)
+{
+	f->proxy_answered = true;
+	f->peer_reached = true;
+	if (status == 200 || !f->proxy)
+		return;
+	if (status) {
+		f->proxy_status = (uint16_t)status;
+		feed_set_error(f, "proxy %s answered %d%s%s", f->proxy->display, status,
+		               *text ? " " : "", text);
+	} else {
+		feed_set_error(f, "proxy %s %s", f->proxy->display, text);
+	}
+}
+
 void feed_on_peer_close(struct feed *f, int code, const char *reason, size_t reason_len)
 {
+	f->peer_closed = true;
 	f->close_code = code;
 	set_close_reason(f, reason, reason_len);
 	feed_set_error(f, "server closed the connection");
@@ -611,9 +654,16 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 			               "connect timeout after %" PRId64 " ms in the open sequence, "
 			               "at on_open[%zu] (%s)",
 			               f->cfg->connect_timeout_ms, f->open_step, open_step_text(f));
+		if (f->proxy && f->state == FEED_CONNECTING && !f->proxy_answered)
+			feed_set_error(f,
+			               "connect timeout after %" PRId64 " ms (no answer from the "
+			               "proxy %s)",
+			               f->cfg->connect_timeout_ms, f->proxy->display);
 		feed_set_error(f, "connect timeout after %" PRId64 " ms%s",
 		               f->cfg->connect_timeout_ms,
-		               f->state == FEED_RESOLVING ? " (still resolving the name)" : "");
+		               f->state != FEED_RESOLVING ? ""
+		               : f->proxy                 ? " (still resolving the proxy's name)"
+		                                          : " (still resolving the name)");
 		drop(f, now_us);
 		break;
 	case FEED_CLOSING:
@@ -847,16 +897,22 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 static int64_t attempt_failed(struct feed *f)
 {
 	const struct cfg_reconnect *rc = &f->cfg->reconnect;
-	bool permanent = backoff_status_is_permanent(f->http_status);
-	char attempt[16], status[16], retry[24];
+	/* A proxy that wants other credentials (407, or 401 from some) or forbids the destination
+	 * (403) says so again on every retry until its configuration or ours changes, as a
+	 * server's 401/403 does. */
+	bool by_proxy = proxy_status_is_permanent(f->proxy_status);
+	bool permanent = by_proxy || backoff_status_is_permanent(f->http_status);
+	char attempt[16], status[16], pstatus[16], retry[24];
 	int64_t delay;
 
 	f->stats.connect_errors++;
 	f->failures++;
 	delay = backoff_delay_ms(rc, f->failures, rng_unit(f->env->rng));
-	delay = backoff_for_status(rc, f->http_status, f->retry_after_ms, delay);
+	delay = by_proxy ? rc->max_ms
+	                 : backoff_for_status(rc, f->http_status, f->retry_after_ms, delay);
 	fmt_u(attempt, sizeof(attempt), f->failures);
 	fmt_u(status, sizeof(status), (uint64_t)f->http_status);
+	fmt_u(pstatus, sizeof(pstatus), (uint64_t)f->proxy_status);
 	fmt_u(retry, sizeof(retry), (uint64_t)f->retry_after_ms);
 	feed_log(f,
 	         &(struct feed_event){"connect_error",
@@ -865,11 +921,13 @@ static int64_t attempt_failed(struct feed *f)
 	                               {"attempt", attempt},
 	                               {"reason", err_or(f, "connection failed")},
 	                               {"http_status", f->http_status ? status : NULL},
+	                               {"proxy_status", f->proxy_status ? pstatus : NULL},
 	                               {"retry_after_ms", f->retry_after_ms >= 0 ? retry : NULL}}},
-	         permanent ? "server refused the feed (HTTP %s); this will not fix itself, "
-	                     "retrying at the maximum delay"
-	                   : "connection attempt failed: %s",
-	         permanent ? status : err_or(f, "connection failed"));
+	         permanent ? "%s refused the feed (HTTP %s); this will not fix itself, retrying at "
+	                     "the maximum delay"
+	                   : "connection attempt failed: %s%s",
+	         permanent ? (by_proxy ? "the proxy" : "server") : err_or(f, "connection failed"),
+	         permanent ? (by_proxy ? pstatus : status) : "");
 	return delay;
 }
 
@@ -881,11 +939,15 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	const char *err = err_or(f, "connection lost"), *why = close_reason(f);
 	char code[16], code_text[160] = "";
 
+	/* 1012 (service restart) and 1013 (try again later) from the server are planned: the
+	 * server is healthy, so they are not a failure (RFC 6455 §7.4.1, IANA registry). */
+	bool planned = f->peer_closed && (f->close_code == 1012 || f->close_code == 1013);
+
 	f->stats.disconnects++;
 	/* Only a connection that stayed up long enough proves the server healthy again. */
 	if (stable)
 		f->failures = 0;
-	else
+	else if (!planned)
 		f->failures++;
 	fmt_u(code, sizeof(code), (uint64_t)f->close_code);
 	if (f->close_code)
@@ -893,7 +955,9 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 		         *why ? ": " : "", why);
 	feed_log(f,
 	         &(struct feed_event){"closed",
-	                              winding_down(f) ? LOG_LVL_INFO : LOG_LVL_WARNING,
+	                              winding_down(f) ? LOG_LVL_INFO
+	                              : planned       ? LOG_LVL_NOTICE
+	                                              : LOG_LVL_WARNING,
 	                              {{"close_code", f->close_code ? code : NULL},
 	                               {"reason", err},
 	                               {"close_reason", *why ? why : NULL}}},

@@ -144,8 +144,7 @@ void feed_on_helper_done(struct feed *f, const struct helper_result *r, int64_t 
 	f->helper = h;
 	log_done(f, now_us);
 	/* A fresh connect_timeout for resolving and connecting, as without a helper. */
-	feed_set_state(f, url_host_is_numeric(feed_url(f)) ? FEED_CONNECTING : FEED_RESOLVING,
-	               now_us);
+	feed_set_state(f, feed_dial_numeric(f) ? FEED_CONNECTING : FEED_RESOLVING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	feed_dial(f, now_us);
 }

@@ -74,9 +74,10 @@ void feed_helper_cancel(struct feed *f);
 void feed_helper_timeout(struct feed *f);
 /* Forgets what the last connect_command gave, wiping it. */
 void feed_helper_reset(struct feed *f);
-/* Goes on with an attempt: resolves feed_url's host, or connects at once to a numeric one. The
- * state must already be the one that fits (resolving, or connecting). */
+/* Goes on with an attempt: resolves feed_connect_host, or connects at once to a numeric one.
+ * The state must already be the one that fits (resolving, or connecting: feed_dial_numeric). */
 void feed_dial(struct feed *f, int64_t now_us);
+bool feed_dial_numeric(const struct feed *f);
 /* Changes state (the one function that does: see feed.c). */
 void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us);
 

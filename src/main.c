@@ -190,6 +190,11 @@ int main(int argc, char **argv)
 	if (load_config(&o, &cfg) < 0)
 		return CFG_EXIT_CONFIG;
 	if (o.check) {
+		struct proxy_env penv;
+		/* The environment is not the daemon's under systemd, but a bad proxy variable of
+		 * this one is worth a word. */
+		if (app_proxy_env_check(&penv) == 0)
+			proxy_env_fini(&penv);
 		printf("configuration OK\n");
 		cfg_free(cfg);
 		return 0;

@@ -287,6 +287,30 @@ int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_
 	           : 0;
 }
 
+/* Per hosts entry (label host="MATCH"): feeds waiting in the connect queue for it (for its own
+ * limits or the global ones), and its connections open or in progress. */
+void metrics_hosts(struct mbuf *b, const struct connq *q)
+{
+	static const char *const names[] = {"wsbeat_host_waiting", "wsbeat_host_connections"};
+	static const char *const helps[] = {
+	    "Feeds waiting to connect to the hosts of a hosts entry.",
+	    "Connections open or in progress to the hosts of a hosts entry."};
+
+	if (q->hosts.n < 2)
+		return;
+	for (int m = 0; m < 2; m++) {
+		put_family(b, names[m], "gauge", helps[m]);
+		for (size_t i = 1; i < q->hosts.n; i++) {
+			const struct connq_host *h = &q->hosts.v[i];
+			mbuf_puts(b, names[m]);
+			mbuf_puts(b, "{host=\"");
+			put_label_value(b, h->key);
+			mbuf_puts(b, "\"}");
+			put_value_line(b, m == 0 ? h->waiting : h->conns);
+		}
+	}
+}
+
 /* ---- /status JSON ---- */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */

@@ -396,9 +396,15 @@ static int verify_cert(struct feed *f, X509_STORE_CTX *x, int preverify_ok)
 static void conn_gone(struct ws *w, struct feed *f, struct lws *wsi, int64_t now,
                       const char *reason)
 {
+	char buf[200];
+
 	if (w->n_due)
 		unqueue_write(w, f);
 	lws_set_opaque_user_data(wsi, NULL);
+	if (f->proxy) {
+		ws_proxy_forget(f);
+		reason = ws_proxy_gone_reason(f, reason, buf, sizeof(buf));
+	}
 	feed_on_gone(f, now, reason);
 }
 
@@ -512,7 +518,7 @@ static int ws_resolve(struct feed *f)
 {
 	struct ws *w = f->env->shell_arg;
 
-	f->dns_req = dns_resolve(w->dns, feed_url(f)->host, on_resolved, f);
+	f->dns_req = dns_resolve(w->dns, feed_connect_host(f), on_resolved, f);
 	if (!f->dns_req) {
 		feed_set_error(f, "out of memory starting a DNS query");
 		return -1;
@@ -530,12 +536,12 @@ static bool profile_is(const struct ws_profile *p, const struct cfg_tls *t, bool
 	return p->compression == compression && tls_same_profile(&p->tls, t);
 }
 
-static struct lws_vhost *profile_vhost(struct ws *w, const struct cfg_feed *c)
+static struct ws_profile *profile_of(struct ws *w, const struct cfg_feed *c)
 {
 	for (size_t i = 0; i < w->n_profiles; i++)
 		if (profile_is(w->profiles[i], &c->tls, c->compression))
-			return w->profiles[i]->vhost;
-	return w->vhost; /* not reached: ws_prepare made one for every feed */
+			return w->profiles[i];
+	return w->profiles[0]; /* not reached: ws_prepare made one for every feed */
 }
 
 static int tls_flags(const struct feed *f)
@@ -551,19 +557,48 @@ static int tls_flags(const struct feed *f)
 	       LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 }
 
+/*
+ * Where lws connects: without a proxy the numeric address we resolved (lws's own lookup would
+ * block the loop); with one, the vhost that carries the proxy's numeric address, and the URL's
+ * host as the address (the connect_command's URL when it gave one), which lws then only names
+ * in its CONNECT (see ws_proxy.c). Buffers on
+ * the stack will do: lws copies every string of i into the new wsi's stash before returning.
+ */
+static int connect_target(struct ws *w, struct feed *f, struct lws_client_connect_info *i,
+                          char *addr, size_t len)
+{
+	struct ws_profile *p = profile_of(w, f->cfg);
+
+	if (!f->proxy) {
+		i->vhost = p->vhost; /* never NULL: that binds to the first vhost */
+		i->address = dns_addr_text(&f->addrs[f->addr_idx], addr, len);
+		return 0;
+	}
+	if (proxy_connect_target(feed_url(f), addr, len) < 0) {
+		feed_set_error(f, "the URL's host and port are too long to go through a proxy "
+		                  "(libwebsockets 4.1 fits the CONNECT request into 255 bytes)");
+		return -1;
+	}
+	i->address = addr;
+	i->vhost = ws_proxy_vhost(w, p, f->proxy, &f->addrs[f->addr_idx]);
+	if (!i->vhost) {
+		feed_set_error(f, "cannot make a client vhost for the proxy %s", f->proxy->display);
+		return -1;
+	}
+	return 0;
+}
+
 static int ws_connect(struct feed *f)
 {
 	struct ws *w = f->env->shell_arg;
 	const struct url *u = feed_url(f);
 	struct lws_client_connect_info i = {0};
-	char addr[DNS_ADDR_LEN];
+	char addr[PROXY_TARGET_MAX + DNS_ADDR_LEN];
 	struct lws *wsi;
 
 	i.context = w->ctx;
-	i.vhost = profile_vhost(w, f->cfg); /* never NULL: that binds to the first vhost */
-	/* Numeric: lws's own lookup would block the loop. A buffer on the stack will do: lws
-	 * copies every string of i into the new wsi's stash before returning. */
-	i.address = dns_addr_text(&f->addrs[f->addr_idx], addr, sizeof(addr));
+	if (connect_target(w, f, &i, addr, sizeof(addr)) < 0)
+		return -1;
 	i.port = u->port;
 	i.path = u->path;
 	/* A connect_command's URL is used as it came; the feed's own may have a template. */
@@ -584,12 +619,18 @@ static int ws_connect(struct feed *f)
 	i.opaque_user_data = f;
 	errno = 0;
 	wsi = lws_client_connect_via_info(&i);
+	if (!wsi && f->proxy) {
+		ws_proxy_connect_failed(f, errno);
+		return -1;
+	}
 	if (!wsi) {
 		feed_set_error(f, "connect failed%s%s", errno ? ": " : "",
 		               errno ? strerror(errno) : "");
 		return -1;
 	}
 	f->conn = wsi;
+	if (f->proxy)
+		ws_proxy_watch(f, wsi);
 	return 0;
 }
 
@@ -835,10 +876,25 @@ static struct ws_profile *profile_new(struct ws *w, const struct cfg_tls *t, boo
 	return p;
 }
 
-static int add_profile(struct ws *w, const struct cfg_tls *t, bool compression,
-                       const struct cfg *cfg, char *err, size_t errlen)
+void ws_profile_info(const struct ws *w, const struct ws_profile *p,
+                     struct lws_context_creation_info *info)
 {
-	struct lws_context_creation_info info = {0};
+	*info = (struct lws_context_creation_info){0};
+	info->options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info->port = CONTEXT_PORT_NO_LISTEN;
+	info->protocols = protocols;
+	info->vhost_name = p->name;
+	info->provided_client_ssl_ctx = p->ssl_ctx;
+	info->timeout_secs = w->timeout_secs;
+	info->connect_timeout_secs = w->timeout_secs;
+	if (p->compression)
+		info->extensions = pmd_extensions;
+}
+
+static int add_profile(struct ws *w, const struct cfg_tls *t, bool compression, char *err,
+                       size_t errlen)
+{
+	struct lws_context_creation_info info;
 	struct ws_profile *p, **v;
 
 	v = realloc(w->profiles, (w->n_profiles + 1) * sizeof(*v));
@@ -850,16 +906,8 @@ static int add_profile(struct ws *w, const struct cfg_tls *t, bool compression,
 	p = profile_new(w, t, compression, err, errlen);
 	if (!p)
 		return -1;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.vhost_name = p->name;
-	info.provided_client_ssl_ctx = p->ssl_ctx;
-	info.timeout_secs = (unsigned int)max_connect_timeout_s(cfg);
-	info.connect_timeout_secs = info.timeout_secs;
-	if (compression)
-		info.extensions = pmd_extensions;
-	p->vhost = lws_create_vhost(w->ctx, &info);
+	ws_profile_info(w, p, &info);
+	p->vhost = ws_create_vhost(w->ctx, &info);
 	if (!p->vhost) {
 		snprintf(err, errlen, "cannot create the client vhost %s", p->name);
 		profile_free(p);
@@ -873,7 +921,8 @@ int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 {
 	static const struct cfg_tls system_trust = {.verify = true};
 
-	if (w->n_profiles == 0 && add_profile(w, &system_trust, false, cfg, err, errlen) < 0)
+	w->timeout_secs = (unsigned)max_connect_timeout_s(cfg);
+	if (w->n_profiles == 0 && add_profile(w, &system_trust, false, err, errlen) < 0)
 		return -1;
 	w->vhost = w->profiles[0]->vhost;
 	check_nofile(cfg->n_feeds);
@@ -882,7 +931,7 @@ int ws_prepare(struct ws *w, const struct cfg *cfg, char *err, size_t errlen)
 		bool have = false;
 		for (size_t j = 0; j < w->n_profiles && !have; j++)
 			have = profile_is(w->profiles[j], &c->tls, c->compression);
-		if (!have && add_profile(w, &c->tls, c->compression, cfg, err, errlen) < 0)
+		if (!have && add_profile(w, &c->tls, c->compression, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -962,6 +1011,8 @@ void ws_free(struct ws *w)
 	ws_http_free(w->http);
 	ws_helpers_free(w);
 	dns_free(w->dns);
+	ws_proxy_free_vhosts(w);
+	ws_proxy_fini();
 	for (size_t i = 0; i < w->n_profiles; i++)
 		profile_free(w->profiles[i]);
 	free(w->profiles);

@@ -231,7 +231,7 @@ static struct lws_vhost *server_vhost(struct lws_context *ctx, const struct ws_h
 	info.vhost_name = "metrics";
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = protocols;
-	return lws_create_vhost(ctx, &info);
+	return ws_create_vhost(ctx, &info);
 }
 
 /* Moves the endpoint to a new socket; the old one is closed only once the new one listens. */

@@ -33,11 +33,17 @@ struct ws_profile {
 	char name[24]; /* lws keeps the pointer */
 };
 
+/* A vhost that carries a proxy (ws_proxy.c). */
+struct ws_pvhost;
+
 struct ws {
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;      /* the first profile's: also hosts our own descriptors */
 	struct ws_profile **profiles; /* each allocated alone: lws keeps pointers to the names */
 	size_t n_profiles;
+	struct ws_pvhost **pvhosts; /* made when a proxied feed first needs one */
+	size_t n_pvhosts;
+	unsigned timeout_secs; /* lws's own network timeouts, for every client vhost */
 	struct timerq *tq;
 	int timerfd; /* the one timer that drives the timer queue */
 	int sigfd;
@@ -72,6 +78,30 @@ struct ws_helper;
 int ws_run_helper(struct feed *f);
 void ws_cancel_helper(struct feed *f, char *line, size_t size);
 void ws_helpers_free(struct ws *w);
+
+/* lws_create_vhost, except that lws never takes a proxy from the environment's http_proxy. */
+struct lws_vhost *ws_create_vhost(struct lws_context *ctx,
+                                  const struct lws_context_creation_info *info);
+/* Fills info (zeroed first) for a client vhost of profile p. */
+void ws_profile_info(const struct ws *w, const struct ws_profile *p,
+                     struct lws_context_creation_info *info);
+
+/* Proxies (ws_proxy.c). The client vhost of profile p going through proxy px at address a,
+ * made on first use; NULL when it cannot be made. */
+struct lws_vhost *ws_proxy_vhost(struct ws *w, const struct ws_profile *p,
+                                 const struct proxy_url *px, const struct dns_addr *a);
+/* Frees the proxy vhosts' records (after the context is gone). */
+void ws_proxy_free_vhosts(struct ws *w);
+/* Reads the proxy's answer on f's new connection wsi; ws_proxy_forget stops it. */
+void ws_proxy_watch(struct feed *f, struct lws *wsi);
+void ws_proxy_forget(struct feed *f);
+/* Frees the table of sockets waiting for an answer. */
+void ws_proxy_fini(void);
+/* The reason to record when a proxied feed's connection is gone with lws's reason; may be
+ * written into buf. */
+const char *ws_proxy_gone_reason(struct feed *f, const char *reason, char *buf, size_t len);
+/* Records why connecting to f's proxy failed at once (err: errno, 0 if unknown). */
+void ws_proxy_connect_failed(struct feed *f, int err);
 
 /* The metrics endpoint's state, owned by ws_http.c. */
 struct ws_http;

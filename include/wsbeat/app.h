@@ -11,6 +11,7 @@
 #include "wsbeat/cfg.h"
 #include "wsbeat/connq.h"
 #include "wsbeat/feed.h"
+#include "wsbeat/proxy.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/timerq.h"
 #include "wsbeat/ws_http.h"
@@ -36,6 +37,7 @@ struct app {
 	struct connq cq;
 	struct rng rng;
 	struct feed_env env;
+	struct proxy_env proxy_env; /* read from the environment once, at start */
 	struct ws *ws;
 	struct sinks *sinks;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify, t_trim;
@@ -51,6 +53,10 @@ struct app {
  * Returns 0, or -1 with "FILE:LINE: message" in err.
  */
 int app_check_supported(const struct cfg *cfg, char *err, size_t errlen);
+
+/* Reads the environment's proxy variables into e, printing a warning on stderr for each one
+ * that does not parse (for --check). 0, or -1 when out of memory. */
+int app_proxy_env_check(struct proxy_env *e);
 
 /* Takes ownership of cfg and builds everything up to the loop. 0, or -1 after logging. */
 int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cli_shard);
@@ -73,5 +79,14 @@ struct feed *app_feed_new(struct app *a, const struct cfg_feed *c);
 void app_feed_free(struct app *a, struct feed *f);
 int feed_set_add(struct feed_set *s, struct feed *f);
 void app_update_status(struct app *a);
+
+/* Internal to app*.c: the hosts setting (app_hosts.c). app_hosts_new builds cfg's table of host
+ * limits (0 or -1); after connq_hosts_install, app_hosts_rehome points every feed of both sets
+ * at its entry in cfg, counts their connections and ends the table change; app_host_wait is the
+ * queue's connq_wait_fn (one debug record per wait). */
+int app_hosts_new(const struct cfg *cfg, struct timerq *tq, struct connq_hosts *hs);
+void app_hosts_rehome(struct app *a, const struct cfg *cfg, int64_t now_us);
+void app_host_wait(struct connq *q, struct connq_node *n, const struct connq_host *h,
+                   enum connq_wait why, int64_t now_us);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wsbeat/proxy.h"
 #include "wsbeat/url.h"
 
 /* Exit status for configuration errors (sysexits.h EX_CONFIG). */
@@ -105,6 +106,15 @@ struct cfg_feed {
 	char *origin;      /* NULL = no Origin header; sent verbatim */
 	struct cfg_tls tls;
 	struct cfg_sink sink;
+	struct proxy_setting proxy; /* unset: the environment's; "" direct; else its own */
+};
+
+/* hosts = ( { match = "*.okx.com"; max_connects_per_second = 3; max_connections = 30; } ) */
+struct cfg_host {
+	char *match;                      /* shell wildcard on the URL host, lower case */
+	uint32_t max_connects_per_second; /* in any rolling second; 0 = no per-host rate */
+	uint32_t max_connections;         /* open or in progress; 0 = no cap */
+	int line;
 };
 
 struct cfg {
@@ -119,6 +129,8 @@ struct cfg {
 	int64_t dns_timeout_ms; /* per try; 0 = the resolver's default */
 	int dns_tries;          /* 0 = the resolver's default */
 	char *shard;            /* "K/N": keep only the feeds of shard K of N; NULL = all */
+	struct cfg_host *hosts; /* the first entry that matches a feed's host applies */
+	size_t n_hosts;
 	struct cfg_feed *feeds;
 	size_t n_feeds;
 };
@@ -149,6 +161,9 @@ const struct cfg_feed *cfg_find_feed(const struct cfg *c, const char *name);
 
 /* True when two feeds' settings are identical (reload leaves such a feed's connection alone). */
 bool cfg_feed_equal(const struct cfg_feed *a, const struct cfg_feed *b);
+
+/* The index of the first hosts entry whose match fits host (a URL host, lower case), or -1. */
+int cfg_host_find(const struct cfg *c, const char *host);
 
 /* Parses a duration: a number of seconds or a string with unit ms, s, m or h. -1 on error. */
 int cfg_parse_duration(const char *text, int64_t *ms);

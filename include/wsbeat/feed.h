@@ -6,8 +6,9 @@
  * timers the new state owns:
  *
  *   state        timers armed
- *   idle         none (waiting in the connect queue)
- *   resolving    t_state = connect deadline (it covers resolving and connecting). With a
+ *   idle         none (waiting in the connect queue: for the global limits or its host's)
+ *   resolving    t_state = connect deadline (it covers resolving and connecting); the name
+ *                resolved is the proxy's when the feed goes through one. With a
  *                connect_command the helper runs here first, under a deadline of its own
  *                (connect_timeout); once it has answered, resolving and connecting get a new
  *                connect_timeout.
@@ -31,6 +32,7 @@
 #include "wsbeat/connq.h"
 #include "wsbeat/dns.h"
 #include "wsbeat/mbuf.h"
+#include "wsbeat/proxy.h"
 #include "wsbeat/rng.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/timerq.h"
@@ -88,6 +90,7 @@ struct zinf;
 /* Shared by all feeds of a process. */
 struct feed_env {
 	struct timerq *tq;
+	const struct proxy_env *proxy_env; /* the environment's proxies (NULL = none) */
 	struct connq *connq;
 	struct rng *rng;
 	const struct feed_shell *shell;
@@ -154,19 +157,24 @@ struct feed_detail {
 struct feed {
 	const struct cfg_feed *cfg;
 	struct feed_env *env;
-	struct lws *conn; /* the current connection, NULL when none */
+	struct lws *conn;              /* the current connection, NULL when none */
+	const struct proxy_url *proxy; /* where connections go first; NULL = direct */
 
 	int64_t state_since_us;
 	int64_t open_since_us;
 	enum feed_state state;
-	unsigned failures;   /* consecutive failed attempts; the next attempt is failures + 1 */
-	unsigned conn_no;    /* connections opened since start */
-	bool conn_live;      /* an attempt or connection exists and has not been reported gone */
-	bool aborting;       /* the shell was asked to drop the connection */
-	bool stop_requested; /* feed_stop was called: no reconnects for this feed */
-	bool holds_slot;     /* counts against the connect queue's attempts in flight */
-	bool peer_reached;   /* the server answered (TLS or HTTP): no other address is tried */
-	bool helper_running; /* the connect_command of this attempt has not answered yet */
+	unsigned failures;     /* consecutive failed attempts; the next attempt is failures + 1 */
+	unsigned conn_no;      /* connections opened since start */
+	bool conn_live;        /* an attempt or connection exists and has not been reported gone */
+	bool aborting;         /* the shell was asked to drop the connection */
+	bool stop_requested;   /* feed_stop was called: no reconnects for this feed */
+	bool holds_slot;       /* counts against the connect queue's attempts in flight (the
+	                        * connection counts against its host until gone: qnode) */
+	bool peer_reached;     /* the server answered (TLS or HTTP): no other address is tried */
+	bool proxy_answered;   /* the proxy answered this attempt's CONNECT (with any status) */
+	bool helper_running;   /* the connect_command of this attempt has not answered yet */
+	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
+	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
 	struct connq_node qnode;
@@ -178,9 +186,10 @@ struct feed {
 
 	/* Where the close frame stands (its reason is in detail). */
 	bool close_pending;
-	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
-	bool close_sent; /* our close frame is out: the peer's close ends the connection */
-	int close_code;  /* sent by us, or received from the peer */
+	bool close_wait;  /* after our close frame, read on until the peer's (graceful) */
+	bool close_sent;  /* our close frame is out: the peer's close ends the connection */
+	bool peer_closed; /* the close frame (and close_code) came from the peer */
+	int close_code;   /* sent by us, or received from the peer */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
 	 * answer is due. t_answer is lazy: it may be armed earlier than hb_answer_due_us (or
@@ -270,6 +279,15 @@ int64_t feed_credentials_expire_us(const struct feed *f);
 /* Connection events reported by the shell. */
 void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us);
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
+/*
+ * The proxy answered the CONNECT: status 200 lets the connection go on; another status is a
+ * refusal, with text its reason phrase; 0 means the answer was not HTTP (or there was none),
+ * text saying what came. Either way the proxy was reached: no other address is tried.
+ */
+void feed_on_proxy_answer(struct feed *f, int status, const char *text);
+/* The host a connection attempt resolves and connects to: the proxy's, or the URL's (the
+ * connect_command's when it gave one: feed_url). */
+const char *feed_connect_host(const struct feed *f);
 /* The server's certificate was refused, for reason: the attempt fails (as curl does, the other
  * addresses of the name are not tried: the server was reached and is the wrong one). */
 void feed_on_tls_rejected(struct feed *f, const char *reason);

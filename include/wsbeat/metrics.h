@@ -24,6 +24,10 @@
 int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_t n,
                               int64_t now_mono_us, int64_t now_real_us);
 
+/* wsbeat_host_waiting and wsbeat_host_connections (gauges, label host="MATCH") for each entry
+ * of the hosts setting; nothing when there is none. Appended after the feeds' families. */
+void metrics_hosts(struct mbuf *out, const struct connq *q);
+
 /*
  * {"feeds":[{"name":..,"url":..,"state":..,"in_state_s":..,"attempt":..,"rtt_ms":..|null,
  *  "last_message_age_s":..|null,"connects":..,"reconnects":..,"last_error":..|null,

@@ -20,6 +20,8 @@ from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
   {"t":..,"ev":"json_ping","conn":1,"n":3}           (--json-ping-every: {"ping":N} sent)
   {"t":..,"ev":"json_pong","conn":1,"n":3,"ok":true,"late":false}  ({"pong":N} received)
   {"t":..,"ev":"silent","conn":1}                    (--silent-after-ms: stopped reading/sending)
+  {"t":..,"ev":"rate","conn":1,"ok":true,"in_window":2}  (--limit-per-second: the upgrade was
+                                                     let through, or refused with 429)
 
 Messages given as TEXT may be "hex:0a0b.." (sent as binary) or "gzip:TEXT" (gzip-compressed,
 binary).
@@ -28,6 +30,7 @@ Run with /usr/bin/python3 (python3-websockets is installed for the system interp
 """
 import argparse
 import asyncio
+import collections
 import gzip
 import json
 import sys
@@ -41,6 +44,7 @@ from websockets.legacy.server import WebSocketServerProtocol
 
 ARGS = None
 _next_conn = 0
+_accepted_upgrades = collections.deque()  # --limit-per-second: monotonic times, last second
 
 
 def emit(ev, **fields):
@@ -74,6 +78,9 @@ class RecordingProtocol(WebSocketServerProtocol):
                 request_headers.get("Sec-WebSocket-Extensions", ""):
             emit("refused", conn=self.conn_id, status=400)
             return HTTPStatus.BAD_REQUEST, [], b"permessage-deflate is required\n"
+        if ARGS.limit_per_second is not None and not self._within_limit():
+            emit("refused", conn=self.conn_id, status=429)
+            return HTTPStatus.TOO_MANY_REQUESTS, [], b"too many connection attempts\n"
         if ARGS.status:
             headers = []
             if ARGS.retry_after is not None:
@@ -81,6 +88,18 @@ class RecordingProtocol(WebSocketServerProtocol):
             emit("refused", conn=self.conn_id, status=ARGS.status)
             return HTTPStatus(ARGS.status), headers, b"refused by pyserver\n"
         return None
+
+    def _within_limit(self):
+        """An exchange-style limit: at most N upgrades let through in any rolling second (the
+        refused ones do not count, as with nginx's limit_req)."""
+        now = time.monotonic()
+        while _accepted_upgrades and _accepted_upgrades[0] <= now - 1.0:
+            _accepted_upgrades.popleft()
+        ok = len(_accepted_upgrades) < ARGS.limit_per_second
+        if ok:
+            _accepted_upgrades.append(now)
+        emit("rate", conn=self.conn_id, ok=ok, in_window=len(_accepted_upgrades))
+        return ok
 
     async def read_frame(self, max_size):
         while True:
@@ -249,7 +268,7 @@ async def main():
         ping_interval=None, ping_timeout=None,
         compression="deflate" if ARGS.deflate else None,
         close_timeout=2, max_size=None, max_queue=None,
-        reuse_address=True)
+        reuse_address=True, reuse_port=ARGS.reuse_port or None)
     for sock in server.sockets:
         addr, port = sock.getsockname()[:2]
         emit("listening", addr=addr, port=port)
@@ -287,6 +306,11 @@ def parse_args(argv):
     p.add_argument("--deflate", action="store_true", help="negotiate permessage-deflate")
     p.add_argument("--require-deflate", action="store_true",
                    help="answer 400 to a handshake that does not offer permessage-deflate")
+    p.add_argument("--limit-per-second", type=int, metavar="N",
+                   help="answer 429 to an upgrade beyond N let through in the last rolling "
+                        "second (a rate-limited exchange)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="SO_REUSEPORT: a replacement can listen before this one is killed")
     return p.parse_args(argv)
 
 

@@ -128,6 +128,8 @@ def design_example(tmp_path):
         "status_interval": 60,
         "max_connects_per_second": 100,
         "metrics": {"listen": "127.0.0.1:9464"},
+        "hosts": [{"match": "*.example.com", "max_connects_per_second": 3,
+                   "max_connections": 30}],
         "defaults": {
             "heartbeat": {"type": "ping", "interval": 5, "timeout": 10},
             "reconnect": {"initial": 1, "max": 60, "multiplier": 2.0, "jitter": 0.5,

@@ -17,6 +17,7 @@ this file writes into the test's directory.
   interval + 50 ms throughout.
 - A stop while a helper hangs ends the daemon at once and leaves no process of the helper; so
   does a reload that changes the feed's connect_command (and the new helper is used).
+- Through the feed's HTTP proxy, the CONNECT names the helper URL's host.
 - --check rejects a connect_command that is not executable, with FILE:LINE.
 """
 import json
@@ -26,8 +27,12 @@ import stat
 import subprocess
 import time
 
+import pytest
+
 from helpers import TIMEOUT_SCALE, fmt_ms, gaps, make_config, render_config, wait_for
 from sink_helpers import free_port, http_request, wait_http
+from test_proxy import NO_PROXY_ENV, PROXY_HOSTS, TINYPROXY
+from test_proxy import private_hosts_ok, tinyproxy  # noqa: F401  (fixtures)
 
 TOKEN = "tok-SECRET-5150"
 HEADER_VALUE = "hdr-SECRET-8086"
@@ -285,6 +290,29 @@ def test_reload_replaces_a_running_helper(pyserver, daemon, tmp_path):
     wait_for(lambda: all((proc_state(p) or ("Z", 0))[0] == "Z" and
                          (proc_state(p) or ("Z", 0))[1] != d.pid for p in (pid, kid)),
              3, "the old helper and its child gone", daemon=d)
+
+
+def test_helper_url_through_a_proxy(pyserver, daemon, tmp_path, request):
+    """Through the feed's proxy the CONNECT names the helper's host (which only the proxy can
+    resolve), and the server sees the helper's path and Host."""
+    if not os.access(TINYPROXY, os.X_OK):
+        pytest.skip("tinyproxy is not installed (Debian package tinyproxy-bin; scripts/deps.sh "
+                    "installs it)")
+    request.getfixturevalue("private_hosts_ok")
+    make_proxy = request.getfixturevalue("tinyproxy")
+    srv = pyserver()
+    tp = make_proxy(hosts=PROXY_HOSTS)
+    helper = script(tmp_path / "login", 'echo \'{"url":"ws://only-proxy.test:%d/h?token=%s"}\'\n'
+                    % (srv.port, TOKEN))
+    feed = {"name": "p", "url": "ws://placeholder.test:1/feed", "proxy": tp.url(),
+            "connect_command": [helper]}
+    d = daemon(make_config([feed]), env=dict(NO_PROXY_ENV))
+    d.wait_event("open", feed="p", timeout=10)
+    hs = srv.wait(lambda e: e["ev"] == "handshake", 5, "the handshake", d)
+    assert hs["path"] == "/h?token=" + TOKEN, hs
+    assert hs["headers"].get("host") == "only-proxy.test:%d" % srv.port, hs
+    assert tp.connects() == ["only-proxy.test:%d" % srv.port], tp.connects()
+    assert not leaks(d.all_output())
 
 
 def test_check_rejects_a_program_that_cannot_run(wsbeat_bin, tmp_path):

@@ -182,8 +182,10 @@ def test_stable_connection_resets_attempts(pyserver, daemon):
 
 @pytest.mark.parametrize("limit,n_feeds", [(50, 150)])
 def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
-    """150 feeds, at most 50 connects/s: the connects take >= (150-50)/50 = 2 s; no 1-s window
-    of `connecting` records holds more than 2*50 (a full bucket plus one second of refill)."""
+    """150 feeds, at most 50 connects/s in any rolling second: 50 at once, 50 more a second
+    later, and so on, so the connects take >= (150-50)/50 = 2 s and no window of `connecting`
+    records holds more than 50 (windows of 0.9 s: the records of one burst are written over a
+    few milliseconds, and their ts has millisecond resolution)."""
     srv = pyserver()
     d = daemon(make_config(feeds(srv.url("").rstrip("/"), n_feeds, prefix="m"), defaults={
         "heartbeat": {"type": "ping", "interval": "5s", "timeout": "10s"},
@@ -198,10 +200,27 @@ def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
     j = 0
     worst = 0
     for i in range(len(ts)):
-        while ts[i] - ts[j] >= 1.0:
+        while ts[i] - ts[j] >= 0.9:
             j += 1
         worst = max(worst, i - j + 1)
-    assert worst <= 2 * limit, "%d connect attempts within one second (limit %d/s)" % (
+    assert worst <= limit, "%d connect attempts within 0.9 s (limit %d in any second)" % (
         worst, limit)
     # And it is not much slower than the limit: all done within n/limit + 1.5 s.
     assert span <= n_feeds / limit + 1.5, "connects spread over %.2f s" % span
+
+
+@pytest.mark.parametrize("code", [1012, 1013])
+def test_planned_server_closes_under_lws_4_1(pyserver, daemon, code):
+    """1012 (service restart) and 1013 (try again later) are planned closes that should count
+    no failure (feed.c, unit test test_planned_close_is_not_a_failure). libwebsockets 4.1.6
+    rewrites both to 1002 before its user sees the close frame (client-parser-ws.c treats
+    1012-1015 as invalid codes, as the 2011 RFC list had them), so with this library wsbeat
+    sees a protocol error and backs off. This pins what users get today; it fails, on purpose,
+    the day the library passes the real code through."""
+    srv = pyserver("--close-after-ms", "150", "--close-code", str(code))
+    d = daemon(make_config([{"name": "p", "url": srv.url("/p")}], defaults={
+        "reconnect": {"initial": "100ms", "max": "5s", "jitter": 0.0, "stable_after": "1h"}}))
+    d.wait_event("closed", feed="p", count=2, timeout=15)
+    closed = d.events("closed", feed="p")[:2]
+    assert srv.evs("server_close", code=code), srv.tail()
+    assert all(c.get("close_code") == "1002" for c in closed), [c["_raw"] for c in closed]

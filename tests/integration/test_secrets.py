@@ -176,3 +176,56 @@ def test_no_secret_in_journal(namespaces_ok, testsrv, wsbeat_bin, tmp_path):  # 
     bad = [journal_text(x) for x in recs if leaks(journal_text(x))]
     assert not bad, "secret in the journal:\n" + "\n".join(bad[:10])
     assert not leaks(r.stdout.decode("utf-8", "replace")), r.stdout.decode()[-2000:]
+
+
+ENV_SECRET = "ENVSECRET-4d1e"
+CRED_SECRET = "CREDSECRET-9a7b"
+FILE_SECRET = "FILESECRET-2c3f"
+REPLY_SECRET = "REPLYSECRET-5e6a"
+SOURCE_NEEDLES = (ENV_SECRET, CRED_SECRET, FILE_SECRET, REPLY_SECRET)
+
+
+def test_no_secret_from_any_template_source(pyserver, daemon, tmp_path):
+    """Every secret source a template can name (${env:}, ${credential:}, ${file:}) in every place
+    a template goes (header value, URL query, on_open message, reply): the server receives each
+    value, and none appears in the daemon's output at debug (libwebsockets' debug lines
+    included), in /status, /metrics or the capture file."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "api").write_text(CRED_SECRET + "\n")
+    (creds / "reply").write_text(REPLY_SECRET)
+    (tmp_path / "query.secret").write_text(FILE_SECRET + "\n")
+    srv = pyserver("--json-ping-every", "100", "--send-every", "100", "tick")
+    mport = free_port()
+    capture = tmp_path / "cap.jsonl"
+    cfg = make_config([{
+        "name": "src",
+        "url": srv.url("/src?key=${file:%s}" % (tmp_path / "query.secret")),
+        "headers": {"X-Env": "${env:WSBEAT_TEST_SECRET}"},
+        "on_open": ['{"op":"login","key":"${credential:api}"}'],
+        "replies": [{"when": "json:ping",
+                     "send": '{"pong":${json:ping},"auth":"${credential:reply}"}'}],
+        "heartbeat": {"type": "none"},
+        "sink": {"type": "file", "path": str(capture)}}],
+        metrics={"listen": "127.0.0.1:%d" % mport}, lws_log_level="debug")
+    d = daemon(cfg, level="debug", env={"WSBEAT_TEST_SECRET": ENV_SECRET,
+                                        "CREDENTIALS_DIRECTORY": str(creds)})
+    srv.wait_count("json_pong", 3, timeout=10, daemon=d)
+    wait_for(lambda: [e for e in srv.evs("text") if REPLY_SECRET in e["data"]], 5,
+             "the reply carrying its secret", daemon=d, server=srv)
+    wait_http(mport, daemon=d)
+    status = http_request(mport, "/status")[2].decode("utf-8", "replace")
+    metrics = http_request(mport, "/metrics")[2].decode("utf-8", "replace")
+    assert d.stop() == 0
+    # Each value reached the server where it belongs (else this test could not fail).
+    hs = srv.evs("handshake")[0]
+    assert hs["path"] == "/src?key=" + FILE_SECRET, hs
+    assert hs["headers"].get("x-env") == ENV_SECRET, hs
+    assert [e for e in srv.evs("text") if CRED_SECRET in e["data"]], srv.tail()
+    out = d.all_output()
+    assert "component=lws" in out and "event=sent" in out, d.tail()
+    for name, text in (("daemon output", out), ("/status", status), ("/metrics", metrics),
+                       ("capture", capture.read_text())):
+        bad = [n for n in SOURCE_NEEDLES if n in text]
+        assert not bad, "%s holds %s:\n%s" % (name, bad, "\n".join(
+            ln for ln in text.splitlines() if any(n in ln for n in bad))[:3000])

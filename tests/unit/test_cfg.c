@@ -905,6 +905,9 @@ static void test_feed_equal(void **state)
 	    "tls = { ca_path = \"/\"; };",
 	    "sink = { type = \"stdout\"; };",
 	    "sink = { type = \"file\"; path = \"/tmp/f\"; };",
+	    "proxy = \"\";",
+	    "proxy = \"http://p:1\";",
+	    "proxy = \"http://u:p@p:1\";",
 	};
 	struct cfg *base = one_feed(""), *other, *moved;
 
@@ -926,6 +929,15 @@ static void test_feed_equal(void **state)
 	cfg_free(other);
 	cfg_free(moved);
 	cfg_free(base);
+	/* A new proxy password is a change too (the feed restarts with it). */
+	base = one_feed("proxy = \"http://u:p@p:1\";");
+	other = one_feed("proxy = \"http://u:q@p:1\";");
+	assert_false(cfg_feed_equal(&base->feeds[0], &other->feeds[0]));
+	cfg_free(other);
+	other = one_feed("proxy = \"http://u:p@P:1/\";");
+	assert_true(cfg_feed_equal(&base->feeds[0], &other->feeds[0]));
+	cfg_free(other);
+	cfg_free(base);
 }
 
 static void test_names_and_free(void **state)
@@ -940,6 +952,87 @@ static void test_names_and_free(void **state)
 	assert_string_equal(cfg_sink_type_name(SINK_FILE), "file");
 	cfg_free(NULL);
 	assert_null(cfg_find_feed(NULL, "a"));
+}
+
+/* ---- proxy ---- */
+
+static void test_proxy_setting(void **state)
+{
+	struct cfg *c =
+	    load_ok("defaults = { proxy = \"http://u%40x:p%3Aw@Proxy.Test:3128/\"; };\n"
+	            "feeds = (\n"
+	            "  { name = \"a\"; url = \"wss://h/\"; },\n"
+	            "  { name = \"b\"; url = \"wss://h/\"; proxy = \"\"; },\n"
+	            "  { name = \"c\"; url = \"ws://h/\"; proxy = \"http://[::1]:8080\"; }\n"
+	            ");\n");
+	const struct cfg_feed *a = &c->feeds[0], *b = &c->feeds[1], *cc = &c->feeds[2];
+
+	(void)state;
+	assert_int_equal(a->proxy.mode, PROXY_URL);
+	assert_string_equal(a->proxy.url->host, "proxy.test");
+	assert_int_equal(a->proxy.url->port, 3128);
+	assert_string_equal(a->proxy.url->auth, "u@x:p:w");
+	assert_string_equal(a->proxy.url->display, "proxy.test:3128");
+	assert_int_equal(b->proxy.mode, PROXY_DIRECT);
+	assert_null(b->proxy.url);
+	assert_int_equal(cc->proxy.mode, PROXY_URL);
+	assert_string_equal(cc->proxy.url->display, "[::1]:8080");
+	assert_true(cc->proxy.url->numeric);
+	assert_null(cc->proxy.url->auth);
+	cfg_free(c);
+	c = load_ok(FEED);
+	assert_int_equal(c->feeds[0].proxy.mode, PROXY_ENV);
+	assert_null(c->feeds[0].proxy.url);
+	cfg_free(c);
+	/* The password from a secret source, read at load; it is percent-decoded too. */
+	setenv("WSBEAT_T_PROXY_PW", "p@ss%3Aw", 1);
+	c = load_ok("feeds = ( { name = \"a\"; url = \"wss://h/\"; proxy = "
+	            "\"http://alice:${env:WSBEAT_T_PROXY_PW}@p:1\"; } );");
+	assert_string_equal(c->feeds[0].proxy.url->auth, "alice:p@ss:w");
+	cfg_free(c);
+	unsetenv("WSBEAT_T_PROXY_PW");
+}
+
+static void test_proxy_errors(void **state)
+{
+	static const struct bad_cfg t[] = {
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = 3128; } );",
+	     "t.conf:2: feeds[0].proxy: ", "must be a string"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"p:3128\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "the proxy URL must start with http://"},
+	    {"defaults = {\n proxy = \"https://p:443\"; };\n" FEED, "t.conf:2: defaults.proxy: ",
+	     "https:// proxies (TLS to the proxy itself) are not supported"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"socks5://p:1080\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "unsupported scheme"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://p\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "the proxy URL must name the port"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://p:0\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "the proxy's port must be a number from 1 to 65535"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://u:p%zz@p:1\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "not followed by two hex digits"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n proxy = \"http://u:${seq}@p:1\"; } "
+	     ");",
+	     "t.conf:2: feeds[0].proxy: ", "${seq}"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n"
+	     " proxy = \"http://u:${env:WSBEAT_T_UNSET_PW}@p:1\"; } );",
+	     "t.conf:2: feeds[0].proxy: ", "WSBEAT_T_UNSET_PW"},
+	    {"feeds = ( { name = \"a\";\n url = \"wss://"
+	     "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"
+	     "hhhhhhhhhhhhhhhh:10000/\";\n proxy = \"http://p:1\"; } );",
+	     "t.conf:2: feeds[0].url: ", "too long to go through a proxy"},
+	};
+	char err[512];
+	struct cfg *c;
+
+	(void)state;
+	RUN_BAD(t);
+	/* No message quotes the password. */
+	assert_int_equal(cfg_load_string("feeds = ( { name = \"a\"; url = \"wss://h/\"; proxy = "
+	                                 "\"http://alice:SECRETPW@p:x\"; } );",
+	                                 "t.conf", &c, err, sizeof(err)),
+	                 -1);
+	assert_null(strstr(err, "SECRETPW"));
+	assert_null(strstr(err, "alice"));
 }
 
 /* Errors in a long message must be truncated, not overflow. */
@@ -977,6 +1070,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_connect_command, tmp_setup, tmp_teardown),
 	    cmocka_unit_test(test_feed_equal),
 	    cmocka_unit_test(test_names_and_free),
+	    cmocka_unit_test(test_proxy_setting),
+	    cmocka_unit_test(test_proxy_errors),
 	    cmocka_unit_test(test_small_error_buffer),
 	};
 

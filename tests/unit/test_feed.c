@@ -109,6 +109,44 @@ static void test_start_queue_connect(void **state)
 	assert_int_equal(k.n_abort, 0);
 }
 
+/* The connection counts against its host from the grant until it is gone, whatever the
+ * outcome; the attempt in flight only until it opens or fails. */
+static void test_host_connection_held(void **state)
+{
+	const struct connq_host *h0;
+	(void)state;
+
+	fake_feed_init(&k);
+	h0 = connq_host_of(&k.cq, &k.f.qnode);
+	fake_to_connecting(&k);
+	assert_true(k.f.qnode.holds_conn);
+	assert_int_equal(h0->conns, 1);
+	assert_int_equal(k.cq.inflight, 1);
+	fake_to_open(&k);
+	assert_int_equal(k.cq.inflight, 0);
+	assert_int_equal(h0->conns, 1);
+	feed_on_peer_close(&k.f, WS_CLOSE_NORMAL, "bye", 3);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_BACKOFF);
+	assert_false(k.f.qnode.holds_conn);
+	assert_int_equal(h0->conns, 0);
+	/* A failed attempt gives both back. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(h0->conns, 1);
+	feed_on_gone(&k.f, k.now, "refused");
+	assert_int_equal(h0->conns, 0);
+	assert_int_equal(k.cq.inflight, 0);
+	/* So does a stop while connecting. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(h0->conns, 1);
+	feed_stop(&k.f, k.now);
+	feed_on_gone(&k.f, k.now, NULL);
+	assert_int_equal(k.f.state, FEED_STOPPED);
+	assert_int_equal(h0->conns, 0);
+	assert_int_equal(k.cq.inflight, 0);
+}
+
 static void test_open_timers(void **state)
 {
 	int64_t t;
@@ -257,6 +295,31 @@ static void test_pong_delivered_forever(void **state)
 		assert_int_equal(feed_on_pong(&k.f, zero, 8, k.now + i), 0);
 	assert_int_equal(feed_on_pong(&k.f, zero, 8, k.now + i), -1);
 	assert_non_null(strstr(feed_err(&k.f), "over and over"));
+}
+
+/* 1012/1013 from the server are planned closes: no failure is counted, the delay stays the
+ * first one; any other code from the server counts. */
+static void test_planned_close_is_not_a_failure(void **state)
+{
+	static const int codes[] = {1012, 1013, 1011};
+	(void)state;
+
+	for (size_t i = 0; i < 3; i++) {
+		fake_fini(&k);
+		fake_init(&k);
+		fake_feed_init(&k);
+		for (int round = 0; round < 3; round++) {
+			fake_to_open(&k);
+			k.now += 1 * SEC;
+			feed_on_peer_close(&k.f, codes[i], "", 0);
+			feed_on_gone(&k.f, k.now, NULL);
+			assert_int_equal(k.f.state, FEED_BACKOFF);
+			assert_int_equal(k.f.failures, codes[i] == 1011 ? round + 1 : 0);
+			fake_advance(&k, k.f.t_state.deadline_us);
+		}
+		assert_int_equal(fake_log_count(&k, "close_code=1011", "level=warning"),
+		                 codes[i] == 1011 ? 3 : 0);
+	}
 }
 
 static void test_late_beats_stay_on_grid(void **state)
@@ -1157,6 +1220,156 @@ static void test_error_detail_out_of_memory(void **state)
 	assert_string_equal(feed_err(&k.f), "recorded");
 }
 
+/* ---- proxies ---- */
+
+/* A feed whose URL names feed.example and whose proxy is named (or numeric). */
+static struct proxy_url *use_proxy(const char *text)
+{
+	struct proxy_url *px;
+	char err[128];
+
+	set_named_host();
+	assert_int_equal(proxy_parse(text, true, &px, err, sizeof(err)), 0);
+	k.cfg.proxy = (struct proxy_setting){PROXY_URL, px};
+	fake_feed_init(&k);
+	return px;
+}
+
+static void test_proxy_resolves_the_proxy(void **state)
+{
+	static const struct dns_result nx = {0, {{0}}, "domain name not found"};
+	struct proxy_url *px = use_proxy("http://proxy.example:3128");
+	(void)state;
+
+	assert_ptr_equal(k.f.proxy, px);
+	assert_string_equal(feed_connect_host(&k.f), "proxy.example");
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	assert_int_equal(k.f.state, FEED_RESOLVING);
+	assert_int_equal(k.n_resolve, 1);
+	assert_int_equal(fake_log_count(&k, "event=connecting", "proxy=proxy.example:3128"), 1);
+	feed_on_resolved(&k.f, &nx, k.now);
+	assert_int_equal(backoff_ms(), 1000);
+	assert_int_equal(fake_log_count(&k, "event=connect_error",
+	                                "cannot resolve the proxy proxy.example: domain name"),
+	                 1);
+
+	/* A proxy address that cannot be reached: its next address is tried. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	feed_on_gone(&k.f, k.now, "proxy [::1]:3128 refused the connection");
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	fake_advance(&k, k.now);
+	assert_int_equal(k.connect_addr_idx, 1);
+	/* The proxy answered: whatever it said, another of its addresses would say the same. */
+	feed_on_proxy_answer(&k.f, 502, "Bad Gateway");
+	feed_on_gone(&k.f, k.now, "proxy not h1");
+	assert_int_equal(backoff_ms(), 2000); /* not permanent: the usual delay */
+	assert_int_equal(
+	    fake_log_count(&k, "level=warning",
+	                   "reason=\"proxy proxy.example:3128 answered 502 Bad Gateway\""),
+	    1);
+	proxy_url_free(px);
+}
+
+static void test_proxy_refusal_is_permanent(void **state)
+{
+	static const int statuses[] = {407, 403, 401};
+	struct proxy_url *px = use_proxy("http://10.0.0.1:3128");
+	(void)state;
+
+	assert_string_equal(feed_connect_host(&k.f), "10.0.0.1");
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	/* A numeric proxy: no resolving, the proxy's address is the one connected to. */
+	assert_int_equal(k.n_resolve, 0);
+	assert_int_equal(k.f.state, FEED_CONNECTING);
+	assert_int_equal(k.f.addrs[0].family, AF_INET);
+	assert_int_equal(k.f.addrs[0].bytes[0], 10);
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		char want[64];
+		if (i)
+			fake_advance(&k, k.f.t_state.deadline_us);
+		feed_on_proxy_answer(&k.f, statuses[i], "No");
+		feed_on_gone(&k.f, k.now, "proxy not h1");
+		assert_int_equal(backoff_ms(), 60000);
+		snprintf(want, sizeof(want), "proxy_status=%d", statuses[i]);
+		assert_int_equal(fake_log_count(&k, "level=error", want), 1);
+		snprintf(want, sizeof(want), "the proxy refused the feed (HTTP %d)", statuses[i]);
+		assert_int_equal(fake_log_count(&k, "event=connect_error", want), 1);
+	}
+	/* The status belongs to one attempt: garbage next time is an ordinary failure. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_proxy_answer(&k.f, 0, "answered the CONNECT with something that is not HTTP");
+	feed_on_gone(&k.f, k.now, "proxy not h1");
+	assert_int_equal(backoff_ms(), 8000);
+	assert_int_equal(fake_log_count(&k, "level=warning",
+	                                "proxy 10.0.0.1:3128 answered the CONNECT with something"),
+	                 1);
+	proxy_url_free(px);
+}
+
+static void test_proxy_timeouts(void **state)
+{
+	struct proxy_url *px = use_proxy("http://proxy.example:3128");
+	(void)state;
+
+	feed_start(&k.f, k.now);
+	fake_advance(&k, k.now);
+	fake_advance(&k, k.f.t_state.deadline_us);
+	assert_int_equal(backoff_ms(), 1000);
+	assert_non_null(strstr(feed_err(&k.f), "(still resolving the proxy's name)"));
+
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_gone(&k.f, k.now, "aborted");
+	assert_non_null(strstr(feed_err(&k.f), "connect timeout after 10000 ms (no answer from the "
+	                                       "proxy proxy.example:3128)"));
+
+	/* Once the proxy said 200, a timeout is the server's. */
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_resolved(&k.f, &two_addrs, k.now);
+	feed_on_proxy_answer(&k.f, 200, "Connection established");
+	fake_advance(&k, k.f.t_state.deadline_us);
+	feed_on_gone(&k.f, k.now, "aborted");
+	assert_string_equal(feed_err(&k.f), "connect timeout after 10000 ms");
+	proxy_url_free(px);
+}
+
+static void test_proxy_from_env(void **state)
+{
+	static char host[] = "feed.example", display[] = "wss://feed.example/";
+	struct proxy_env env = {0};
+	char err[128];
+	(void)state;
+
+	assert_int_equal(proxy_parse("http://envproxy:8080", false, &env.https, err, sizeof(err)),
+	                 0);
+	env.no_proxy = strdup("skip.example");
+	k.env.proxy_env = &env;
+	k.cfg.url.host = host;
+	k.cfg.url.display = display;
+	k.cfg.url.tls = true;
+	fake_feed_init(&k);
+	assert_ptr_equal(k.f.proxy, env.https);
+	assert_string_equal(feed_connect_host(&k.f), "envproxy");
+	feed_fini(&k.f);
+	/* proxy = "" is direct whatever the environment says. */
+	k.cfg.proxy.mode = PROXY_DIRECT;
+	fake_feed_init(&k);
+	assert_null(k.f.proxy);
+	assert_string_equal(feed_connect_host(&k.f), "feed.example");
+	feed_fini(&k.f);
+	/* ws:// feeds use http_proxy, which is not set. */
+	k.cfg.proxy.mode = PROXY_ENV;
+	k.cfg.url.tls = false;
+	fake_feed_init(&k);
+	assert_null(k.f.proxy);
+	k.env.proxy_env = NULL;
+	proxy_env_fini(&env);
+}
+
 static void test_state_names(void **state)
 {
 	(void)state;
@@ -1175,12 +1388,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    T(test_start_queue_connect),
+	    T(test_host_connection_held),
 	    T(test_open_timers),
 	    T(test_open_idle_timer),
 	    T(test_no_heartbeat),
 	    T(test_ping_cycle),
 	    T(test_pong_filtering),
 	    T(test_pong_delivered_forever),
+	    T(test_planned_close_is_not_a_failure),
 	    T(test_late_beats_stay_on_grid),
 	    T(test_lazy_answer_deadline),
 	    T(test_lazy_answer_disarms_when_idle),
@@ -1208,6 +1423,10 @@ int main(void)
 	    T(test_error_detail),
 	    T(test_error_detail_out_of_memory),
 	    T(test_state_names),
+	    T(test_proxy_resolves_the_proxy),
+	    T(test_proxy_refusal_is_permanent),
+	    T(test_proxy_timeouts),
+	    T(test_proxy_from_env),
 	    /* Last: under -fno-sanitize-recover a UBSan report ends the whole program. */
 	    T(test_empty_message_null_data),
 	};

@@ -209,6 +209,46 @@ static void test_label_escaping(void **state)
 	free(t);
 }
 
+/* One line per hosts entry and gauge, after the feeds; nothing without entries. */
+static void test_host_gauges(void **state)
+{
+	static const struct connq_limit lim[] = {{"*.okx.com", 3, 30}, {"127.0.0.1", 0, 4}};
+	struct timerq tq;
+	struct connq q;
+	struct connq_hosts hs;
+	struct connq_node n[3] = {{.host = 1}, {.host = 1}, {.host = 2}};
+	struct mbuf b = {0};
+	(void)state;
+
+	tq_init(&tq, 0, NULL, NULL);
+	assert_int_equal(connq_init(&q, &tq, 100, NULL, 0), 0);
+	metrics_hosts(&b, &q);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(connq_hosts_new(&hs, &tq, lim, 2), 0);
+	connq_hosts_install(&q, &hs);
+	connq_hosts_done(&q, 0);
+	for (int i = 0; i < 3; i++)
+		connq_push(&q, &n[i], 0);
+	q.hosts.v[2].conns = 4;
+	metrics_hosts(&b, &q);
+	mbuf_put(&b, "", 1);
+	assert_string_equal(
+	    b.p,
+	    "# HELP wsbeat_host_waiting Feeds waiting to connect to the hosts of a hosts entry.\n"
+	    "# TYPE wsbeat_host_waiting gauge\n"
+	    "wsbeat_host_waiting{host=\"*.okx.com\"} 2\n"
+	    "wsbeat_host_waiting{host=\"127.0.0.1\"} 1\n"
+	    "# HELP wsbeat_host_connections Connections open or in progress to the hosts of a "
+	    "hosts entry.\n"
+	    "# TYPE wsbeat_host_connections gauge\n"
+	    "wsbeat_host_connections{host=\"*.okx.com\"} 0\n"
+	    "wsbeat_host_connections{host=\"127.0.0.1\"} 4\n");
+	q.hosts.v[2].conns = 0;
+	mbuf_free(&b);
+	connq_fini(&q);
+	tq_fini(&tq);
+}
+
 static void test_status_roundtrip(void **state)
 {
 	struct feed a, b;
@@ -599,6 +639,7 @@ int main(void)
 	    cmocka_unit_test(test_prometheus_histogram),
 	    cmocka_unit_test(test_prometheus_timestamp),
 	    cmocka_unit_test(test_label_escaping),
+	    cmocka_unit_test(test_host_gauges),
 	    cmocka_unit_test(test_status_roundtrip),
 	    cmocka_unit_test(test_status_exact_and_escapes),
 	    cmocka_unit_test(test_parse_accepts),
