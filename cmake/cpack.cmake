@@ -6,7 +6,8 @@
 #
 # Included last from the top-level CMakeLists.txt (include(cmake/cpack.cmake)), after every
 # install() rule. The package holds /usr/sbin/wsbeat, /etc/wsbeat/wsbeat.conf (a conffile), the
-# units wsbeat.service and wsbeat@.service, the journal catalog, the man pages and the docs.
+# units wsbeat.service and wsbeat@.service, the journal catalog, the connect_command helpers,
+# the man pages and the docs.
 # Runtime dependencies come from dpkg-shlibdeps (package dpkg-dev) on the installed binary,
 # plus the libev event-loop plugin of libwebsockets, which is dlopen()ed and so invisible to it.
 # The maintainer scripts (packaging/deb/) reload systemd and the journal catalog when systemd
@@ -44,7 +45,9 @@ configuration over several instances.")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Added to the computed list: libwebsockets loads its libev event-loop plugin with dlopen().
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libwebsockets-evlib-ev")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "logrotate")
+# The connect_command helpers in /usr/lib/wsbeat/helpers are python3 scripts (coinbase-jwt also
+# runs openssl); wsbeat itself needs neither.
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "logrotate, python3, openssl")
 
 # conffiles: dpkg keeps local edits of these across upgrades and removes them only on purge.
 set(WSBEAT_DEB_CONTROL_DIR "${PROJECT_BINARY_DIR}/deb-control")

@@ -20,6 +20,15 @@ install(FILES ${CMAKE_CURRENT_LIST_DIR}/../systemd/wsbeat.service
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/../systemd/wsbeat.catalog
   DESTINATION ${WSBEAT_SYSTEMD_CATALOGDIR} COMPONENT systemd)
 
+# The connect_command helpers (contrib/helpers/: python3, openssl), where the README's recipes
+# and the unit expect them. Architecture-independent scripts: lib/, like the units.
+set(WSBEAT_HELPERDIR "lib/wsbeat/helpers" CACHE STRING
+  "Where the connect_command helpers are installed, relative to CMAKE_INSTALL_PREFIX")
+install(PROGRAMS ${CMAKE_CURRENT_LIST_DIR}/../contrib/helpers/kucoin-token
+  ${CMAKE_CURRENT_LIST_DIR}/../contrib/helpers/binance-listenkey
+  ${CMAKE_CURRENT_LIST_DIR}/../contrib/helpers/coinbase-jwt
+  DESTINATION ${WSBEAT_HELPERDIR} COMPONENT helpers)
+
 # Man pages, installed gzip-compressed (gzip -n: no name or time stamp, so builds reproduce).
 set(WSBEAT_MAN_PAGES wsbeat.8 wsbeat.conf.5)
 set(_wsbeat_man_gz "")

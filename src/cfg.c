@@ -370,6 +370,16 @@ static bool url_eq(const struct url *a, const struct url *b)
 	       str_eq(a->path, b->path);
 }
 
+static bool argv_eq(char *const *a, char *const *b)
+{
+	if (!a || !b)
+		return a == b;
+	for (; *a && *b; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return !*a && !*b;
+}
+
 static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
 {
 #define F(base, T) (*CFG_FIELD((void *)(uintptr_t)(base), k->off, T))
@@ -410,6 +420,8 @@ static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
 		return url_eq(&F(a, struct url), &F(b, struct url)) &&
 		       tmpl_equal(*CFG_FIELD((void *)(uintptr_t)a, k->off2, struct tmpl *),
 		                  *CFG_FIELD((void *)(uintptr_t)b, k->off2, struct tmpl *));
+	case K_ARGV:
+		return argv_eq(F(a, char **), F(b, char **));
 	case K_PROXY:
 		return F(a, struct proxy_setting).mode == F(b, struct proxy_setting).mode &&
 		       proxy_url_equal(F(a, struct proxy_setting).url,

@@ -60,6 +60,7 @@ const struct cfg_key cfg_feed_keys[] = {
 	KEY_GROUP("heartbeat",      FO(heartbeat), heartbeat_keys),
 	KEY_GROUP("reconnect",      FO(reconnect), reconnect_keys),
 	KEY_DUR("connect_timeout",  FO(connect_timeout_ms), 0, true,  HOURS(1),  SECS(10)),
+	KEY_STR("connect_command",  K_ARGV, FO(connect_command), F_EXEC),
 	KEY_DUR("idle_timeout",     FO(idle_timeout_ms),    0, false, HOURS(24), 0),
 	KEY_NUM("max_message_size", K_SIZE, FO(max_message_size), 1, 1073741824, 1048576),
 	KEY_VEC("on_open",          K_STEPS,   FO(on_open), FO(n_on_open)),
@@ -101,7 +102,7 @@ void cfg_headers_free(struct cfg_header *h, size_t n)
 	free(h);
 }
 
-static const char *reserved_why(const char *name)
+const char *cfg_header_reserved(const char *name)
 {
 	for (size_t i = 0; i < sizeof(reserved_headers) / sizeof(reserved_headers[0]); i++)
 		if (strcasecmp(name, reserved_headers[i].name) == 0)
@@ -119,7 +120,7 @@ static int check_header(const struct cfg_ctx *x, const config_setting_t *e, cons
 
 	if (!cfg_is_token(name))
 		return cfg_err(x, e, path, "header name '%s' is not an HTTP token", name);
-	why = reserved_why(name);
+	why = cfg_header_reserved(name);
 	if (why)
 		return cfg_err(x, e, path, "header '%s' is not allowed: %s", name, why);
 	for (size_t i = 0; i < n; i++)

@@ -14,6 +14,8 @@
 #include "wsbeat/tmpl.h"
 
 #define CFG_PATH_MAX 256
+/* A command (connect_command) has at most this many strings, the program included. */
+#define CFG_ARGV_MAX 64
 
 /* Unit helpers so the tables read like the documentation. */
 #define MSECS(n) ((double)(n))
@@ -39,6 +41,7 @@ enum cfg_kind {
 	K_REPLIES,  /* struct cfg_reply * plus size_t count at off2 */
 	K_HEADERS,  /* struct cfg_header * plus size_t count at off2 */
 	K_URL,      /* struct url; its path as a template (struct tmpl *) at off2 */
+	K_ARGV,     /* char **, NULL-terminated: a command and its arguments (F_EXEC: argv[0]) */
 	K_NAME,     /* char *, a feed name */
 	K_LISTEN,   /* char *, "ADDR:PORT" */
 	K_PROXY,    /* struct proxy_setting: "" (direct) or "http://[USER:PASSWORD@]HOST:PORT" */
@@ -57,6 +60,7 @@ enum cfg_flag {
 	F_PATH = 1 << 7, /* a path we will create later; resolved but not checked */
 	F_HOSTNAME = 1 << 8,
 	F_DNS_SERVERS = 1 << 9, /* "ip[:port],..." */
+	F_EXEC = 1 << 10,       /* K_ARGV: argv[0] is an executable file, resolved like F_FILE */
 	F_SHARD = 1 << 15,      /* "K/N" */
 };
 
@@ -149,11 +153,10 @@ bool cfg_keys_equal(const struct cfg_key *keys, const void *a, const void *b);
 int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                   void *base, const char *path, enum cfg_level lvl);
 
-bool cfg_is_token(const char *s);
-
 /* Renders milliseconds the way a user would write them: "24h", "90s", "250ms". */
 void cfg_fmt_ms(char *buf, size_t n, int64_t ms);
 void cfg_headers_free(struct cfg_header *h, size_t n);
+void cfg_argv_free(char **v);
 
 static inline char tolower_ascii(char c)
 {

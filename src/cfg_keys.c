@@ -321,6 +321,73 @@ static int set_str(const struct cfg_ctx *x, const struct cfg_key *k, const confi
 	return 0;
 }
 
+void cfg_argv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* argv[0] must be a file this process may run (as the service's user: --check runs as it). */
+static int check_exec(const struct cfg_ctx *x, const config_setting_t *s, const char *path,
+                      const char *p)
+{
+	struct stat st;
+
+	if (stat(p, &st) < 0)
+		return cfg_err(x, s, path, "cannot access '%s': %s", p, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return cfg_err(x, s, path, "'%s' is not a file", p);
+	if (access(p, X_OK) < 0)
+		return cfg_err(x, s, path, "cannot run '%s': %s", p, strerror(errno));
+	return 0;
+}
+
+/* A command as a list of strings: no shell, argv[0] resolved against the config's directory. */
+static int set_argv(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
+                    char ***dst, const char *path)
+{
+	int type = config_setting_type(s), n;
+	char **v, ep[CFG_PATH_MAX];
+
+	if (type != CONFIG_TYPE_LIST && type != CONFIG_TYPE_ARRAY)
+		return cfg_err(x, s, path,
+		               "must be a list [ \"/path/to/program\", \"arg\", ... ], not %s",
+		               cfg_type_name(s));
+	n = config_setting_length(s);
+	if (n < 1 || n > CFG_ARGV_MAX)
+		return cfg_err(x, s, path, "must hold the program and at most %d arguments",
+		               CFG_ARGV_MAX - 1);
+	v = calloc((size_t)n + 1, sizeof(*v));
+	if (!v)
+		return cfg_err(x, s, path, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		snprintf(ep, sizeof(ep), "%s[%d]", path, i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			cfg_argv_free(v);
+			return cfg_err(x, e, ep, "must be a string, not %s", cfg_type_name(e));
+		}
+		v[i] = i == 0 ? resolve(x, config_setting_get_string(e))
+		              : strdup(config_setting_get_string(e));
+		if (!v[i]) {
+			cfg_argv_free(v);
+			return cfg_err(x, e, ep, "out of memory");
+		}
+	}
+	if (!*config_setting_get_string(config_setting_get_elem(s, 0))) {
+		cfg_argv_free(v);
+		return cfg_err(x, s, path, "the program (the first string) must not be empty");
+	}
+	if ((k->flags & F_EXEC) && check_exec(x, s, path, v[0]) < 0) {
+		cfg_argv_free(v);
+		return -1;
+	}
+	cfg_argv_free(*dst);
+	*dst = v;
+	return 0;
+}
+
 static int set_url(const struct cfg_ctx *x, const struct cfg_key *k, const config_setting_t *s,
                    void *base, const char *path)
 {
@@ -441,6 +508,8 @@ int cfg_value_set(const struct cfg_ctx *x, const struct cfg_key *k, const config
 		return cfg_headers_set(x, k, s, base, path);
 	case K_URL:
 		return set_url(x, k, s, base, path);
+	case K_ARGV:
+		return set_argv(x, k, s, CFG_FIELD(base, k->off, char **), path);
 	case K_NAME:
 		return set_name(x, k, s, CFG_FIELD(base, k->off, char *), path);
 	case K_LISTEN:
@@ -587,6 +656,9 @@ void cfg_keys_free(const struct cfg_key *keys, void *base)
 		case K_HEADERS:
 			cfg_headers_free(*CFG_FIELD(base, k->off, struct cfg_header *),
 			                 *CFG_FIELD(base, k->off2, size_t));
+			break;
+		case K_ARGV:
+			cfg_argv_free(*CFG_FIELD(base, k->off, char **));
 			break;
 		case K_URL:
 			url_fini(CFG_FIELD(base, k->off, struct url));

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "wsbeat/backoff.h"
+#include "wsbeat/helper.h"
 #include "wsbeat/log.h"
 #include "wsbeat/match.h"
 #include "wsbeat/tmpl.h"
@@ -81,7 +82,7 @@ void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt
 }
 
 /* The one place that changes state: stamps the time, disarms timers, logs the event. */
-static void set_state(struct feed *f, enum feed_state to, int64_t now_us)
+void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us)
 {
 	unsigned keep = state_timers[to];
 	struct timerq *tq = f->env->tq;
@@ -143,10 +144,12 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 
 void feed_fini(struct feed *f)
 {
+	feed_helper_cancel(f);
+	feed_helper_reset(f);
 	feed_rx_reset(f);
 	mbuf_free(&f->msg);
 	feed_clear_error(f);
-	set_state(f, FEED_STOPPED, f->state_since_us);
+	feed_set_state(f, FEED_STOPPED, f->state_since_us);
 	f->env->n_in_state[FEED_STOPPED]--;
 	connq_remove(f->env->connq, &f->qnode);
 	tq_unreserve(f->env->tq, FEED_TIMERS);
@@ -160,13 +163,13 @@ static bool winding_down(const struct feed *f)
 
 static void enter_idle(struct feed *f, int64_t now_us)
 {
-	set_state(f, FEED_IDLE, now_us);
+	feed_set_state(f, FEED_IDLE, now_us);
 	connq_push(f->env->connq, &f->qnode, now_us);
 }
 
 static void enter_stopped(struct feed *f, int64_t now_us)
 {
-	set_state(f, FEED_STOPPED, now_us);
+	feed_set_state(f, FEED_STOPPED, now_us);
 	if (f->env->on_stopped)
 		f->env->on_stopped(f->env, f);
 }
@@ -267,6 +270,7 @@ static void reset_attempt(struct feed *f)
 	f->upgraded = false;
 	f->reply_warned = false;
 	feed_rx_reset(f);
+	feed_helper_reset(f);
 	f->n_addrs = 0;
 	f->addr_idx = 0;
 }
@@ -279,13 +283,32 @@ static void start_connect(struct feed *f, int64_t now_us)
 
 const char *feed_connect_host(const struct feed *f)
 {
-	return f->proxy ? f->proxy->host : f->cfg->url.host;
+	return f->proxy ? f->proxy->host : feed_url(f)->host;
+}
+
+bool feed_dial_numeric(const struct feed *f)
+{
+	return f->proxy ? f->proxy->numeric : url_host_is_numeric(feed_url(f));
+}
+
+void feed_dial(struct feed *f, int64_t now_us)
+{
+	if (feed_dial_numeric(f)) {
+		/* Cannot fail: the host was parsed as an address the same way. */
+		dns_addr_parse(feed_connect_host(f), &f->addrs[0]);
+		f->n_addrs = 1;
+		start_connect(f, now_us);
+	} else if (f->env->shell->resolve(f) < 0) {
+		feed_on_gone(f, now_us, NULL);
+	}
 }
 
 void feed_on_slot(struct feed *f, int64_t now_us)
 {
 	const struct url *u = &f->cfg->url;
-	bool numeric = f->proxy ? f->proxy->numeric : url_host_is_numeric(u);
+	bool helper = f->cfg->connect_command != NULL;
+	/* A helper runs in resolving, and may give a URL of its own. */
+	bool numeric = !helper && feed_dial_numeric(f);
 	char attempt[16];
 
 	if (f->state != FEED_IDLE || winding_down(f)) {
@@ -298,7 +321,7 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	reset_attempt(f);
 	f->conn_live = true;
 	f->holds_slot = true;
-	set_state(f, numeric ? FEED_CONNECTING : FEED_RESOLVING, now_us);
+	feed_set_state(f, numeric ? FEED_CONNECTING : FEED_RESOLVING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + f->cfg->connect_timeout_ms * 1000);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
@@ -309,14 +332,10 @@ void feed_on_slot(struct feed *f, int64_t now_us)
 	                               {"proxy", f->proxy ? f->proxy->display : NULL}}},
 	         "connecting (attempt %s)%s%s", attempt, f->proxy ? " through the proxy " : "",
 	         f->proxy ? f->proxy->display : "");
-	if (numeric) {
-		/* Cannot fail: the host was parsed as an address the same way. */
-		dns_addr_parse(feed_connect_host(f), &f->addrs[0]);
-		f->n_addrs = 1;
-		start_connect(f, now_us);
-	} else if (f->env->shell->resolve(f) < 0) {
-		feed_on_gone(f, now_us, NULL);
-	}
+	if (helper)
+		feed_helper_start(f, now_us);
+	else
+		feed_dial(f, now_us);
 }
 
 void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us)
@@ -335,7 +354,7 @@ void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_
 	memcpy(f->addrs, res->addrs, sizeof(f->addrs));
 	f->n_addrs = (unsigned char)(res->n < DNS_MAX_ADDRS ? res->n : DNS_MAX_ADDRS);
 	f->addr_idx = 0;
-	set_state(f, FEED_CONNECTING, now_us);
+	feed_set_state(f, FEED_CONNECTING, now_us);
 	tq_arm(f->env->tq, &f->t_state, deadline); /* one deadline for resolving and connecting */
 	start_connect(f, now_us);
 }
@@ -383,7 +402,7 @@ void feed_begin_close(struct feed *f, int code, const char *reason, bool wait, i
 	f->close_pending = true;
 	f->close_code = code;
 	set_close_reason(f, reason, strlen(reason));
-	set_state(f, FEED_CLOSING, now_us);
+	feed_set_state(f, FEED_CLOSING, now_us);
 	tq_arm(f->env->tq, &f->t_state, now_us + FEED_CLOSE_TIMEOUT_US);
 	f->env->shell->want_write(f);
 }
@@ -393,7 +412,9 @@ static void drop(struct feed *f, int64_t now_us)
 	if (f->aborting)
 		return;
 	f->aborting = true;
-	if (f->state == FEED_RESOLVING) {
+	if (f->helper_running) {
+		feed_helper_cancel(f);
+	} else if (f->state == FEED_RESOLVING) {
 		f->env->shell->cancel_resolve(f);
 		f->dns_req = NULL;
 	}
@@ -447,7 +468,9 @@ static bool can_send(const struct feed *f)
 
 static bool step_is_send(const struct feed *f)
 {
-	return f->open_step < f->cfg->n_on_open && f->cfg->on_open[f->open_step].send;
+	const struct cfg_step *st = feed_step(f);
+
+	return st && st->send;
 }
 
 void feed_on_open(struct feed *f, int64_t now_us)
@@ -459,7 +482,7 @@ void feed_on_open(struct feed *f, int64_t now_us)
 	if (f->sink)
 		sink_open_record(f->sink, feed_real_us(), f->cfg->name, f->conn_no,
 		                 f->cfg->url.display);
-	if (f->cfg->open_after == 0) {
+	if (feed_open_after(f) == 0) {
 		feed_became_open(f, now_us);
 		return;
 	}
@@ -477,7 +500,7 @@ void feed_became_open(struct feed *f, int64_t now_us)
 	f->stats.connects++;
 	f->open_since_us = now_us;
 	f->last_data_us = now_us;
-	set_state(f, FEED_OPEN, now_us);
+	feed_set_state(f, FEED_OPEN, now_us);
 	if (hb->type == HB_SERVER) {
 		/* The server's heartbeats have `timeout` from the open to start coming. */
 		f->hb_waiting_since_us = now_us;
@@ -612,9 +635,9 @@ static void on_idle_timer(struct tq_timer *t, int64_t now_us)
 /* What the open sequence is at, for a timeout's reason: a wait's match, as written. */
 static const char *open_step_text(const struct feed *f)
 {
-	const struct cfg_step *st = &f->cfg->on_open[f->open_step];
+	const struct cfg_step *st = feed_step(f);
 
-	return st->wait ? st->wait->text : "sending";
+	return st && st->wait ? st->wait->text : "sending";
 }
 
 static void on_state_timer(struct tq_timer *t, int64_t now_us)
@@ -624,7 +647,9 @@ static void on_state_timer(struct tq_timer *t, int64_t now_us)
 	switch (f->state) {
 	case FEED_RESOLVING:
 	case FEED_CONNECTING:
-		if (f->upgraded && f->open_step < f->cfg->n_on_open)
+		if (f->helper_running)
+			feed_helper_timeout(f);
+		if (f->upgraded && feed_step(f))
 			feed_set_error(f,
 			               "connect timeout after %" PRId64 " ms in the open sequence, "
 			               "at on_open[%zu] (%s)",
@@ -820,7 +845,7 @@ void feed_next_frame(struct feed *f, int64_t now_us, struct feed_frame *fr)
 		                          .data = f->out_q->data,
 		                          .len = f->out_q->len};
 	} else if (step_is_send(f)) {
-		data = feed_expand(f, f->cfg->on_open[f->open_step].send, &len);
+		data = feed_expand(f, feed_step(f)->send, &len);
 		if (!data) {
 			feed_set_error(f, "out of memory building on_open[%zu]", f->open_step);
 			return;
@@ -842,7 +867,7 @@ bool feed_frame_sent(struct feed *f, const struct feed_frame *fr, int64_t now_us
 			char what[48];
 			snprintf(what, sizeof(what), "sent on_open[%zu]", f->open_step);
 			feed_log_payload(f, "sent", what, fr->data, fr->len, false,
-			                 f->cfg->on_open[f->open_step].send->secret);
+			                 feed_step(f)->send->secret);
 		}
 		f->open_step++;
 		break;
@@ -959,8 +984,9 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 		return;
 	f->conn_live = false;
 	f->conn = NULL;
+	feed_helper_reset(f); /* its secrets are not kept through backoff */
 	/* Records carry the state the feed is in after the event. */
-	set_state(f, to, now_us);
+	feed_set_state(f, to, now_us);
 	delay = was_open ? connection_ended(f, now_us) : attempt_failed(f);
 	/* Upgraded but failed in the open sequence: the capture saw it open, so it sees it end. */
 	if (!was_open && f->upgraded && f->sink)

@@ -59,4 +59,26 @@ void feed_log_payload(const struct feed *f, const char *event, const char *what,
 /* Whether received messages must be buffered whole for this feed. */
 bool feed_needs_whole(const struct feed *f);
 
+/* The step of the open sequence the feed is at (the connect_command's messages, when it gave
+ * any, else the feed's on_open), or NULL when the sequence is done. */
+const struct cfg_step *feed_step(const struct feed *f);
+/* How many steps must be done before the feed is open (the last wait's index + 1). */
+size_t feed_open_after(const struct feed *f);
+
+/* Starts the connect_command of an attempt (feed_helper.c). */
+void feed_helper_start(struct feed *f, int64_t now_us);
+/* Kills the running connect_command, if any (feed_on_helper_done will not come). */
+void feed_helper_cancel(struct feed *f);
+/* The running connect_command did not answer within connect_timeout: killed, and the reason
+ * recorded (with the first line it wrote on stderr). */
+void feed_helper_timeout(struct feed *f);
+/* Forgets what the last connect_command gave, wiping it. */
+void feed_helper_reset(struct feed *f);
+/* Goes on with an attempt: resolves feed_connect_host, or connects at once to a numeric one.
+ * The state must already be the one that fits (resolving, or connecting: feed_dial_numeric). */
+void feed_dial(struct feed *f, int64_t now_us);
+bool feed_dial_numeric(const struct feed *f);
+/* Changes state (the one function that does: see feed.c). */
+void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us);
+
 #endif

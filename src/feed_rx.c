@@ -221,15 +221,14 @@ static void open_wait(struct feed *f, struct match_msg *mm, int64_t now_us)
 {
 	const struct cfg_step *st;
 
-	if (f->state != FEED_CONNECTING || !f->upgraded || f->open_step >= f->cfg->n_on_open)
+	if (f->state != FEED_CONNECTING || !f->upgraded || !(st = feed_step(f)))
 		return;
-	st = &f->cfg->on_open[f->open_step];
 	if (!st->wait || !match_test(st->wait, mm, 0))
 		return;
 	f->open_step++;
-	if (f->open_step >= f->cfg->open_after)
+	if (f->open_step >= feed_open_after(f))
 		feed_became_open(f, now_us);
-	else if (f->cfg->on_open[f->open_step].send)
+	else if ((st = feed_step(f)) && st->send)
 		f->env->shell->want_write(f);
 }
 

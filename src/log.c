@@ -27,6 +27,7 @@ static const struct {
     {"connecting", "f5c00b816e6a447d8a75c2d714fce5e5"},
     {"open", "204d23f9312c4ba0a444166eebaa4a85"},
     {"connect_error", "9334dac98b5846cb9d119b5503a75d70"},
+    {"connect_command", "d8a71498127f4b4e8ebd8e2c67cef111"},
     {"closed", "2aa6946942e24482b81b8d92d19fa276"},
     {"heartbeat_timeout", "68908bfdbd3f4b1eb3fe9eeba695105b"},
     {"idle_timeout", "78fd9f0c08f04403bd0ed054d6b66fa1"},

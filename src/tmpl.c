@@ -14,8 +14,12 @@
 
 #include "wsbeat/json.h"
 
+#include "tmpl_internal.h"
+
 /* A secret file larger than this is a mistake (a key, a token or a JWT is far smaller). */
 #define TMPL_SECRET_MAX (64 * 1024)
+/* ${now_ms+N}: N up to about 31 years in either unit. */
+#define TMPL_OFFSET_MAX_S INT64_C(1000000000)
 
 static const struct {
 	const char *name;
@@ -27,17 +31,7 @@ static const struct {
     {"uuid", TP_UUID, TMPL_TIME},
 };
 
-struct builder {
-	struct tmpl *t;
-	const struct tmpl_env *env;
-	unsigned allowed;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct builder *b, const char *fmt, ...)
+int tmpl_fail(struct builder *b, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -47,7 +41,7 @@ static int fail(struct builder *b, const char *fmt, ...)
 	return -1;
 }
 
-static struct tmpl_part *add_part(struct builder *b, enum tmpl_kind kind)
+struct tmpl_part *tmpl_add_part(struct builder *b, enum tmpl_kind kind)
 {
 	struct tmpl *t = b->t;
 	struct tmpl_part *v = realloc(t->parts, (t->n + 1) * sizeof(*v));
@@ -60,7 +54,7 @@ static struct tmpl_part *add_part(struct builder *b, enum tmpl_kind kind)
 }
 
 /* Appends literal bytes, merging with a preceding literal of the same secrecy. */
-static int add_lit(struct builder *b, const char *s, size_t n, bool secret)
+int tmpl_add_lit(struct builder *b, const char *s, size_t n, bool secret)
 {
 	struct tmpl *t = b->t;
 	struct tmpl_part *p = t->n ? &t->parts[t->n - 1] : NULL;
@@ -69,14 +63,14 @@ static int add_lit(struct builder *b, const char *s, size_t n, bool secret)
 	if (n == 0)
 		return 0;
 	if (!p || p->kind != TP_LIT || p->secret != secret) {
-		p = add_part(b, TP_LIT);
+		p = tmpl_add_part(b, TP_LIT);
 		if (!p)
-			return fail(b, "out of memory");
+			return tmpl_fail(b, "out of memory");
 		p->secret = secret;
 	}
 	m = realloc(p->text, p->len + n + 1);
 	if (!m)
-		return fail(b, "out of memory");
+		return tmpl_fail(b, "out of memory");
 	memcpy(m + p->len, s, n);
 	p->len += n;
 	m[p->len] = '\0';
@@ -86,29 +80,31 @@ static int add_lit(struct builder *b, const char *s, size_t n, bool secret)
 }
 
 /* Reads a secret file whole: at most TMPL_SECRET_MAX, one trailing newline dropped. */
-static int read_secret(struct builder *b, const char *what, const char *path)
+static int read_secret(struct builder *b, const char *what, const char *path, struct mbuf *out)
 {
 	char buf[TMPL_SECRET_MAX + 1];
 	size_t n = 0;
 	ssize_t r = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc, e;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), rc = 0, e;
 
 	if (fd < 0)
-		return fail(b, "%s: cannot read %s: %s", what, path, strerror(errno));
+		return tmpl_fail(b, "%s: cannot read %s: %s", what, path, strerror(errno));
 	while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
 		n += (size_t)r;
 	e = errno;
 	close(fd);
 	/* A failed read (a directory: EISDIR) is an error, not an empty secret. */
 	if (r < 0)
-		rc = fail(b, "%s: cannot read %s: %s", what, path, strerror(e));
+		rc = tmpl_fail(b, "%s: cannot read %s: %s", what, path, strerror(e));
 	else if (n > TMPL_SECRET_MAX)
-		rc = fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
+		rc = tmpl_fail(b, "%s: %s is larger than %d bytes", what, path, TMPL_SECRET_MAX);
 	else if (n && buf[n - 1] == '\n')
-		rc = add_lit(b, buf, n - 1 - (n > 1 && buf[n - 2] == '\r'), true);
+		mbuf_put(out, buf, n - 1 - (n > 1 && buf[n - 2] == '\r'));
 	else
-		rc = add_lit(b, buf, n, true);
+		mbuf_put(out, buf, n);
 	explicit_bzero(buf, n);
+	if (rc == 0 && out->oom)
+		rc = tmpl_fail(b, "out of memory");
 	return rc;
 }
 
@@ -121,12 +117,14 @@ static int secret_path(struct builder *b, const char *name, const char *arg, con
 
 	if (strcmp(name, "credential") == 0) {
 		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
-			return fail(b, "%s: a credential name is a file name, without '/'", what);
+			return tmpl_fail(b, "%s: a credential name is a file name, without '/'",
+			                 what);
 		if (!b->env || !b->env->cred_dir)
-			return fail(b,
-			            "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
-			            "LoadCredential=)",
-			            what);
+			return tmpl_fail(
+			    b,
+			    "%s: $CREDENTIALS_DIRECTORY is not set (systemd sets it for "
+			    "LoadCredential=)",
+			    what);
 		n = snprintf(path, size, "%s/%s", b->env->cred_dir, arg);
 	} else if (arg[0] != '/' && b->env && b->env->basedir) {
 		n = snprintf(path, size, "%s/%s", b->env->basedir, arg);
@@ -134,35 +132,115 @@ static int secret_path(struct builder *b, const char *name, const char *arg, con
 		n = snprintf(path, size, "%s", arg);
 	}
 	if (n < 0 || (size_t)n >= size)
-		return fail(b, "%s: the path is too long", what);
+		return tmpl_fail(b, "%s: the path is too long", what);
 	return 0;
 }
 
-static int secret_source(struct builder *b, const char *name, const char *arg, const char *what)
+int tmpl_secret_value(struct builder *b, const char *name, const char *arg, const char *what,
+                      struct mbuf *out)
 {
 	char path[4096];
 	const char *v;
 
 	if (!(b->allowed & TMPL_SECRET))
-		return fail(b, "%s: secret sources are not allowed here", what);
+		return tmpl_fail(b, "%s: secret sources are not allowed here", what);
 	if (!*arg)
-		return fail(b, "%s: the name is missing", what);
+		return tmpl_fail(b, "%s: the name is missing", what);
+	mbuf_reserve(out, 0);
 	if (strcmp(name, "env") == 0) {
 		v = getenv(arg);
 		if (!v)
-			return fail(b, "%s: the environment variable %s is not set", what, arg);
-		return add_lit(b, v, strlen(v), true);
+			return tmpl_fail(b, "%s: the environment variable %s is not set", what,
+			                 arg);
+		mbuf_put(out, v, strlen(v));
+		return out->oom ? tmpl_fail(b, "out of memory") : 0;
 	}
 	if (secret_path(b, name, arg, what, path, sizeof(path)) < 0)
 		return -1;
-	return read_secret(b, what, path);
+	return read_secret(b, what, path, out);
+}
+
+static int secret_source(struct builder *b, const char *name, const char *arg, const char *what)
+{
+	struct mbuf v = {0};
+	int rc = tmpl_secret_value(b, name, arg, what, &v);
+
+	if (rc == 0)
+		rc = tmpl_add_lit(b, v.p, v.len, true);
+	if (v.p)
+		explicit_bzero(v.p, v.len);
+	mbuf_free(&v);
+	return rc;
+}
+
+/* ${now_ms+N}, ${now_s-N}: 0 and the offset in µs, or -1 when name is not such a variable. */
+static int time_offset(const char *name, enum tmpl_kind *kind, int64_t *us)
+{
+	const char *sign = strpbrk(name, "+-");
+	size_t bl = sign ? (size_t)(sign - name) : 0;
+	int64_t unit, max, v = 0;
+
+	if (bl == 6 && memcmp(name, "now_ms", 6) == 0) {
+		*kind = TP_NOW_MS;
+		unit = 1000;
+	} else if (bl == 5 && memcmp(name, "now_s", 5) == 0) {
+		*kind = TP_NOW_S;
+		unit = 1000000;
+	} else {
+		return -1;
+	}
+	max = TMPL_OFFSET_MAX_S * (1000000 / unit);
+	if (!sign[1])
+		return -1;
+	for (const char *p = sign + 1; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+		if (v > max)
+			return -1;
+	}
+	*us = (*sign == '-' ? -v : v) * unit;
+	return 0;
+}
+
+/* A variable without ':' (${seq}, ${now_ms}, ${now_ms+N}, ...). */
+static int plain_variable(struct builder *b, const char *name, const char *what)
+{
+	struct tmpl_part *p;
+	enum tmpl_kind kind;
+	int64_t off;
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		if (strcmp(name, vars[i].name) != 0)
+			continue;
+		if (!(b->allowed & vars[i].allow))
+			return tmpl_fail(b, "%s is not allowed here", what);
+		b->t->uses |= vars[i].allow;
+		return tmpl_add_part(b, vars[i].kind) ? 0 : tmpl_fail(b, "out of memory");
+	}
+	if (time_offset(name, &kind, &off) == 0) {
+		if (!(b->allowed & TMPL_TIME))
+			return tmpl_fail(b, "%s is not allowed here", what);
+		b->t->uses |= TMPL_TIME;
+		p = tmpl_add_part(b, kind);
+		if (!p)
+			return tmpl_fail(b, "out of memory");
+		p->offset_us = off;
+		return 0;
+	}
+	return tmpl_fail(b,
+	                 "unknown template %s (known: ${seq}, ${now_ms}, ${now_s}, ${now_ms+N}, "
+	                 "${now_iso}, ${uuid}, ${json:PATH}, ${env:NAME}, ${credential:NAME}, "
+	                 "${file:PATH}, ${hmac_sha256_hex(KEY, MSG)} and the other hmac_*; $$ is "
+	                 "a literal $)",
+	                 what);
 }
 
 /* One ${...}: inner is what stands between the braces. */
 static int variable(struct builder *b, const char *inner, size_t n)
 {
 	char what[96], name[32];
-	const char *colon = memchr(inner, ':', n);
+	const char *colon = memchr(inner, ':', n), *paren = memchr(inner, '(', n);
 	size_t nl = colon ? (size_t)(colon - inner) : n;
 	struct tmpl_part *p;
 	char *arg;
@@ -171,46 +249,65 @@ static int variable(struct builder *b, const char *inner, size_t n)
 	snprintf(what, sizeof(what), "${%.*s}", (int)(n > 80 ? 80 : n), inner);
 	/* Names are compared and opened as C strings: a NUL would cut them short unseen. */
 	if (memchr(inner, '\0', n))
-		return fail(b, "a NUL byte inside %s", what);
+		return tmpl_fail(b, "a NUL byte inside %s", what);
+	if (paren && (!colon || paren < colon)) {
+		rc = tmpl_function(b, inner, n, paren, what);
+		if (rc <= 0)
+			return rc;
+		return tmpl_fail(b,
+		                 "unknown function %s (known: hmac_sha256_hex, hmac_sha256_base64, "
+		                 "hmac_sha384_hex, hmac_sha384_base64, hmac_sha512_hex, "
+		                 "hmac_sha512_base64)",
+		                 what);
+	}
 	if (nl >= sizeof(name))
-		return fail(b, "unknown template %s", what);
+		return tmpl_fail(b, "unknown template %s", what);
 	memcpy(name, inner, nl);
 	name[nl] = '\0';
-	if (!colon) {
-		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-			if (strcmp(name, vars[i].name) != 0)
-				continue;
-			if (!(b->allowed & vars[i].allow))
-				return fail(b, "%s is not allowed here", what);
-			b->t->uses |= vars[i].allow;
-			return add_part(b, vars[i].kind) ? 0 : fail(b, "out of memory");
-		}
-		return fail(b,
-		            "unknown template %s (known: ${seq}, ${now_ms}, ${now_s}, ${now_iso}, "
-		            "${uuid}, ${json:PATH}, ${env:NAME}, ${credential:NAME}, ${file:PATH}; "
-		            "$$ is a literal $)",
-		            what);
-	}
+	if (!colon)
+		return plain_variable(b, name, what);
 	if (strcmp(name, "json") == 0) {
 		if (!(b->allowed & TMPL_JSON))
-			return fail(b, "%s is only allowed in replies[].send", what);
-		p = add_part(b, TP_JSON);
+			return tmpl_fail(b, "%s is only allowed in replies[].send", what);
+		p = tmpl_add_part(b, TP_JSON);
 		if (!p)
-			return fail(b, "out of memory");
+			return tmpl_fail(b, "out of memory");
 		b->t->uses |= TMPL_JSON;
 		if (jpath_compile(colon + 1, n - nl - 1, &p->path, b->err, b->errlen) < 0)
 			return -1;
 		return 0;
 	}
 	if (strcmp(name, "env") && strcmp(name, "credential") && strcmp(name, "file"))
-		return fail(b, "unknown template %s", what);
+		return tmpl_fail(b, "unknown template %s", what);
 	arg = strndup(colon + 1, n - nl - 1);
 	if (!arg)
-		return fail(b, "out of memory");
+		return tmpl_fail(b, "out of memory");
 	b->t->uses |= TMPL_SECRET;
 	rc = secret_source(b, name, arg, what);
 	free(arg);
 	return rc;
+}
+
+/*
+ * Where the ${ at s[i] ends. A variable ends at its first '}' (as it always has). A function's
+ * arguments may hold variables of their own, and JSON: there braces balance, and the call
+ * ends at the '}' that balances its own "${" ($$ is a literal $ as everywhere).
+ */
+static const char *closing(const char *s, size_t len, size_t i)
+{
+	size_t depth = 0;
+
+	if (!tmpl_is_call(s, len, i))
+		return memchr(s + i + 2, '}', len - i - 2);
+	for (size_t k = i + 1; k < len; k++) {
+		if (s[k] == '$' && k + 1 < len && s[k + 1] == '$')
+			k++;
+		else if (s[k] == '{')
+			depth++;
+		else if (s[k] == '}' && --depth == 0)
+			return s + k;
+	}
+	return NULL;
 }
 
 static int parse(struct builder *b, const char *s, size_t len)
@@ -223,23 +320,24 @@ static int parse(struct builder *b, const char *s, size_t len)
 			i++;
 			continue;
 		}
-		if (add_lit(b, s + lit, i - lit, false) < 0)
+		if (tmpl_add_lit(b, s + lit, i - lit, false) < 0)
 			return -1;
 		if (s[i + 1] == '$') {
-			if (add_lit(b, "$", 1, false) < 0)
+			if (tmpl_add_lit(b, "$", 1, false) < 0)
 				return -1;
 			i += 2;
 		} else {
-			close = memchr(s + i + 2, '}', len - i - 2);
+			close = closing(s, len, i);
 			if (!close)
-				return fail(b, "unterminated \"${\" (a literal $ is written $$)");
+				return tmpl_fail(b,
+				                 "unterminated \"${\" (a literal $ is written $$)");
 			if (variable(b, s + i + 2, (size_t)(close - s - i - 2)) < 0)
 				return -1;
 			i = (size_t)(close - s) + 1;
 		}
 		lit = i;
 	}
-	return add_lit(b, s + lit, len - lit, false);
+	return tmpl_add_lit(b, s + lit, len - lit, false);
 }
 
 /* A template whose expansion never varies is kept as one flat text. */
@@ -255,18 +353,18 @@ static int flatten(struct builder *b)
 		mbuf_put(&m, t->parts[i].text, t->parts[i].len);
 	if (m.oom) {
 		mbuf_free(&m);
-		return fail(b, "out of memory");
+		return tmpl_fail(b, "out of memory");
 	}
 	t->flat = m.p;
 	t->flat_len = m.len;
 	return 0;
 }
 
-int tmpl_compile(const char *src, size_t len, unsigned allowed, const struct tmpl_env *env,
-                 struct tmpl **out, char *err, size_t errlen)
+int tmpl_compile_at(const char *src, size_t len, unsigned allowed, const struct tmpl_env *env,
+                    int depth, struct tmpl **out, char *err, size_t errlen)
 {
 	struct tmpl *t = calloc(1, sizeof(*t));
-	struct builder b = {t, env, allowed, err, errlen};
+	struct builder b = {t, env, allowed, depth, err, errlen};
 
 	*out = NULL;
 	if (!t || !(t->src = strndup(src, len))) {
@@ -282,6 +380,30 @@ int tmpl_compile(const char *src, size_t len, unsigned allowed, const struct tmp
 	return 0;
 }
 
+int tmpl_compile(const char *src, size_t len, unsigned allowed, const struct tmpl_env *env,
+                 struct tmpl **out, char *err, size_t errlen)
+{
+	return tmpl_compile_at(src, len, allowed, env, 0, out, err, errlen);
+}
+
+struct tmpl *tmpl_new_literal(const char *s, size_t len, bool secret)
+{
+	struct tmpl *t = calloc(1, sizeof(*t));
+	char err[32];
+	struct builder b = {t, NULL, 0, 0, err, sizeof(err)};
+
+	if (!t)
+		return NULL;
+	/* The source shown for it is never its text: that may be a secret. */
+	t->src = strdup(secret ? "(secret)" : "(literal)");
+	t->secret = secret; /* even when empty */
+	if (!t->src || tmpl_add_lit(&b, s, len, secret) < 0 || flatten(&b) < 0) {
+		tmpl_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 void tmpl_free(struct tmpl *t)
 {
 	if (!t)
@@ -292,6 +414,7 @@ void tmpl_free(struct tmpl *t)
 			explicit_bzero(p->text, p->len);
 		free(p->text);
 		jpath_fini(&p->path);
+		tmpl_free(p->msg);
 	}
 	if (t->secret && t->flat)
 		explicit_bzero(t->flat, t->flat_len);
@@ -305,13 +428,15 @@ bool tmpl_equal(const struct tmpl *a, const struct tmpl *b)
 {
 	if (!a || !b)
 		return a == b;
-	if (strcmp(a->src, b->src) != 0 || a->n != b->n)
+	if (strcmp(a->src, b->src) != 0 || a->n != b->n || a->flat_len != b->flat_len ||
+	    (a->flat_len && memcmp(a->flat, b->flat, a->flat_len)))
 		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (a->parts[i].len != b->parts[i].len ||
-		    (a->parts[i].len &&
-		     memcmp(a->parts[i].text, b->parts[i].text, a->parts[i].len)))
+	for (size_t i = 0; i < a->n; i++) {
+		const struct tmpl_part *x = &a->parts[i], *y = &b->parts[i];
+		if (x->kind != y->kind || x->len != y->len ||
+		    (x->len && memcmp(x->text, y->text, x->len)) || !tmpl_equal(x->msg, y->msg))
 			return false;
+	}
 	return true;
 }
 
@@ -321,7 +446,7 @@ bool tmpl_has_byte(const struct tmpl *t, const char *set)
 
 	/* memchr, not strchr: strchr finds a NUL byte in every set (its terminator). */
 	for (size_t i = 0; i < t->n; i++)
-		for (size_t k = 0; k < t->parts[i].len; k++)
+		for (size_t k = 0; t->parts[i].kind != TP_HMAC && k < t->parts[i].len; k++)
 			if (memchr(set, t->parts[i].text[k], n))
 				return true;
 	return false;
@@ -496,10 +621,10 @@ int tmpl_expand(const struct tmpl *t, struct tmpl_ctx *c, struct mbuf *out)
 			mbuf_printf(out, "%" PRIu64, c->seq);
 			break;
 		case TP_NOW_MS:
-			mbuf_printf(out, "%" PRId64, c->now_real_us / 1000);
+			mbuf_printf(out, "%" PRId64, (c->now_real_us + p->offset_us) / 1000);
 			break;
 		case TP_NOW_S:
-			mbuf_printf(out, "%" PRId64, c->now_real_us / 1000000);
+			mbuf_printf(out, "%" PRId64, (c->now_real_us + p->offset_us) / 1000000);
 			break;
 		case TP_NOW_ISO:
 			put_iso(out, c->now_real_us);
@@ -517,6 +642,14 @@ int tmpl_expand(const struct tmpl *t, struct tmpl_ctx *c, struct mbuf *out)
 				return -1;
 			}
 			tmpl_put_json(out, v);
+			break;
+		case TP_HMAC:
+			if (tmpl_put_hmac(out, p, c) < 0 && !out->oom) {
+				out->len = mark;
+				if (out->p)
+					out->p[mark] = '\0';
+				return -1;
+			}
 			break;
 		}
 	}

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "wsbeat/dns.h"
+#include "wsbeat/helper.h"
 #include "wsbeat/log.h"
 #include "wsbeat/tls.h"
 #include "wsbeat/ws_http.h"
@@ -213,33 +214,44 @@ static int64_t parse_retry_after(struct lws *wsi)
 	return (int64_t)v * 1000;
 }
 
+static int add_header(struct feed *f, struct lws *wsi, const char *name, const char *v, size_t n,
+                      unsigned char **p, unsigned char *end)
+{
+	char field[160];
+
+	snprintf(field, sizeof(field), "%s:", name);
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)field, (const unsigned char *)v,
+	                                (int)n, p, end)) {
+		feed_set_error(f, "handshake headers too large");
+		return -1;
+	}
+	return 0;
+}
+
+/* The feed's headers (templates), or the connect_command's in their place (literal). */
 static int append_headers(struct feed *f, struct lws *wsi, unsigned char **p, size_t len)
 {
 	unsigned char *end = *p + len - 1;
 	const struct cfg_feed *c = f->cfg;
-	char name[160];
+	const struct helper_out *h = f->helper && f->helper->has_headers ? f->helper : NULL;
+	size_t n, count = h ? h->n_headers : c->n_headers;
 
-	for (size_t i = 0; i < c->n_headers; i++) {
-		size_t n;
-		const char *v = feed_expand(f, c->headers[i].value, &n);
+	for (size_t i = 0; i < count; i++) {
+		const char *v = h ? h->headers[i].value : feed_expand(f, c->headers[i].value, &n);
 		if (!v) {
 			feed_set_error(f, "out of memory building the handshake");
 			return -1;
 		}
-		snprintf(name, sizeof(name), "%s:", c->headers[i].name);
-		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-		                                (const unsigned char *)v, (int)n, p, end))
-			goto too_big;
+		if (h)
+			n = h->headers[i].value_len;
+		if (add_header(f, wsi, h ? h->headers[i].name : c->headers[i].name, v, n, p, end) <
+		    0)
+			return -1;
 	}
 	/* lws would prefix its own origin field with http://; send ours verbatim. */
-	if (c->origin && lws_add_http_header_by_name(wsi, (const unsigned char *)"origin:",
-	                                             (const unsigned char *)c->origin,
-	                                             (int)strlen(c->origin), p, end))
-		goto too_big;
+	if (c->origin && add_header(f, wsi, "origin", c->origin, strlen(c->origin), p, end) < 0)
+		return -1;
 	return 0;
-too_big:
-	feed_set_error(f, "handshake headers too large");
-	return -1;
 }
 
 static unsigned char *tx_space(struct ws *w, size_t len)
@@ -463,6 +475,10 @@ static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 	if (reason == LWS_CALLBACK_RAW_RX_FILE) {
 		h->cb(h->arg);
+		/* The callback is done with it (ws_watch_end): lws closes the wsi now, and its
+		 * RAW_CLOSE_FILE below frees h. */
+		if (h->ended)
+			return -1;
 	} else if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
 		/* The context is going away with the watch still in place. */
 		lws_set_opaque_user_data(wsi, NULL);
@@ -530,7 +546,7 @@ static struct ws_profile *profile_of(struct ws *w, const struct cfg_feed *c)
 
 static int tls_flags(const struct feed *f)
 {
-	if (!f->cfg->url.tls)
+	if (!feed_url(f)->tls)
 		return 0;
 	if (f->cfg->tls.verify)
 		return LCCSCF_USE_SSL;
@@ -544,7 +560,8 @@ static int tls_flags(const struct feed *f)
 /*
  * Where lws connects: without a proxy the numeric address we resolved (lws's own lookup would
  * block the loop); with one, the vhost that carries the proxy's numeric address, and the URL's
- * host as the address, which lws then only names in its CONNECT (see ws_proxy.c). Buffers on
+ * host as the address (the connect_command's URL when it gave one), which lws then only names
+ * in its CONNECT (see ws_proxy.c). Buffers on
  * the stack will do: lws copies every string of i into the new wsi's stash before returning.
  */
 static int connect_target(struct ws *w, struct feed *f, struct lws_client_connect_info *i,
@@ -557,7 +574,7 @@ static int connect_target(struct ws *w, struct feed *f, struct lws_client_connec
 		i->address = dns_addr_text(&f->addrs[f->addr_idx], addr, len);
 		return 0;
 	}
-	if (proxy_connect_target(&f->cfg->url, addr, len) < 0) {
+	if (proxy_connect_target(feed_url(f), addr, len) < 0) {
 		feed_set_error(f, "the URL's host and port are too long to go through a proxy "
 		                  "(libwebsockets 4.1 fits the CONNECT request into 255 bytes)");
 		return -1;
@@ -574,7 +591,7 @@ static int connect_target(struct ws *w, struct feed *f, struct lws_client_connec
 static int ws_connect(struct feed *f)
 {
 	struct ws *w = f->env->shell_arg;
-	const struct url *u = &f->cfg->url;
+	const struct url *u = feed_url(f);
 	struct lws_client_connect_info i = {0};
 	char addr[PROXY_TARGET_MAX + DNS_ADDR_LEN];
 	struct lws *wsi;
@@ -584,7 +601,8 @@ static int ws_connect(struct feed *f)
 		return -1;
 	i.port = u->port;
 	i.path = u->path;
-	if (f->cfg->url_path) {
+	/* A connect_command's URL is used as it came; the feed's own may have a template. */
+	if (u == &f->cfg->url && f->cfg->url_path) {
 		size_t n;
 		i.path = feed_expand(f, f->cfg->url_path, &n);
 		if (!i.path) {
@@ -645,6 +663,8 @@ const struct feed_shell ws_feed_shell = {
     .connect = ws_connect,
     .want_write = ws_want_write,
     .abort = ws_abort,
+    .run_helper = ws_run_helper,
+    .cancel_helper = ws_cancel_helper,
 };
 
 /* lws's lines carry their own level; lws_log_level (ws_set_lws_log_level) decides which come. */
@@ -733,6 +753,12 @@ struct ws_watch *ws_watch_fd(struct ws *w, int fd, void (*cb)(void *arg), void *
 fail:
 	free(h);
 	return NULL;
+}
+
+void ws_watch_end(struct ws_watch *h)
+{
+	if (h)
+		h->ended = true;
 }
 
 void ws_unwatch(struct ws_watch *h)
@@ -983,6 +1009,7 @@ void ws_free(struct ws *w)
 	if (w->ctx)
 		lws_context_destroy(w->ctx);
 	ws_http_free(w->http);
+	ws_helpers_free(w);
 	dns_free(w->dns);
 	ws_proxy_free_vhosts(w);
 	ws_proxy_fini();

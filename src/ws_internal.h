@@ -20,6 +20,7 @@ struct ws_watch {
 	struct lws *wsi; /* lws owns a duplicate of the descriptor */
 	void (*cb)(void *arg);
 	void *arg;
+	bool ended; /* ws_watch_end: lws closes it once the callback returns */
 };
 
 /* One client vhost per distinct TLS profile: lws keeps TLS settings per vhost. */
@@ -48,7 +49,8 @@ struct ws {
 	int sigfd;
 	/* Our own descriptors in the loop. */
 	struct ws_watch *timer_watch, *signal_watch, *dns_watch;
-	struct ws_http *http; /* the metrics endpoint, NULL when none */
+	struct ws_http *http;      /* the metrics endpoint, NULL when none */
+	struct ws_helper *helpers; /* connect_command processes not reaped yet */
 	struct dns *dns;
 	ws_signal_fn on_signal;
 	void *signal_arg;
@@ -66,6 +68,16 @@ struct ws {
 struct ws_watch *ws_watch_fd(struct ws *w, int fd, void (*cb)(void *arg), void *arg);
 /* Stops watching; never call from the watch's own callback. NULL is a no-op. */
 void ws_unwatch(struct ws_watch *h);
+/* From inside h's own callback: stop watching once it returns (lws closes its duplicate and h
+ * is freed). h must not be used afterwards. NULL is a no-op. */
+void ws_watch_end(struct ws_watch *h);
+
+/* connect_command processes (ws_helper.c): the feed shell's run_helper and cancel_helper, and
+ * the end of every helper left when the context is gone (killed and reaped). */
+struct ws_helper;
+int ws_run_helper(struct feed *f);
+void ws_cancel_helper(struct feed *f, char *line, size_t size);
+void ws_helpers_free(struct ws *w);
 
 /* lws_create_vhost, except that lws never takes a proxy from the environment's http_proxy. */
 struct lws_vhost *ws_create_vhost(struct lws_context *ctx,

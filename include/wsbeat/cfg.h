@@ -98,6 +98,8 @@ struct cfg_feed {
 	struct match *keepalive; /* messages that are keep-alive traffic, not data (NULL = none) */
 	enum decompress decompress;
 	bool compression; /* offer permessage-deflate */
+	/* Run before every attempt (argv, NULL-terminated; argv[0] absolute); NULL = none. */
+	char **connect_command;
 	struct cfg_header *headers;
 	size_t n_headers;
 	char *subprotocol; /* NULL = none offered */
@@ -165,6 +167,13 @@ int cfg_host_find(const struct cfg *c, const char *host);
 
 /* Parses a duration: a number of seconds or a string with unit ms, s, m or h. -1 on error. */
 int cfg_parse_duration(const char *text, int64_t *ms);
+
+/* True when s is a non-empty HTTP token (a header name). */
+bool cfg_is_token(const char *s);
+
+/* Why the handshake owns the header name (Host, Upgrade, Sec-WebSocket-*, ...), so that no
+ * setting may send it; NULL when it may be sent. Names ignore case. */
+const char *cfg_header_reserved(const char *name);
 
 /* Names of enum values, for logs. */
 const char *cfg_log_level_name(enum log_level l);

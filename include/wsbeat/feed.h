@@ -8,7 +8,10 @@
  *   state        timers armed
  *   idle         none (waiting in the connect queue: for the global limits or its host's)
  *   resolving    t_state = connect deadline (it covers resolving and connecting); the name
- *                resolved is the proxy's when the feed goes through one
+ *                resolved is the proxy's when the feed goes through one. With a
+ *                connect_command the helper runs here first, under a deadline of its own
+ *                (connect_timeout); once it has answered, resolving and connecting get a new
+ *                connect_timeout.
  *   connecting   t_state = connect deadline; t_addr while moving on to the next address.
  *                After the upgrade (upgraded) the open sequence runs: t_state is then its
  *                deadline, connect_timeout from the upgrade.
@@ -73,6 +76,13 @@ struct feed_shell {
 	void (*want_write)(struct feed *f);
 	/* Drops the current connection without a close handshake; feed_on_gone follows. */
 	void (*abort)(struct feed *f);
+	/* Starts the feed's connect_command; its result comes through feed_on_helper_done. -1 on
+	 * immediate failure (it cannot run), with the reason recorded by feed_set_error. */
+	int (*run_helper)(struct feed *f);
+	/* Kills the helper in progress (its process group), which is reaped later:
+	 * feed_on_helper_done will not be called for it. The first line of what it wrote on
+	 * stderr so far goes into line (size bytes, cleaned as helper_clean_line does). */
+	void (*cancel_helper)(struct feed *f, char *line, size_t size);
 };
 
 struct zinf;
@@ -135,7 +145,7 @@ struct feed_stats {
 /* Why an attempt or connection is ending: allocated when the first reason is recorded and
  * freed when the next attempt (or address) starts, so a healthy feed carries only a pointer. */
 struct feed_detail {
-	char err[160];
+	char err[256]; /* room for a connect_command's path and the first line of its stderr */
 	char close_reason[124]; /* sent by us, or received from the peer; at most 123 bytes */
 };
 
@@ -162,6 +172,7 @@ struct feed {
 	                        * connection counts against its host until gone: qnode) */
 	bool peer_reached;     /* the server answered (TLS or HTTP): no other address is tried */
 	bool proxy_answered;   /* the proxy answered this attempt's CONNECT (with any status) */
+	bool helper_running;   /* the connect_command of this attempt has not answered yet */
 	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
 	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 
@@ -175,10 +186,10 @@ struct feed {
 
 	/* Where the close frame stands (its reason is in detail). */
 	bool close_pending;
-	bool close_wait; /* after our close frame, read on until the peer's (graceful) */
-	bool close_sent; /* our close frame is out: the peer's close ends the connection */
+	bool close_wait;  /* after our close frame, read on until the peer's (graceful) */
+	bool close_sent;  /* our close frame is out: the peer's close ends the connection */
 	bool peer_closed; /* the close frame (and close_code) came from the peer */
-	int close_code;  /* sent by us, or received from the peer */
+	int close_code;   /* sent by us, or received from the peer */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
 	 * answer is due. t_answer is lazy: it may be armed earlier than hb_answer_due_us (or
@@ -209,6 +220,10 @@ struct feed {
 	/* Replies built and waiting for a write slot, oldest first. */
 	struct feed_out *out_q;
 
+	/* What this attempt's connect_command gave (NULL: none, or no helper): kept for the
+	 * connection's life, wiped when it ends. */
+	struct helper_out *helper;
+
 	/* Where received messages go (NULL: discard, count only); set by the owner. */
 	struct sink *sink;
 	/* The message being received (after inflating); only buffered when something needs it
@@ -238,6 +253,29 @@ void feed_stop_why(struct feed *f, int64_t now_us, const char *why);
 /* The connect queue lets f start its attempt. */
 void feed_on_slot(struct feed *f, int64_t now_us);
 
+/* What a connect_command did: how it ended (a waitpid status), what it printed on stdout
+ * (out_len bytes, NUL-terminated), whether it printed more than HELPER_OUT_MAX (it was killed
+ * and out holds the start), and the first line of its stderr, cleaned (helper_clean_line). */
+struct helper_result {
+	int status;
+	const char *out;
+	size_t out_len;
+	bool too_big;
+	const char *err_line;
+};
+/* The connect_command of this attempt finished: on success the attempt goes on with what it
+ * gave (resolving its URL's host, or connecting); else it fails as a connect_error naming the
+ * helper. */
+void feed_on_helper_done(struct feed *f, const struct helper_result *r, int64_t now_us);
+
+/* The URL this attempt uses: the connect_command's, else the feed's. */
+const struct url *feed_url(const struct feed *f);
+
+/* When the credentials of the current attempt or connection expire (CLOCK_MONOTONIC µs), from
+ * its connect_command's expires_in; 0 when it said nothing (or the feed has no helper). For
+ * rotating a connection before that. */
+int64_t feed_credentials_expire_us(const struct feed *f);
+
 /* Connection events reported by the shell. */
 void feed_on_resolved(struct feed *f, const struct dns_result *res, int64_t now_us);
 void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
@@ -247,7 +285,8 @@ void feed_on_http_status(struct feed *f, int status, int64_t retry_after_ms);
  * text saying what came. Either way the proxy was reached: no other address is tried.
  */
 void feed_on_proxy_answer(struct feed *f, int status, const char *text);
-/* The host a connection attempt resolves and connects to: the proxy's, or the URL's. */
+/* The host a connection attempt resolves and connects to: the proxy's, or the URL's (the
+ * connect_command's when it gave one: feed_url). */
 const char *feed_connect_host(const struct feed *f);
 /* The server's certificate was refused, for reason: the attempt fails (as curl does, the other
  * addresses of the name are not tried: the server was reached and is the wrong one). */

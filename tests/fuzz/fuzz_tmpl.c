@@ -1,5 +1,6 @@
 /*
- * libFuzzer target: tmpl_compile and tmpl_expand (with jpath underneath). Input: one byte whose
+ * libFuzzer target: tmpl_compile and tmpl_expand (with jpath underneath, and the HMAC
+ * functions with their nested templates). Input: one byte whose
  * low 4 bits are the allowed mask (TMPL_*; 'O' = all), then the template source up to the first
  * '\n', then the message its ${json:PATH} are looked up in (JSON or not).
  *
@@ -58,16 +59,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* A ${file:...} whose path has a '/' could name any file: such sources get no TMPL_SECRET. */
+/* A ${file:...} (or an HMAC's file:KEY) whose path has a '/' could name any file: such sources
+ * get no TMPL_SECRET. Any "file:" counts, whatever stands before it. */
 static bool file_path_escapes(const char *s, size_t n)
 {
 	const char *end = s + n, *p = s;
 
-	while ((p = memmem(p, (size_t)(end - p), "${file:", 7)) != NULL) {
+	while ((p = memmem(p, (size_t)(end - p), "file:", 5)) != NULL) {
 		const char *close = memchr(p, '}', (size_t)(end - p));
 		if (memchr(p, '/', (size_t)((close ? close : end) - p)))
 			return true;
-		p += 7;
+		p += 5;
 	}
 	return false;
 }

@@ -136,6 +136,9 @@ def test_contents(deb):
         "/usr/share/man/man8/wsbeat.8.gz": "-rw-r--r--",
         "/usr/share/man/man5/wsbeat.conf.5.gz": "-rw-r--r--",
         "/usr/share/doc/wsbeat/README.md": "-rw-r--r--",
+        "/usr/lib/wsbeat/helpers/kucoin-token": "-rwxr-xr-x",
+        "/usr/lib/wsbeat/helpers/binance-listenkey": "-rwxr-xr-x",
+        "/usr/lib/wsbeat/helpers/coinbase-jwt": "-rwxr-xr-x",
     }
     for path, mode in want.items():
         assert path in files, "%s not in the package:\n%s" % (path, "\n".join(sorted(files)))
@@ -143,7 +146,7 @@ def test_contents(deb):
     # Nothing from the build or test tree, nothing outside the FHS places we chose.
     for path in files:
         assert path.startswith(("/etc/wsbeat", "/usr/sbin", "/usr/lib/systemd",
-                                "/usr/share/man", "/usr/share/doc/wsbeat")) or \
+                                "/usr/lib/wsbeat", "/usr/share/man", "/usr/share/doc/wsbeat")) or \
             path.rstrip("/") in ("", "/etc", "/usr", "/usr/lib", "/usr/share",
                                  "/usr/share/doc"), path
     assert not any("testsrv" in p for p in files)

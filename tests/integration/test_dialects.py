@@ -25,6 +25,12 @@ and the reconnection take 15-25 s per API). connect_timeout is scaled too but ne
 CONNECT_FLOOR: it bounds the whole on_open sequence, which is not what is measured here, and a
 starved emulator must not turn into a false failure.
 
+The signed examples (okx-private, bybit-private, bitfinex-auth: ${hmac_*} logins) run against
+their API's emulator in its private mode, which verifies every login's signature with the
+algorithm the API documents, using the same fake secrets the test hands the daemon as
+credentials: the login is verified on the first connection and again on the one after the
+silence, and no credential appears in the daemon's output.
+
 Also: every file in conf/examples passes `wsbeat --check` (fake files in
 $CREDENTIALS_DIRECTORY for the ${credential:...} it uses), and every example has an emulator
 case here.
@@ -47,14 +53,26 @@ EARLY_TOL = 0.05       # s: how much earlier than the lower bound a timeout may 
 CONNECT_FLOOR = 2.0    # s
 UNPLANNED = ("heartbeat_timeout", "idle_timeout", "connect_error", "closed")
 
-Case = collections.namedtuple("Case", "api scale server_period creds emul_args seq_field")
+Case = collections.namedtuple("Case",
+                              "api scale server_period creds emul_args seq_field emul signed")
 
 
-def case(api, scale, server_period=None, creds=None, emul_args=(), seq_field=None):
+def case(api, scale, server_period=None, creds=None, emul_args=(), seq_field=None, emul=None,
+         signed=None):
     """server_period: for heartbeat.type "server", the API's own heartbeat period (in its
     seconds; a client-driven cycle is the example's heartbeat.interval); seq_field: the rule_ok
-    field that carries the client's ${seq} (checked to count 1, 2, 3, ...)."""
-    return Case(api, scale, server_period, creds or {}, tuple(emul_args), seq_field)
+    field that carries the client's ${seq} (checked to count 1, 2, 3, ...); emul: the emulator
+    (default: the example's name); signed: the rule the emulator reports when it verified the
+    example's signed login, with the API's documented algorithm, on every connection."""
+    return Case(api, scale, server_period, creds or {}, tuple(emul_args), seq_field,
+                emul or api, signed)
+
+
+# The fake secrets of the signed examples: the emulator verifies the signature with them.
+OKX_CREDS = {"okx-api-key": "fake-okx-key-7d1", "okx-secret": "fake-okx-secret-53a",
+             "okx-passphrase": "fake-okx-pass-e4"}
+BYBIT_CREDS = {"bybit-api-key": "fake-bybit-key-9c2", "bybit-secret": "fake-bybit-secret-1b7"}
+BITFINEX_CREDS = {"bitfinex-api-key": "fake-bfx-key-44e", "bitfinex-secret": "fake-bfx-secret-a90"}
 
 
 CASES = [
@@ -73,6 +91,16 @@ CASES = [
     case("alpaca", 0.2,                        # interval 10 s
          creds={"alpaca-key-id": "fake-alpaca-key-2718", "alpaca-secret-key": "fake-secret-1618"},
          emul_args=("--key", "fake-alpaca-key-2718", "--secret", "fake-secret-1618")),
+    # Signed logins (${hmac_*}): the emulator checks each signature as the API documents it.
+    case("okx-private", 0.05, emul="okx", creds=OKX_CREDS, signed="login",
+         emul_args=("--api-key", OKX_CREDS["okx-api-key"], "--secret", OKX_CREDS["okx-secret"],
+                    "--passphrase", OKX_CREDS["okx-passphrase"])),
+    case("bybit-private", 0.05, emul="bybit", creds=BYBIT_CREDS, signed="auth", seq_field="req_id",
+         emul_args=("--api-key", BYBIT_CREDS["bybit-api-key"],
+                    "--secret", BYBIT_CREDS["bybit-secret"])),
+    case("bitfinex-auth", 0.05, emul="bitfinex", creds=BITFINEX_CREDS, signed="auth",
+         seq_field="cid", emul_args=("--api-key", BITFINEX_CREDS["bitfinex-api-key"],
+                                     "--secret", BITFINEX_CREDS["bitfinex-secret"])),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +109,8 @@ CASES = [
 DURATION = re.compile(r'\b(interval|timeout|connect_timeout|idle_timeout)(\s*=\s*)'
                       r'("[0-9.]+(?:ms|s|m|h)"|[0-9]+(?:\.[0-9]+)?)(\s*;)')
 URL = re.compile(r'\burl(\s*=\s*)"wss?://[^/"?]*([^"]*)"')
-CREDENTIAL = re.compile(r"\$\{credential:([^}]+)\}")
+# ${credential:NAME}, and the KEY of a function: ${hmac_sha256_hex(credential:NAME, ...)}
+CREDENTIAL = re.compile(r"(?:\$\{|\(\s*)credential:([^},\s)]+)")
 UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -214,7 +243,7 @@ def test_dialect_keeps_feed_alive_then_detects_silence(c, emulator, daemon, tmp_
     text = read_example(c.api + ".conf")
     hb = heartbeat_of(text)
     feed = feed_name(text)
-    srv = emulator(c.api, c.scale, *c.emul_args)
+    srv = emulator(c.emul, c.scale, *c.emul_args)
     d = daemon(localize(text, srv.port, c.scale), env=credentials_env(tmp_path, text, c.creds))
     d.wait_event("open", feed=feed, timeout=15)
     conn = srv.wait(lambda e: e["ev"] == "open", 5, "the feed's connection", d)["conn"]
@@ -248,6 +277,10 @@ def test_dialect_keeps_feed_alive_then_detects_silence(c, emulator, daemon, tmp_
         assert seqs == list(range(1, len(seqs) + 1)), \
             "${seq} should count this connection's beats 1, 2, ...: %s" % seqs
 
+    if c.signed:
+        assert srv.evs("rule_ok", conn=conn, rule=c.signed), \
+            "the emulator did not verify the signed %s\n%s" % (c.signed, srv.tail())
+
     # (b) silence: detected within the bound, then a new connection
     n0 = len(d.lines())
     srv.send_signal(signal.SIGUSR1)
@@ -268,6 +301,32 @@ def test_dialect_keeps_feed_alive_then_detects_silence(c, emulator, daemon, tmp_
     assert not early, "the silence was reported otherwise first: %s" % [r["_raw"] for r in early]
     d.wait_event("open", feed=feed, since=ev["_i"], timeout=15)
     srv.wait(lambda e: e["ev"] == "open" and e["conn"] > conn, 5, "a new connection", d)
+    if c.signed:
+        # A new connection, a new signature (a new instant, a new nonce), verified again.
+        srv.wait(lambda e: e["ev"] == "rule_ok" and e["rule"] == c.signed and e["conn"] > conn,
+                 5, "the reconnection's signed %s verified" % c.signed, d)
+        assert not srv.evs("violation"), srv.tail()
+    # The secrets went to the emulator, never into the daemon's output.
+    out = d.all_output()
+    assert not [v for v in c.creds.values() if v in out], "a credential in the daemon's output"
+
+
+SIGNED = [c for c in CASES if c.signed]
+
+
+@pytest.mark.parametrize("c", SIGNED, ids=[c.api for c in SIGNED])
+def test_signed_example_with_a_wrong_secret_is_refused(c, emulator, daemon, tmp_path):
+    """The emulators really check: the same example signed with another secret is refused
+    (a violation of the login rule, the server hangs up, the attempt fails)."""
+    text = read_example(c.api + ".conf")
+    feed = feed_name(text)
+    srv = emulator(c.emul, c.scale, *c.emul_args)
+    wrong = {k: (v + "-wrong" if "secret" in k else v) for k, v in c.creds.items()}
+    d = daemon(localize(text, srv.port, c.scale), env=credentials_env(tmp_path, text, wrong))
+    v = srv.wait(lambda e: e["ev"] == "violation", 15, "a refused signature", d)
+    assert v["rule"] == c.signed and "match" in v["why"], v
+    d.wait_event("connect_error", feed=feed, timeout=15)
+    assert not d.events("open", feed=feed), d.tail()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +339,7 @@ def test_every_example_has_an_emulator_case():
     """A new example without a case here would never be run against its API's rules."""
     assert EXAMPLE_FILES == sorted(c.api + ".conf" for c in CASES)
     for c in CASES:
-        assert os.path.isfile(os.path.join(EMUL, c.api + ".py")), c.api
+        assert os.path.isfile(os.path.join(EMUL, c.emul + ".py")), c.emul
 
 
 @pytest.mark.parametrize("name", EXAMPLE_FILES)

@@ -1,8 +1,9 @@
 """
 Fuzzing in CTest: tests/fuzz/run.sh builds the libFuzzer targets (config loader, URL parser,
 `wsbeat status` JSON parser and renderer, JSON escaping/base64 round trip, message templates,
-matches and their pre-filter) with clang and -fsanitize=fuzzer,address,undefined and runs each
-for FUZZ_SECONDS (30 unless set) on its seed corpus. Any crash, sanitizer report, leak (outside
+matches and their pre-filter, a connect_command's output) with clang and
+-fsanitize=fuzzer,address,undefined and runs each for FUZZ_SECONDS (30 unless set) on its seed
+corpus. Any crash, sanitizer report, leak (outside
 libconfig's own parser, tests/fuzz/lsan.supp) or broken property fails the test; the input is
 saved in build/fuzz/crashes/ (the build tree:
 the run writes nothing into the source tree, which the test checks).
@@ -18,7 +19,7 @@ import pytest
 
 from helpers import is_sanitized
 
-TARGETS = ("cfg", "url", "status", "json", "tmpl", "match")
+TARGETS = ("cfg", "url", "status", "json", "tmpl", "match", "helper")
 
 
 def tree(top):

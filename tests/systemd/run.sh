@@ -304,6 +304,69 @@ done
 [ "$(awk '/^NoNewPrivs:/ {print $2}' <<<"$ids")" = 1 ] || die "NoNewPrivs is off: $ids"
 log "ok - the daemon runs as dynamic user $uid with no capabilities"
 
+# --- connect_command under the hardened unit ---------------------------------------------------
+# A helper (a small sh script, installed where the shipped helpers go) reads a LoadCredential=
+# secret and prints a URL carrying it: the unit's sandbox (SystemCallFilter=, NoNewPrivileges=,
+# DynamicUser=, ProtectSystem=strict, ...) must let wsbeat spawn it, watch its pipes and pidfd,
+# kill its process group and reap it. A second helper hangs: killed at connect_timeout. The
+# secret must reach the server and nothing else: no journal record holds it.
+HELPER_TOKEN=tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+install -D -m 0755 /dev/stdin "$GROOT/usr/lib/wsbeat/helpers/test-login" <<'SH'
+#!/bin/sh
+tok=$(cat "$CREDENTIALS_DIRECTORY/test-token") || { echo "no credential test-token" >&2; exit 1; }
+printf '{"url":"ws://127.0.0.1:9001/helper?token=%s","expires_in":60}\n' "$tok"
+SH
+install -D -m 0755 /dev/stdin "$GROOT/usr/lib/wsbeat/helpers/test-hang" <<'SH'
+#!/bin/sh
+echo "hanging" >&2
+sleep 600 &
+wait
+SH
+install -d -m 0700 "$GROOT/etc/wsbeat/credentials"
+printf '%s\n' "$HELPER_TOKEN" >"$GROOT/etc/wsbeat/credentials/test-token"
+chmod 0600 "$GROOT/etc/wsbeat/credentials/test-token"
+mkdir -p "$GROOT/run/systemd/system/wsbeat.service.d"
+printf '[Service]\nLoadCredential=test-token:/etc/wsbeat/credentials/test-token\n' \
+	>"$GROOT/run/systemd/system/wsbeat.service.d/credential.conf"
+write_conf v4 v6
+sed -i '$ d' "$CONF" # the closing ");": two feeds more
+sed -i '$ s/$/,/' "$CONF"
+cat >>"$CONF" <<'CONF'
+  { name = "helper"; url = "ws://127.0.0.1:9001/placeholder";
+    connect_command = [ "/usr/lib/wsbeat/helpers/test-login" ]; },
+  { name = "hang"; url = "ws://127.0.0.1:9001/never"; connect_timeout = 1;
+    connect_command = [ "/usr/lib/wsbeat/helpers/test-hang" ]; }
+);
+CONF
+G wsbeat --check -c /etc/wsbeat/wsbeat.conf >/dev/null || die "--check refuses the helper config: $(G wsbeat --check -c /etc/wsbeat/wsbeat.conf 2>&1)"
+G systemctl daemon-reload
+warned_before=$(journal | "${JQ[@]}" --count _SYSTEMD_UNIT=wsbeat.service SYSLOG_IDENTIFIER=wsbeat 'PRIORITY<5')
+G systemctl restart wsbeat || die "systemctl restart wsbeat (connect_command) failed"
+status_starts() { case "$(prop StatusText)" in "$1"*) return 0 ;; esac; return 1; }
+wait_until 15 "STATUS '3/4 feeds open, ...' (the helper's feed open, the hanging one not)" \
+	status_starts "3/4 feeds open"
+helper_hs() { grep -c "\"path\":\"/helper?token=$HELPER_TOKEN\"" "$EVENTS" || true; }
+[ "$(helper_hs)" -ge 1 ] || die "the server saw no handshake with the helper's URL: $(grep -c helper "$EVENTS")"
+hang_failed() { has_record WSBEAT_EVENT=connect_error WSBEAT_FEED=hang \
+	'WSBEAT_REASON~connect_command /usr/lib/wsbeat/helpers/test-hang did not answer within 1000 ms (killed): hanging'; }
+wait_until 10 "the hanging helper's connect_error" hang_failed
+hang_again() { [ "$(journal | "${JQ[@]}" --count WSBEAT_EVENT=connect_error WSBEAT_FEED=hang)" -ge 2 ]; }
+wait_until 10 "a second attempt of the hanging feed (retried with backoff)" hang_again
+# Killed with its group and reaped: at most the current attempt's helper and its sleep remain.
+pid=$(prop MainPID)
+left=$(G ps -o pid=,stat=,comm= --ppid "$pid" 2>/dev/null | grep -c ' Z' || true)
+[ "$left" = 0 ] || die "wsbeat has zombie children: $(G ps -o pid,stat,comm --ppid "$pid")"
+sleeps=$(G pgrep -c -x sleep || true)
+[ "${sleeps:-0}" -le 1 ] || die "$sleeps sleep processes of killed helpers survive"
+out=$(journal | grep -c "$HELPER_TOKEN" || true)
+[ "$out" = 0 ] || die "the helper's output (the token) is in the journal ($out records)"
+w_all=$(journal | "${JQ[@]}" --count _SYSTEMD_UNIT=wsbeat.service SYSLOG_IDENTIFIER=wsbeat 'PRIORITY<5')
+w_hang=$(journal | "${JQ[@]}" --count _SYSTEMD_UNIT=wsbeat.service WSBEAT_FEED=hang 'PRIORITY<5')
+[ "$((w_all - w_hang))" = "$warned_before" ] ||
+	die "wsbeat warned about something else than the hanging helper: $(journal | "${JQ[@]}" --show _SYSTEMD_UNIT=wsbeat.service SYSLOG_IDENTIFIER=wsbeat 'PRIORITY<5' | grep -v '"WSBEAT_FEED": *"hang"' | tail -3)"
+log "ok - connect_command under the hardened unit: a helper read its LoadCredential= secret and its URL was dialled; a hanging one was killed at connect_timeout and reaped; the secret is in no journal record"
+rm -f "$GROOT/run/systemd/system/wsbeat.service.d/credential.conf"
+
 # --- watchdog: a stuck loop gets the service killed and restarted -----------------------------
 write_conf v4 v6 v4b
 mkdir -p "$GROOT/run/systemd/system/wsbeat.service.d"

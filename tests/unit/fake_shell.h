@@ -1,7 +1,7 @@
 /*
  * A recording stand-in for the lws shell, for unit tests of the feed state machine: it counts
- * connect/want_write/abort, writes the frames the feed asks for, can answer heartbeats like a
- * server would, and plays the loop by firing the timer queue at explicit times.
+ * connect/want_write/abort/run_helper, writes the frames the feed asks for, can answer heartbeats
+ * like a server would, and plays the loop by firing the timer queue at explicit times.
  */
 #ifndef WSBEAT_TEST_FAKE_SHELL_H
 #define WSBEAT_TEST_FAKE_SHELL_H
@@ -38,8 +38,9 @@ struct fake {
 
 	/* What the feed asked of the shell. */
 	int n_resolve, n_cancel_resolve, n_connect, n_want_write, n_abort, n_stopped;
-	int resolve_ret, connect_ret; /* what resolve and connect return: 0 or -1 */
-	size_t connect_addr_idx;      /* f->addr_idx at the last connect */
+	int n_run_helper, n_cancel_helper;
+	int resolve_ret, connect_ret, run_helper_ret; /* what they return: 0 or -1 */
+	size_t connect_addr_idx;                      /* f->addr_idx at the last connect */
 	bool write_wanted;
 	/* Grants by the connect queue, with the feed's state at that moment. */
 	int n_grants;
@@ -114,12 +115,33 @@ static void fake_abort(struct feed *f)
 	fake_of(f)->n_abort++;
 }
 
+static int fake_run_helper(struct feed *f)
+{
+	struct fake *k = fake_of(f);
+
+	k->n_run_helper++;
+	if (k->run_helper_ret < 0) {
+		feed_set_error(f, "connect_command %s cannot run: Permission denied",
+		               f->cfg->connect_command[0]);
+		return -1;
+	}
+	return 0;
+}
+
+static void fake_cancel_helper(struct feed *f, char *line, size_t size)
+{
+	fake_of(f)->n_cancel_helper++;
+	snprintf(line, size, "%s", "waiting for the vault");
+}
+
 static const struct feed_shell fake_shell_ops = {
     .resolve = fake_resolve,
     .cancel_resolve = fake_cancel_resolve,
     .connect = fake_connect,
     .want_write = fake_want_write,
     .abort = fake_abort,
+    .run_helper = fake_run_helper,
+    .cancel_helper = fake_cancel_helper,
 };
 
 static void fake_on_stopped(struct feed_env *env, struct feed *f)

@@ -809,6 +809,59 @@ static void test_file_errors(void **state)
 		fail_msg("got %s", err);
 }
 
+#define CMD(x) "feeds = ( { name = \"a\"; url = \"wss://h/\";\n  connect_command = " x "; } );\n"
+
+static void test_connect_command(void **state)
+{
+	struct tmp *t = *state;
+	char err[1024], p[256];
+	struct cfg *c, *d;
+
+	tmp_write(t, "login", "#!/bin/sh\n", 0755);
+	tmp_write(t, "plain", "#!/bin/sh\n", 0644);
+	/* argv[0] resolves against the config's directory; arguments are kept as written */
+	assert_int_equal(tmp_load(t, "ok.conf", CMD("[ \"login\", \"--key\", \"\", \"a b\" ]"), &c,
+	                          err, sizeof(err)),
+	                 0);
+	snprintf(p, sizeof(p), "%s/login", t->dir);
+	assert_string_equal(c->feeds[0].connect_command[0], p);
+	assert_string_equal(c->feeds[0].connect_command[1], "--key");
+	assert_string_equal(c->feeds[0].connect_command[2], "");
+	assert_string_equal(c->feeds[0].connect_command[3], "a b");
+	assert_null(c->feeds[0].connect_command[4]);
+	/* from defaults too; a change of any argument is a change of the feed */
+	assert_int_equal(
+	    tmp_load(t, "d.conf",
+	             "defaults = { connect_command = ( \"login\", \"--key\", \"\", \"a b\" "
+	             "); };\nfeeds = ( { name = \"a\"; url = \"wss://h/\"; } );\n",
+	             &d, err, sizeof(err)),
+	    0);
+	assert_true(cfg_feed_equal(&c->feeds[0], &d->feeds[0]));
+	cfg_free(d);
+	assert_int_equal(tmp_load(t, "e.conf", CMD("[ \"login\", \"--key\", \"\", \"a c\" ]"), &d,
+	                          err, sizeof(err)),
+	                 0);
+	assert_false(cfg_feed_equal(&c->feeds[0], &d->feeds[0]));
+	cfg_free(d);
+	assert_int_equal(tmp_load(t, "f.conf", CMD("[ \"login\" ]"), &d, err, sizeof(err)), 0);
+	assert_false(cfg_feed_equal(&c->feeds[0], &d->feeds[0]));
+	assert_false(cfg_feed_equal(&d->feeds[0], &c->feeds[0]));
+	cfg_free(d);
+	cfg_free(c);
+	c = load_ok(FEED);
+	assert_null(c->feeds[0].connect_command);
+	cfg_free(c);
+
+	tmp_expect(t, CMD("[ \"nope\" ]"), 2, "feeds[0].connect_command: cannot access");
+	tmp_expect(t, CMD("[ \".\" ]"), 2, "is not a file");
+	/* (root too: access(X_OK) wants an x bit from everyone) */
+	tmp_expect(t, CMD("[ \"plain\" ]"), 2, "cannot run");
+	tmp_expect(t, CMD("[ ]"), 2, "must hold the program and at most 63 arguments");
+	tmp_expect(t, CMD("\"login\""), 2, "must be a list");
+	tmp_expect(t, CMD("( \"login\", 1 )"), 2, "feeds[0].connect_command[1]: must be a string");
+	tmp_expect(t, CMD("[ \"\" ]"), 2, "the program (the first string) must not be empty");
+}
+
 /* ---- reload comparison ---- */
 
 /* A feed "a" with the base URL unless extra sets its own. */
@@ -844,6 +897,7 @@ static void test_feed_equal(void **state)
 	    "max_message_size = 1000;",
 	    "on_open = [ \"x\" ];",
 	    "headers = { X-A = \"1\"; };",
+	    "connect_command = [ \"/bin/true\" ];",
 	    "subprotocol = \"json\";",
 	    "origin = \"https://o\";",
 	    "tls = { verify = false; };",
@@ -1013,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_metrics_and_parse_errors),
 	    cmocka_unit_test_setup_teardown(test_tls_files, tmp_setup, tmp_teardown),
 	    cmocka_unit_test_setup_teardown(test_file_errors, tmp_setup, tmp_teardown),
+	    cmocka_unit_test_setup_teardown(test_connect_command, tmp_setup, tmp_teardown),
 	    cmocka_unit_test(test_feed_equal),
 	    cmocka_unit_test(test_names_and_free),
 	    cmocka_unit_test(test_proxy_setting),

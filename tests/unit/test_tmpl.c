@@ -1,7 +1,8 @@
 /* Unit tests for tmpl: parsing ($$, lone $, unknown and unterminated ${...}, the allowed mask),
- * every variable at a fixed instant, ${json:PATH} values and their absence, and the secret
+ * every variable at a fixed instant, ${json:PATH} values and their absence, the secret
  * sources (env, credential, file) with their newline rule, size limit and errors that never
- * carry a secret's value. */
+ * carry a secret's value, time offsets, and the HMAC functions (RFC 4231 known answers, one
+ * instant per expansion, nesting, errors). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -813,6 +814,205 @@ static void test_json_missing(void **state)
 	json_decref(msg);
 }
 
+/* RFC 4231 known answers: test cases 1 (a 20-byte key of 0x0b), 2 ("Jefe") and 6 (a 131-byte
+ * key, longer than the block: hashed first), each through all six functions. The message never
+ * varies, so each signature is computed at compile time into a secret literal. */
+static const struct {
+	const char *key_file, *msg, *fn, *want;
+} rfc4231[] = {
+    {"tc1", "Hi There", "hmac_sha256_hex",
+     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+    {"tc1", "Hi There", "hmac_sha384_hex",
+     "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c7cebc59cfaea9ea9076ede7f4af152e8"
+     "b2fa9cb6"},
+    {"tc1", "Hi There", "hmac_sha512_hex",
+     "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b30545e17cdedaa833b7d6b8a702038b274e"
+     "aea3f4e4be9d914eeb61f1702e696c203a126854"},
+    {"tc1", "Hi There", "hmac_sha256_base64", "sDRMYdjbOFNcqK/OrwvxK4gdwgDJgz2nJuk3bC4yz/c="},
+    {"tc2", "what do ya want for nothing?", "hmac_sha256_hex",
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+    {"tc2", "what do ya want for nothing?", "hmac_sha384_base64",
+     "r0XS43ZIQDFhf3jStYprG5x+9GT1oBtH5C7Dc2MiRF6OIkDKXmnix4syOez6shZJ"},
+    {"tc2", "what do ya want for nothing?", "hmac_sha512_base64",
+     "Fkt6e/z4GeLjlfvnO1bgo4e9ZCIugx/WECcM1+olBVSXWL91wFqZSm0DT2X48Ob9yuqxo01Ka0tjbgcKOLznNw=="},
+    {"tc6", "Test Using Larger Than Block-Size Key - Hash Key First", "hmac_sha256_hex",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+    {"tc6", "Test Using Larger Than Block-Size Key - Hash Key First", "hmac_sha384_hex",
+     "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df1"
+     "63f44952"},
+    {"tc6", "Test Using Larger Than Block-Size Key - Hash Key First", "hmac_sha512_hex",
+     "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f3526b56d037e05f2598bd0fd221"
+     "5d6a1e5295e64f73f63f0aec8b915a985d786598"},
+};
+
+static void test_hmac_rfc4231(void **state)
+{
+	unsigned char tc1[20], tc6[131];
+	char src[256];
+	struct tmpl *t;
+
+	(void)state;
+	memset(tc1, 0x0b, sizeof(tc1));
+	memset(tc6, 0xaa, sizeof(tc6));
+	put_file(base_dir, "tc1", tc1, sizeof(tc1));
+	put_str(base_dir, "tc2", "Jefe");
+	put_file(base_dir, "tc6", tc6, sizeof(tc6));
+	for (size_t i = 0; i < sizeof(rfc4231) / sizeof(rfc4231[0]); i++) {
+		snprintf(src, sizeof(src), "${%s(file:%s, %s)}", rfc4231[i].fn, rfc4231[i].key_file,
+		         rfc4231[i].msg);
+		t = compile(src, TMPL_SECRET);
+		assert_non_null(t->flat);
+		assert_true(t->secret);
+		assert_int_equal(t->uses, TMPL_SECRET);
+		assert_string_equal(expand(t), rfc4231[i].want);
+		tmpl_free(t);
+	}
+	/* the same through a message that varies (computed at each expansion) */
+	t = compile("${hmac_sha512_hex(file:tc2, ${seq}:what do ya want for nothing?)}", TMPL_ANY);
+	assert_null(t->flat);
+	assert_int_equal(t->uses, TMPL_SEQ | TMPL_SECRET);
+	assert_string_equal(expand(t),
+	                    "aa8fcdd1857e7ec95b5064fef2a77cc5e1231daa71255fe1b4c4614a156c46e9"
+	                    "7f89a53976ad8b3fc2629317e7266a01b9e6c549c56cafdac2742df52b84f073");
+	tmpl_free(t);
+	/* an empty key and an empty message are valid input */
+	put_str(base_dir, "empty", "");
+	t = compile("${hmac_sha256_hex(file:empty,)}", TMPL_SECRET);
+	assert_string_equal(expand(t),
+	                    "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+	tmpl_free(t);
+}
+
+/* OKX's login: the signed ${now_s} is the one sent beside it (one instant per expansion). */
+static void test_hmac_one_instant(void **state)
+{
+	struct tmpl *t;
+
+	(void)state;
+	t = compile("{\"timestamp\":\"${now_s}\",\"sign\":\"${hmac_sha256_base64(credential:okx-"
+	            "secret, ${now_s}GET/users/self/verify)}\"}",
+	            TMPL_TIME | TMPL_SECRET);
+	assert_true(t->secret);
+	assert_int_equal(t->uses, TMPL_TIME | TMPL_SECRET);
+	assert_string_equal(expand(t), "{\"timestamp\":\"1796289292\",\"sign\":"
+	                               "\"dGsmOsl705SJwdhZi1hPbR1f/8TxaDIYSBhOVilkr+8=\"}");
+	tmpl_free(t);
+	assert_expands(
+	    "${now_ms}:${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${now_ms})}",
+	    "1796289292919:41191ebbd44e20fa07e458c55e73ba5c0b02ae710f6d9684b5ed1261c7d254c5");
+	assert_expands("${hmac_sha384_base64(env:WSBEAT_TEST_SECRET,\t${now_ms})}",
+	               "ja6sB0EDMdcy4bbRKqmL9GPXLCInkRUhb6/+AxHCnlnns6xbdmKU+Lf9dZiSIi/P");
+	/* functions nest; the inner one is signed with the same instant too */
+	assert_expands("${hmac_sha256_hex( env:WSBEAT_TEST_SECRET , ${hmac_sha256_hex(env:WSBEAT_"
+	               "TEST_SECRET, x)})}",
+	               "2f4a16629951f1b53b5cef2d11021588652939a4ad8d613a33410bf703dc0fba");
+}
+
+static void test_time_offsets(void **state)
+{
+	(void)state;
+	assert_expands("${now_ms+10000}", "1796289302919");
+	assert_expands("${now_ms-919}/${now_s+60}/${now_s-0}",
+	               "1796289292000/1796289352/1796289292");
+	compile_err("${now_ms+}", TMPL_ANY, &env, "unknown template ${now_ms+}");
+	compile_err("${now_ms+1x}", TMPL_ANY, &env, "unknown template");
+	compile_err("${now_ms+ 1}", TMPL_ANY, &env, "unknown template");
+	compile_err("${now_iso+1}", TMPL_ANY, &env, "unknown template");
+	compile_err("${now_s+99999999999999999999}", TMPL_ANY, &env, "unknown template");
+	compile_err("${now_ms+5}", TMPL_SEQ, &env, "${now_ms+5} is not allowed here");
+}
+
+static void test_hmac_errors(void **state)
+{
+	const char *e;
+
+	(void)state;
+	compile_err("${hmac_md5_hex(env:WSBEAT_TEST_SECRET, x)}", TMPL_ANY, &env,
+	            "unknown function ${hmac_md5_hex(");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET)}", TMPL_ANY, &env,
+	            "takes two arguments, KEY and MSG");
+	compile_err("${hmac_sha256_hex(okx-secret, x)}", TMPL_ANY, &env,
+	            "KEY must be a secret source: credential:NAME, env:NAME or file:PATH");
+	compile_err("${hmac_sha256_hex(seq:1, x)}", TMPL_ANY, &env, "KEY must be a secret source");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, x) }", TMPL_ANY, &env,
+	            "a call ends with ')'");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, x)}", TMPL_TIME | TMPL_SEQ, &env,
+	            "not allowed here");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_UNSET, x)}", TMPL_ANY, &env,
+	            "the environment variable WSBEAT_TEST_UNSET is not set");
+	compile_err("${hmac_sha256_hex(credential:nope, x)}", TMPL_ANY, &env, "cannot read");
+	/* the message is a template of its own, held to the same mask */
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${seq})}", TMPL_TIME | TMPL_SECRET,
+	            &env, "${seq} is not allowed here");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${bogus})}", TMPL_ANY, &env,
+	            "unknown template ${bogus}");
+	/* a '}' inside the message belongs to its own ${...}: here one is left open */
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${now_s)}", TMPL_ANY, &env,
+	            "unterminated");
+	compile_err(
+	    "${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, "
+	    "${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, "
+	    "${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, "
+	    "x)})})})})}",
+	    TMPL_ANY, &env, "functions nest at most 4 deep");
+	/* no error ever carries the key */
+	e = compile_err("${hmac_sha256_hex(credential:okx-secret, ${nope})}", TMPL_ANY, &env,
+	                "unknown template ${nope}");
+	assert_null(strstr(e, CRED_SECRET));
+	/* braces balance inside a call (a JSON body can be signed), $$ is a literal $ */
+	assert_expands("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, {\"t\":${now_s}}$$)}${seq}",
+	               "484abe534fb2047c8f7fb2e3115b92a63143dee3e7d0e6e7dab8b1d094853c19"
+	               "42");
+	compile_err("${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, })}", TMPL_ANY, &env,
+	            "a call ends with ')'");
+	/* a variable that is not a call still ends at its first '}' */
+	compile_err("${env:A{B}", TMPL_ANY, &env, "the environment variable A{B is not set");
+}
+
+static void test_hmac_parts(void **state)
+{
+	json_error_t je;
+	json_t *msg = json_loads("{\"a\":1}", 0, &je);
+	struct tmpl *t, *u;
+	struct tmpl_ctx c = {.msg = msg};
+
+	(void)state;
+	/* a missing ${json:} inside the message fails the whole expansion, buffer untouched */
+	t = compile("x${hmac_sha256_hex(env:WSBEAT_TEST_SECRET, ${json:b})}", TMPL_ANY);
+	mbuf_reset(&out);
+	mbuf_put(&out, "pre", 3);
+	assert_int_equal(tmpl_expand(t, &c, &out), -1);
+	assert_string_equal(c.missing, "b");
+	assert_string_equal(out.p, "pre");
+	tmpl_free(t);
+	/* the key and message are not what is written: no CR or LF can come out of a signature */
+	setenv("WSBEAT_TEST_NL", "x\ny", 1);
+	t = compile("${hmac_sha256_hex(env:WSBEAT_TEST_NL, \r${seq})}", TMPL_ANY);
+	assert_false(tmpl_has_byte(t, "\r\n"));
+	/* a changed key is a changed template */
+	u = compile("${hmac_sha256_hex(env:WSBEAT_TEST_NL, \r${seq})}", TMPL_ANY);
+	assert_true(tmpl_equal(t, u));
+	tmpl_free(u);
+	setenv("WSBEAT_TEST_NL", "x\nz", 1);
+	u = compile("${hmac_sha256_hex(env:WSBEAT_TEST_NL, \r${seq})}", TMPL_ANY);
+	assert_false(tmpl_equal(t, u));
+	tmpl_free(u);
+	tmpl_free(t);
+	unsetenv("WSBEAT_TEST_NL");
+	json_decref(msg);
+	/* a literal template, as a connect_command's on_open message becomes */
+	t = tmpl_new_literal("tok\r\n", 5, true);
+	assert_non_null(t);
+	assert_true(t->secret);
+	assert_int_equal(t->flat_len, 5);
+	assert_true(tmpl_has_byte(t, "\n"));
+	assert_string_equal(t->src, "(secret)");
+	u = tmpl_new_literal("tok\r\n", 5, true);
+	assert_true(tmpl_equal(t, u));
+	tmpl_free(u);
+	tmpl_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +1034,11 @@ int main(void)
 	    cmocka_unit_test(test_json_values),
 	    cmocka_unit_test(test_put_real_shortest),
 	    cmocka_unit_test(test_json_missing),
+	    cmocka_unit_test(test_hmac_rfc4231),
+	    cmocka_unit_test(test_hmac_one_instant),
+	    cmocka_unit_test(test_time_offsets),
+	    cmocka_unit_test(test_hmac_errors),
+	    cmocka_unit_test(test_hmac_parts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
