@@ -105,26 +105,58 @@ static const char *parse_decimal(const char *p, double *v)
 	return p;
 }
 
+struct duration_unit {
+	const char *unit;
+	double ms;
+};
+
+/* The unit at p ("ms" before "m"), its length in *len; NULL when there is none. */
+static const struct duration_unit *duration_unit(const char *p, size_t *len)
+{
+	static const struct duration_unit units[] = {
+	    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		*len = strlen(units[i].unit);
+		if (strncmp(p, units[i].unit, *len) == 0)
+			return &units[i];
+	}
+	return NULL;
+}
+
+/*
+ * A number of seconds ("5", "0.25"), or one or more numbers each with its unit, largest unit
+ * first ("250ms", "1.5s", "23h50m", "1m30s", "2s500ms"), as Go's time.ParseDuration writes
+ * them, so a lifetime reads as it is meant.
+ */
 int cfg_parse_duration(const char *text, int64_t *ms)
 {
-	static const struct {
-		const char *unit;
-		double ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	const char *p;
-	double v;
+	const struct duration_unit *u, *prev = NULL;
+	const char *p = text;
+	double v, total = 0;
+	size_t len;
 
-	if (!text || !(p = parse_decimal(text, &v)))
+	if (!text || !(p = parse_decimal(p, &v)))
 		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(p, units[i].unit) != 0)
-			continue;
-		if (!isfinite(v * units[i].ms) || v * units[i].ms > DURATION_MAX_MS)
-			return -1;
-		*ms = (int64_t)llround(v * units[i].ms);
-		return 0;
+	if (!*p) {
+		total = v * 1000; /* seconds */
+	} else {
+		for (;;) {
+			if (!(u = duration_unit(p, &len)) || (prev && u->ms >= prev->ms))
+				return -1;
+			total += v * u->ms;
+			prev = u;
+			p += len;
+			if (!*p)
+				break;
+			if (!(p = parse_decimal(p, &v)))
+				return -1;
+		}
 	}
-	return -1;
+	if (!isfinite(total) || total > DURATION_MAX_MS)
+		return -1;
+	*ms = (int64_t)llround(total);
+	return 0;
 }
 
 static int cmp_feed_ptr(const void *a, const void *b)

@@ -117,7 +117,7 @@ static int set_dur(const struct cfg_ctx *x, const struct cfg_key *k, const confi
 		if (cfg_parse_duration(config_setting_get_string(s), &v) < 0)
 			return cfg_err(x, s, path,
 			               "invalid duration \"%s\" (use seconds, or a string like "
-			               "\"250ms\", \"5s\", \"2m\", \"1h\")",
+			               "\"250ms\", \"5s\", \"2m\", \"1h\", \"23h50m\")",
 			               config_setting_get_string(s));
 	} else {
 		return cfg_err(x, s, path,

@@ -12,6 +12,9 @@
 #include "wsbeat/proxy.h"
 #include "wsbeat/url.h"
 
+/* The shortest max_lifetime (other than 0, off). */
+#define CFG_MIN_LIFETIME_MS 1000
+
 /* Exit status for configuration errors (sysexits.h EX_CONFIG). */
 #define CFG_EXIT_CONFIG 78
 
@@ -89,6 +92,7 @@ struct cfg_feed {
 	struct cfg_reconnect reconnect;
 	int64_t connect_timeout_ms; /* > 0 */
 	int64_t idle_timeout_ms;    /* 0 = off */
+	int64_t max_lifetime_ms;    /* rotate a connection open this long; 0 = off */
 	size_t max_message_size;
 	struct cfg_step *on_open; /* run in order after every upgrade */
 	size_t n_on_open;
@@ -96,6 +100,7 @@ struct cfg_feed {
 	struct cfg_reply *replies;
 	size_t n_replies;
 	struct match *keepalive; /* messages that are keep-alive traffic, not data (NULL = none) */
+	struct match *rotate_on; /* a server's "reconnect soon" notice: rotate (NULL = none) */
 	enum decompress decompress;
 	bool compression; /* offer permessage-deflate */
 	/* Run before every attempt (argv, NULL-terminated; argv[0] absolute); NULL = none. */
@@ -165,7 +170,8 @@ bool cfg_feed_equal(const struct cfg_feed *a, const struct cfg_feed *b);
 /* The index of the first hosts entry whose match fits host (a URL host, lower case), or -1. */
 int cfg_host_find(const struct cfg *c, const char *host);
 
-/* Parses a duration: a number of seconds or a string with unit ms, s, m or h. -1 on error. */
+/* Parses a duration: a number of seconds, or a string of numbers each with a unit ms, s, m or
+ * h, largest first ("250ms", "23h50m"). -1 on error. */
 int cfg_parse_duration(const char *text, int64_t *ms);
 
 /* True when s is a non-empty HTTP token (a header name). */

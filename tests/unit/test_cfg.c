@@ -243,16 +243,18 @@ static void test_nested_merge(void **state)
 
 /* ---- durations ---- */
 
+/* Several parts go largest unit first (max_lifetime = "23h50m"). */
 static void test_parse_duration(void **state)
 {
 	static const struct {
 		const char *in;
 		int64_t ms;
 	} good[] = {
-	    {"0", 0},          {"5", 5000},       {"1.5", 1500},     {"250ms", 250},
-	    {"0ms", 0},        {"5s", 5000},      {"1.5s", 1500},    {"2m", 120000},
-	    {"1h", 3600000},   {"0.5h", 1800000}, {"1.0005s", 1001}, {"100ms", 100},
-	    {"24h", 86400000}, {"0.25", 250},
+	    {"0", 0},          {"5", 5000},         {"1.5", 1500},        {"250ms", 250},
+	    {"0ms", 0},        {"5s", 5000},        {"1.5s", 1500},       {"2m", 120000},
+	    {"1h", 3600000},   {"0.5h", 1800000},   {"1.0005s", 1001},    {"100ms", 100},
+	    {"24h", 86400000}, {"0.25", 250},       {"23h50m", 85800000}, {"1m30s", 90000},
+	    {"2s500ms", 2500}, {"1h0.5m", 3630000}, {"1h1ms", 3600001},
 	};
 	static const char *bad[] = {"",
 	                            "s",
@@ -272,7 +274,13 @@ static void test_parse_duration(void **state)
 	                            "1.2.3s",
 	                            "99999999999999h",
 	                            "ms",
-	                            "5ms5"};
+	                            "5ms5",
+	                            "50m23h",
+	                            "1h1h",
+	                            "30s1m",
+	                            "1h30",
+	                            "1h 30m",
+	                            "1hm"};
 	int64_t ms;
 
 	(void)state;
@@ -862,6 +870,44 @@ static void test_connect_command(void **state)
 	tmp_expect(t, CMD("[ \"\" ]"), 2, "the program (the first string) must not be empty");
 }
 
+/* ---- rotation ---- */
+
+static void test_rotation_settings(void **state)
+{
+	static const struct bad_cfg t[] = {
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\";\n  max_lifetime = \"500ms\"; } );\n",
+	     "t.conf:2: feeds[0].max_lifetime: ", "must be 0 (off) or at least 1s (got 500ms)"},
+	    {"defaults = { max_lifetime = 0.5; };\n" FEED,
+	     "t.conf:1: defaults.max_lifetime: ", "must be 0 (off) or at least 1s"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\"; max_lifetime = \"23h50\"; } );\n",
+	     "t.conf:1: feeds[0].max_lifetime: ", "invalid duration \"23h50\""},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\"; max_lifetime = \"9000h\"; } );\n",
+	     "t.conf:1: feeds[0].max_lifetime: ", "must be <= 8760h"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\"; rotate_on = 1; } );\n",
+	     "t.conf:1: feeds[0].rotate_on: ", "must be a match"},
+	    {"feeds = ( { name = \"a\"; url = \"wss://h/\"; rotate_on = \"id=${seq}\"; } );\n",
+	     "t.conf:1: feeds[0].rotate_on: ", "${seq} is not allowed here"},
+	};
+	struct cfg *c;
+
+	(void)state;
+	c = load_ok("defaults = { max_lifetime = \"23h50m\"; rotate_on = [ \"json:event=info\", "
+	            "\"json:code=20051\" ]; };\n"
+	            "feeds = ( { name = \"a\"; url = \"wss://h/\"; },\n"
+	            "  { name = \"b\"; url = \"wss://h/\"; max_lifetime = 0; } );\n");
+	assert_int_equal(c->feeds[0].max_lifetime_ms, 85800000);
+	assert_non_null(c->feeds[0].rotate_on);
+	assert_string_equal(c->feeds[0].rotate_on->text, "json:event=info and json:code=20051");
+	assert_int_equal(c->feeds[1].max_lifetime_ms, 0);
+	assert_non_null(c->feeds[1].rotate_on);
+	cfg_free(c);
+	c = load_ok(FEED);
+	assert_int_equal(c->feeds[0].max_lifetime_ms, 0);
+	assert_null(c->feeds[0].rotate_on);
+	cfg_free(c);
+	RUN_BAD(t);
+}
+
 /* ---- reload comparison ---- */
 
 /* A feed "a" with the base URL unless extra sets its own. */
@@ -894,6 +940,8 @@ static void test_feed_equal(void **state)
 	    "reconnect = { stable_after = 31; };",
 	    "connect_timeout = 9;",
 	    "idle_timeout = 1;",
+	    "max_lifetime = \"23h50m\";",
+	    "rotate_on = \"json:event=reconnect\";",
 	    "max_message_size = 1000;",
 	    "on_open = [ \"x\" ];",
 	    "headers = { X-A = \"1\"; };",
@@ -1068,6 +1116,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tls_files, tmp_setup, tmp_teardown),
 	    cmocka_unit_test_setup_teardown(test_file_errors, tmp_setup, tmp_teardown),
 	    cmocka_unit_test_setup_teardown(test_connect_command, tmp_setup, tmp_teardown),
+	    cmocka_unit_test(test_rotation_settings),
 	    cmocka_unit_test(test_feed_equal),
 	    cmocka_unit_test(test_names_and_free),
 	    cmocka_unit_test(test_proxy_setting),
