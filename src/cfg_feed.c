@@ -62,10 +62,12 @@ const struct cfg_key cfg_feed_keys[] = {
 	KEY_DUR("connect_timeout",  FO(connect_timeout_ms), 0, true,  HOURS(1),  SECS(10)),
 	KEY_STR("connect_command",  K_ARGV, FO(connect_command), F_EXEC),
 	KEY_DUR("idle_timeout",     FO(idle_timeout_ms),    0, false, HOURS(24), 0),
+	KEY_DUR("max_lifetime",     FO(max_lifetime_ms),    0, false, HOURS(24 * 365), 0),
 	KEY_NUM("max_message_size", K_SIZE, FO(max_message_size), 1, 1073741824, 1048576),
 	KEY_VEC("on_open",          K_STEPS,   FO(on_open), FO(n_on_open)),
 	KEY_VEC("replies",          K_REPLIES, FO(replies), FO(n_replies)),
 	KEY_TMPL("keepalive",       K_MATCH,   FO(keepalive), TMPL_SECRET),
+	KEY_TMPL("rotate_on",       K_MATCH,   FO(rotate_on), TMPL_SECRET),
 	KEY_ENUM("decompress",      FO(decompress), DEC_NONE, cfg_decompress_names),
 	KEY_BOOL("compression",     FO(compression), 0),
 	KEY_VEC("headers",          K_HEADERS, FO(headers), FO(n_headers)),
@@ -344,6 +346,20 @@ static int check_proxy(const struct cfg_ctx *x, const config_setting_t *fs, stru
 	               PROXY_TARGET_MAX);
 }
 
+/* A lifetime under a second would rotate a connection before its replacement could open. */
+static int check_lifetime(const struct cfg_ctx *x, const config_setting_t *fs,
+                          const config_setting_t *ds, const struct cfg_feed *f, const char *fpath)
+{
+	struct src l = src_of(fs, ds, "max_lifetime");
+	char p[CFG_PATH_MAX], got[32];
+
+	if (f->max_lifetime_ms == 0 || f->max_lifetime_ms >= CFG_MIN_LIFETIME_MS)
+		return 0;
+	cfg_fmt_ms(got, sizeof(got), f->max_lifetime_ms);
+	return cfg_err(x, l.s, src_path(p, fpath, l, "max_lifetime"),
+	               "must be 0 (off) or at least 1s (got %s)", got);
+}
+
 /* The feed is open once every wait of its open sequence has matched. */
 static void find_open_after(struct cfg_feed *f)
 {
@@ -370,7 +386,7 @@ int cfg_feed_load(const struct cfg_ctx *x, const config_setting_t *fs, const con
 		return -1;
 	if (check_heartbeat(x, fs, ds, f, path) < 0 || check_reconnect(x, fs, ds, f, path) < 0 ||
 	    check_tls(x, fs, ds, f, path) < 0 || check_sink(x, fs, ds, f, path) < 0 ||
-	    check_proxy(x, fs, f, path) < 0)
+	    check_proxy(x, fs, f, path) < 0 || check_lifetime(x, fs, ds, f, path) < 0)
 		return -1;
 	find_open_after(f);
 	return 0;
