@@ -19,15 +19,15 @@
 
 #include "feed_internal.h"
 
-enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8, T_ADDR = 16 };
-#define FEED_TIMERS 5
+enum { T_STATE = 1, T_BEAT = 2, T_ANSWER = 4, T_IDLE = 8, T_ADDR = 16, T_ROTATE = 32 };
+#define FEED_TIMERS 6
 
 /* Which timers each state may have armed; entering a state disarms all others. */
 static const unsigned state_timers[FEED_NSTATES] = {
     [FEED_IDLE] = 0,
     [FEED_RESOLVING] = T_STATE,
     [FEED_CONNECTING] = T_STATE | T_ADDR,
-    [FEED_OPEN] = T_BEAT | T_ANSWER | T_IDLE,
+    [FEED_OPEN] = T_BEAT | T_ANSWER | T_IDLE | T_ROTATE,
     [FEED_CLOSING] = T_STATE,
     [FEED_BACKOFF] = T_STATE,
     [FEED_STOPPED] = 0,
@@ -67,14 +67,17 @@ int64_t feed_real_us(void)
 
 void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
 {
-	struct log_kv kv[3 + ARRAY_SIZE(ev->kv)] = {
-	    {"feed", f->cfg->name}, {"event", ev->name}, {"state", state_names[f->state]}};
+	/* A replacement's records say so: the feed they name has its own connection too. */
+	struct log_kv kv[4 + ARRAY_SIZE(ev->kv)] = {{"feed", f->cfg->name},
+	                                            {"event", ev->name},
+	                                            {"state", state_names[f->state]},
+	                                            {"replacement", f->shadow ? "true" : NULL}};
 	char msg[512];
 	va_list ap;
 
 	if (!log_enabled(ev->level))
 		return;
-	memcpy(kv + 3, ev->kv, sizeof(ev->kv));
+	memcpy(kv + 4, ev->kv, sizeof(ev->kv));
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -97,6 +100,8 @@ void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		tq_cancel(tq, &f->t_idle);
 	if (!(keep & T_ADDR))
 		tq_cancel(tq, &f->t_addr);
+	if (!(keep & T_ROTATE))
+		tq_cancel(tq, &f->t_rotate);
 	/* An attempt ends when it leaves resolving/connecting: its connect slot goes back. */
 	if (f->holds_slot && to != FEED_RESOLVING && to != FEED_CONNECTING) {
 		f->holds_slot = false;
@@ -107,8 +112,10 @@ void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us)
 		connq_conn_done(f->env->connq, &f->qnode, now_us);
 	if (to != f->state) {
 		f->state_since_us = now_us;
-		f->env->n_in_state[f->state]--;
-		f->env->n_in_state[to]++;
+		if (!f->shadow) { /* a replacement counts once it has taken over */
+			f->env->n_in_state[f->state]--;
+			f->env->n_in_state[to]++;
+		}
 	}
 	f->state = to;
 }
@@ -139,6 +146,7 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 	tq_timer_init(&f->t_answer, on_answer_timer);
 	tq_timer_init(&f->t_idle, on_idle_timer);
 	tq_timer_init(&f->t_addr, on_addr_timer);
+	tq_timer_init(&f->t_rotate, feed_rotate_timer);
 	return tq_reserve(env->tq, FEED_TIMERS);
 }
 
@@ -149,8 +157,10 @@ void feed_fini(struct feed *f)
 	feed_rx_reset(f);
 	mbuf_free(&f->msg);
 	feed_clear_error(f);
+	feed_rotate_unlink(f);
 	feed_set_state(f, FEED_STOPPED, f->state_since_us);
-	f->env->n_in_state[FEED_STOPPED]--;
+	if (!f->shadow)
+		f->env->n_in_state[FEED_STOPPED]--;
 	connq_remove(f->env->connq, &f->qnode);
 	tq_unreserve(f->env->tq, FEED_TIMERS);
 }
@@ -432,6 +442,7 @@ void feed_stop(struct feed *f, int64_t now_us)
 void feed_stop_why(struct feed *f, int64_t now_us, const char *why)
 {
 	f->stop_requested = true;
+	feed_rotate_cancel(f, now_us, why);
 	switch (f->state) {
 	case FEED_IDLE:
 	case FEED_BACKOFF:
@@ -475,7 +486,8 @@ static bool step_is_send(const struct feed *f)
 
 void feed_on_open(struct feed *f, int64_t now_us)
 {
-	if (f->state != FEED_CONNECTING || f->aborting || f->upgraded)
+	/* stop_requested: a replacement given up while connecting, dropped from a timer. */
+	if (f->state != FEED_CONNECTING || f->aborting || f->upgraded || f->stop_requested)
 		return;
 	f->upgraded = true;
 	f->conn_no++;
@@ -497,6 +509,8 @@ void feed_became_open(struct feed *f, int64_t now_us)
 	const struct cfg_heartbeat *hb = &f->cfg->heartbeat;
 	char attempt[16];
 
+	if (f->stop_requested)
+		return; /* a replacement given up in its open sequence: see feed_on_open */
 	f->stats.connects++;
 	f->open_since_us = now_us;
 	f->last_data_us = now_us;
@@ -513,11 +527,14 @@ void feed_became_open(struct feed *f, int64_t now_us)
 		tq_arm(f->env->tq, &f->t_idle, now_us + f->cfg->idle_timeout_ms * 1000);
 	if (step_is_send(f) || f->out_q)
 		f->env->shell->want_write(f);
+	feed_rotate_arm(f, now_us);
 	fmt_u(attempt, sizeof(attempt), f->failures + 1);
 	feed_log(f,
 	         &(struct feed_event){
 	             "open", LOG_LVL_NOTICE, {{"url", f->cfg->url.display}, {"attempt", attempt}}},
 	         "connection open");
+	if (f->shadow)
+		feed_rotate_opened(f, now_us);
 }
 
 void feed_on_tls_rejected(struct feed *f, const char *reason)
@@ -916,7 +933,9 @@ static int64_t attempt_failed(struct feed *f)
 	fmt_u(retry, sizeof(retry), (uint64_t)f->retry_after_ms);
 	feed_log(f,
 	         &(struct feed_event){"connect_error",
-	                              permanent ? LOG_LVL_ERROR : LOG_LVL_WARNING,
+	                              winding_down(f) ? LOG_LVL_INFO
+	                              : permanent     ? LOG_LVL_ERROR
+	                                              : LOG_LVL_WARNING,
 	                              {{"url", f->cfg->url.display},
 	                               {"attempt", attempt},
 	                               {"reason", err_or(f, "connection failed")},
@@ -992,6 +1011,10 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 	if (!was_open && f->upgraded && f->sink)
 		sink_closed_record(f->sink, feed_real_us(), f->cfg->name, f->conn_no, 1006,
 		                   err_or(f, "connection failed"));
+	/* A replacement still connecting has nothing left to replace: this feed reconnects. */
+	feed_rotate_cancel(f, now_us, "the connection it was to replace has ended");
+	if (f->rotated_out)
+		feed_rotate_gone(f, now_us);
 	if (to == FEED_STOPPED) {
 		if (f->env->on_stopped)
 			f->env->on_stopped(f->env, f);

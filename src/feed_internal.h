@@ -78,6 +78,19 @@ void feed_helper_reset(struct feed *f);
  * The state must already be the one that fits (resolving, or connecting: feed_dial_numeric). */
 void feed_dial(struct feed *f, int64_t now_us);
 bool feed_dial_numeric(const struct feed *f);
+/* Rotation (feed_rotate.c). feed_rotate_arm: the connection is open, arm t_rotate for its
+ * max_lifetime or its credentials' expiry. feed_rotate_timer: t_rotate's callback.
+ * feed_rotate_opened: replacement n is open, it takes over. feed_rotate_gone: a replaced
+ * connection has gone ("rotated" is logged). feed_rotate_cancel: f's replacement in flight, if
+ * any, is given up (f's connection ended, or f is stopping). feed_rotate_unlink: f is being
+ * freed; the feed on either side forgets it. */
+void feed_rotate_arm(struct feed *f, int64_t now_us);
+void feed_rotate_timer(struct tq_timer *t, int64_t now_us);
+void feed_rotate_opened(struct feed *n, int64_t now_us);
+void feed_rotate_gone(struct feed *old, int64_t now_us);
+void feed_rotate_cancel(struct feed *f, int64_t now_us, const char *why);
+void feed_rotate_unlink(struct feed *f);
+
 /* Changes state (the one function that does: see feed.c). */
 void feed_set_state(struct feed *f, enum feed_state to, int64_t now_us);
 

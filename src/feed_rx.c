@@ -3,7 +3,8 @@
  *
  *   reassemble (feed_on_rx: size bound, UTF-8, pieces into one buffer)
  *     -> inflate (binary messages, decompress = ...; bounded as they grow)
- *     -> classify (open-sequence wait, heartbeat answer, server heartbeat, reply rule)
+ *     -> classify (open-sequence wait, heartbeat answer, server heartbeat, reply rule,
+ *        rotate_on notice)
  *     -> count and hand over (keep-alive apart; data to the sink)
  *
  * A message is buffered whole only when something needs it whole (a sink, a match, a reply
@@ -30,7 +31,7 @@ bool feed_needs_whole(const struct feed *f)
 	const struct cfg_feed *c = f->cfg;
 
 	return f->sink || c->heartbeat.expect || c->n_replies || c->open_after || c->keepalive ||
-	       c->decompress != DEC_NONE;
+	       c->rotate_on || c->decompress != DEC_NONE;
 }
 
 static void zin_put(struct feed *f)
@@ -332,13 +333,18 @@ static void message_done(struct feed *f, int64_t now_us)
 	/* Such an answer is also data: nothing tells it apart. */
 	if (any_message_answers(hb) && f->state == FEED_OPEN && f->hb_waiting_since_us)
 		feed_beat_answered(f, f->hb_seq, now_us);
-	if (hb->expect || f->cfg->n_replies || f->cfg->open_after || f->cfg->keepalive) {
+	if (hb->expect || f->cfg->n_replies || f->cfg->open_after || f->cfg->keepalive ||
+	    f->cfg->rotate_on) {
 		match_msg_init(&mm, f->msg.p, f->msg.len);
 		open_wait(f, &mm, now_us);
 		keepalive = heartbeat_answer(f, &mm, now_us);
 		keepalive |= reply_rules(f, &mm);
 		if (!keepalive && f->cfg->keepalive)
 			keepalive = match_test(f->cfg->keepalive, &mm, 0);
+		/* The notice stays what it is otherwise (data unless keepalive says not). */
+		if (f->cfg->rotate_on && f->state == FEED_OPEN &&
+		    match_test(f->cfg->rotate_on, &mm, 0))
+			feed_rotate(f, now_us, "rotate_on");
 		match_msg_fini(&mm);
 	}
 	if (hb->any_message)

@@ -16,7 +16,8 @@
  *                After the upgrade (upgraded) the open sequence runs: t_state is then its
  *                deadline, connect_timeout from the upgrade.
  *   open         t_beat (next heartbeat), t_answer (answer deadline, lazily re-armed; for
- *                server heartbeats the silence deadline), t_idle
+ *                server heartbeats the silence deadline), t_idle, t_rotate (max_lifetime, or
+ *                the connect_command's credentials about to expire: see feed_rotate)
  *   closing      t_state = close deadline (then the connection is dropped)
  *   backoff      t_state = retry time
  *   stopped      none
@@ -99,6 +100,17 @@ struct feed_env {
 	size_t n_in_state[FEED_NSTATES]; /* how many feeds are in each state */
 	/* Called when a feed reaches FEED_STOPPED (may be NULL). */
 	void (*on_stopped)(struct feed_env *env, struct feed *f);
+	/*
+	 * Rotation (make-before-break; NULL: connections are never rotated). rotate_new makes
+	 * the replacement for f: a feed of f's configuration, initialised (feed_init), with f's
+	 * sink and connect-queue host, listed nowhere and not started; NULL when memory ran out.
+	 * rotate_promote: the replacement n is open and takes old's place (old closes, then
+	 * stops). rotate_drop: the replacement n was given up before it opened and is stopping;
+	 * the owner keeps it with the feeds that are closing until it has stopped.
+	 */
+	struct feed *(*rotate_new)(struct feed_env *env, struct feed *f);
+	void (*rotate_promote)(struct feed_env *env, struct feed *old, struct feed *n);
+	void (*rotate_drop)(struct feed_env *env, struct feed *n);
 	/* Fills buf with unpredictable bytes (${uuid}); NULL leaves zeroes (tests). */
 	void (*random)(void *buf, size_t len);
 	struct mbuf scratch; /* templates expanded for the frame being written */
@@ -134,6 +146,7 @@ struct feed_stats {
 	uint64_t messages, bytes; /* data messages (keep-alive traffic is counted apart) */
 	uint64_t keepalive;       /* heartbeat answers, server heartbeats, replied-to messages */
 	uint64_t replies_sent;
+	uint64_t rotations;  /* connections replaced by a replacement that opened first */
 	double last_rtt_ms;  /* < 0 until the first answer */
 	int64_t last_msg_us; /* CLOCK_MONOTONIC of the last complete message, 0 = none */
 	/* Round trips: per-bucket counts (not cumulative), their sum and count. */
@@ -176,8 +189,19 @@ struct feed {
 	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
 	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 
-	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr;
+	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr, t_rotate;
 	struct connq_node qnode;
+
+	/* Rotation (make-before-break). On the feed whose connection is replaced: the replacement
+	 * in flight (a shadow: not listed, counted in no state, not the feed's own until it is
+	 * open), or the feed that took over once it did. On the replacement: the feed it
+	 * replaces, until that one's connection has gone. */
+	struct feed *rot_next, *rot_prev;
+	int64_t rot_open_us;   /* replaced: when the replacement opened (the overlap begins) */
+	unsigned rot_new_conn; /* ... and its connection number */
+	bool shadow;           /* a replacement that has not opened yet */
+	bool rotated_out;      /* replaced: closing with 1000 "rotated", then stopped */
+	uint8_t rot_why;       /* why t_rotate is armed (enum in feed.c) */
 
 	/* Where this attempt connects: the resolver's answer, tried in order. */
 	struct dns_req *dns_req; /* the shell's resolution in progress */
@@ -243,6 +267,18 @@ struct feed {
 int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env);
 /* Disarms everything; the feed must have no connection (f->conn == NULL). */
 void feed_fini(struct feed *f);
+
+/*
+ * Starts replacing f's open connection (make-before-break): a replacement feed connects
+ * through the connect queue like any attempt, runs its open sequence, and once it is open
+ * takes f's place while f's connection closes with 1000 "rotated" (both deliver meanwhile);
+ * the "rotated" record is logged when the old connection has gone. If f's connection ends
+ * before the replacement is open, the replacement is given up and f reconnects as usual. At
+ * most one replacement is in flight: while one is, or when f is not open, nothing happens (a
+ * debug record says so). why says what asked for it ("max_lifetime", "rotate_on", ...).
+ * Returns -1 when no replacement could be made (out of memory), else 0.
+ */
+int feed_rotate(struct feed *f, int64_t now_us, const char *why);
 
 /* Queues the first connection attempt. */
 void feed_start(struct feed *f, int64_t now_us);

@@ -1,7 +1,9 @@
 /*
  * A recording stand-in for the lws shell, for unit tests of the feed state machine: it counts
  * connect/want_write/abort/run_helper, writes the frames the feed asks for, can answer heartbeats
- * like a server would, and plays the loop by firing the timer queue at explicit times.
+ * like a server would, and plays the loop by firing the timer queue at explicit times. As the
+ * owner of feeds it makes the replacements of rotations (k->shadows, in order) and records what
+ * became of them.
  */
 #ifndef WSBEAT_TEST_FAKE_SHELL_H
 #define WSBEAT_TEST_FAKE_SHELL_H
@@ -15,8 +17,9 @@
 #include "wsbeat/tmpl.h"
 #include "wsbeat/util.h"
 
-#define FAKE_MAX_FRAMES 256
-#define FAKE_MAX_LOG    256
+#define FAKE_MAX_FRAMES  256
+#define FAKE_MAX_LOG     256
+#define FAKE_MAX_SHADOWS 4
 
 struct fake_frame {
 	enum frame_kind kind;
@@ -49,6 +52,12 @@ struct fake {
 	/* Frames written by pump(). */
 	struct fake_frame frames[FAKE_MAX_FRAMES];
 	size_t n_frames;
+	/* Replacements made for rotations (rotate_new), and what became of them. */
+	struct feed shadows[FAKE_MAX_SHADOWS];
+	size_t n_shadows;
+	bool rotate_fail; /* rotate_new runs out of memory */
+	int n_promoted, n_dropped;
+	struct feed *promoted_old, *promoted_new, *dropped;
 	/* When set, pump() answers each heartbeat it writes, answer_delay_us later: a PONG, or
 	 * the message answer (text or binary like the beat; "x" when NULL). */
 	bool auto_answer;
@@ -144,13 +153,53 @@ static const struct feed_shell fake_shell_ops = {
     .cancel_helper = fake_cancel_helper,
 };
 
+static bool fake_owns(const struct fake *k, const struct feed *f)
+{
+	return f == &k->f || (f >= k->shadows && f < k->shadows + k->n_shadows);
+}
+
 static void fake_on_stopped(struct feed_env *env, struct feed *f)
 {
 	struct fake *k = env->shell_arg;
 
-	assert_ptr_equal(f, &k->f);
+	assert_true(fake_owns(k, f));
 	assert_int_equal(f->state, FEED_STOPPED);
 	k->n_stopped++;
+}
+
+static struct feed *fake_rotate_new(struct feed_env *env, struct feed *f)
+{
+	struct fake *k = env->shell_arg;
+	struct feed *n;
+
+	assert_true(fake_owns(k, f));
+	if (k->rotate_fail || k->n_shadows == FAKE_MAX_SHADOWS)
+		return NULL;
+	n = &k->shadows[k->n_shadows];
+	assert_int_equal(feed_init(n, f->cfg, env), 0);
+	k->n_shadows++;
+	n->sink = f->sink;
+	n->qnode.host = f->qnode.host;
+	return n;
+}
+
+static void fake_rotate_promote(struct feed_env *env, struct feed *old, struct feed *n)
+{
+	struct fake *k = env->shell_arg;
+
+	assert_true(fake_owns(k, old) && fake_owns(k, n));
+	k->n_promoted++;
+	k->promoted_old = old;
+	k->promoted_new = n;
+}
+
+static void fake_rotate_drop(struct feed_env *env, struct feed *n)
+{
+	struct fake *k = env->shell_arg;
+
+	assert_true(fake_owns(k, n));
+	k->n_dropped++;
+	k->dropped = n;
 }
 
 static void fake_grant(struct connq *q, struct connq_node *n, int64_t now_us)
@@ -218,7 +267,10 @@ static void fake_init(struct fake *k)
 	                           .rng = &k->rng,
 	                           .shell = &fake_shell_ops,
 	                           .shell_arg = k,
-	                           .on_stopped = fake_on_stopped};
+	                           .on_stopped = fake_on_stopped,
+	                           .rotate_new = fake_rotate_new,
+	                           .rotate_promote = fake_rotate_promote,
+	                           .rotate_drop = fake_rotate_drop};
 	log_set_sink(fake_log_sink, k);
 }
 
@@ -229,7 +281,7 @@ static void fake_feed_init(struct fake *k)
 }
 
 /* Compiles a template (any variable) for k->cfg; fake_fini frees it. */
-static struct tmpl *fake_tmpl(struct fake *k, const char *src, size_t len)
+__attribute__((unused)) static struct tmpl *fake_tmpl(struct fake *k, const char *src, size_t len)
 {
 	char err[256];
 	struct tmpl *t;
@@ -258,6 +310,10 @@ static void fake_fini(struct fake *k)
 	if (k->f.env) {
 		k->f.conn = NULL;
 		feed_fini(&k->f);
+		for (size_t i = 0; i < k->n_shadows; i++) {
+			k->shadows[i].conn = NULL;
+			feed_fini(&k->shadows[i]);
+		}
 		/* A finished feed is counted in no state. */
 		for (int i = 0; i < FEED_NSTATES; i++)
 			assert_int_equal(k->env.n_in_state[i], 0);
@@ -272,19 +328,16 @@ static void fake_fini(struct fake *k)
 	tq_fini(&k->tq);
 }
 
-/* Writes what the feed has to send, as the writeable callback would. */
-static void fake_pump(struct fake *k)
+/* Writes what feed f has to send, as the writeable callback would. */
+static void fake_pump_feed(struct fake *k, struct feed *f)
 {
 	struct feed_frame fr;
 
-	if (!k->write_wanted)
-		return;
-	k->write_wanted = false;
 	for (;;) {
 		struct fake_frame *w = &k->frames[k->n_frames % FAKE_MAX_FRAMES];
 		bool more;
 
-		feed_next_frame(&k->f, k->now, &fr);
+		feed_next_frame(f, k->now, &fr);
 		if (fr.kind == FRAME_NONE)
 			break;
 		*w = (struct fake_frame){fr.kind, fr.src, "", fr.len, fr.close_code, k->now};
@@ -292,20 +345,31 @@ static void fake_pump(struct fake *k)
 		if (fr.len)
 			memcpy(w->data, fr.data, fr.len);
 		k->n_frames++;
-		more = feed_frame_sent(&k->f, &fr, k->now);
+		more = feed_frame_sent(f, &fr, k->now);
 		if (k->auto_answer && fr.src == SRC_BEAT) {
 			int64_t t = k->now + k->answer_delay_us;
 			const struct cfg_heartbeat *hb = &k->cfg.heartbeat;
 			if (fr.kind == FRAME_PING)
-				feed_on_pong(&k->f, w->data, w->len, t);
+				feed_on_pong(f, w->data, w->len, t);
 			else
-				feed_on_rx(&k->f, k->answer ? k->answer : "x",
+				feed_on_rx(f, k->answer ? k->answer : "x",
 				           k->answer ? k->answer_len : 1, true, true,
 				           hb->type == HB_BINARY, t);
 		}
 		if (!more)
 			break;
 	}
+}
+
+/* Writes what every feed has to send (the feed, then the replacements). */
+static void fake_pump(struct fake *k)
+{
+	if (!k->write_wanted)
+		return;
+	k->write_wanted = false;
+	fake_pump_feed(k, &k->f);
+	for (size_t i = 0; i < k->n_shadows; i++)
+		fake_pump_feed(k, &k->shadows[i]);
 }
 
 /* Plays the loop up to t: fires every timer at its exact deadline, writing when asked. */
@@ -322,7 +386,8 @@ static void fake_advance(struct fake *k, int64_t t)
 }
 
 /* The timers armed, as a set: S(tate) B(eat) A(nswer) I(dle). */
-static void fake_assert_timers(const struct fake *k, bool s, bool b, bool a, bool i)
+__attribute__((unused)) static void fake_assert_timers(const struct fake *k, bool s, bool b, bool a,
+                                                       bool i)
 {
 	/* The per-state census counts this one feed, in its current state. */
 	for (int st = 0; st < FEED_NSTATES; st++)
