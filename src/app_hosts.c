@@ -28,13 +28,21 @@ int app_hosts_new(const struct cfg *cfg, struct timerq *tq, struct connq_hosts *
 	return rc;
 }
 
-/* Every connect-queue node of every feed: today a feed has one, its qnode. */
+static void place(struct app *a, const struct cfg *cfg, struct feed *f)
+{
+	f->qnode.host = (unsigned)(cfg_host_find(cfg, f->cfg->url.host) + 1);
+	connq_adopt(&a->cq, &f->qnode);
+}
+
+/* Every connect-queue node of every feed: its qnode, and its replacement's while a rotation is
+ * in flight (the replacement is in neither set; one given up is among the retiring). */
 static void place_set(struct app *a, const struct cfg *cfg, struct feed_set *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		struct feed *f = s->v[i];
-		f->qnode.host = (unsigned)(cfg_host_find(cfg, f->cfg->url.host) + 1);
-		connq_adopt(&a->cq, &f->qnode);
+		place(a, cfg, f);
+		if (f->rot_next && f->rot_next->shadow)
+			place(a, cfg, f->rot_next);
 	}
 }
 

@@ -108,8 +108,11 @@ static int plan_build(struct app *a, struct plan *p)
 static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
 {
 	for (size_t i = 0; i < p->nc->n_feeds; i++) {
+		struct feed *f = p->next[i];
 		if (p->kept[i] >= 0) {
-			p->next[i]->cfg = &p->nc->feeds[i];
+			f->cfg = &p->nc->feeds[i];
+			if (f->rot_next && f->rot_next->shadow) /* its replacement in flight */
+				f->rot_next->cfg = f->cfg;
 			p->sorted[p->kept[i]] = NULL;
 		}
 	}
@@ -135,21 +138,6 @@ static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
 		a->feeds.v[a->feeds.n++] = p->next[i];
 	}
 	p->next = NULL;
-}
-
-static int reserve_retiring(struct app *a, size_t more)
-{
-	size_t want = a->retiring.n + more;
-	struct feed **v;
-
-	if (want <= a->retiring.cap)
-		return 0;
-	v = realloc(a->retiring.v, want * sizeof(*v));
-	if (!v)
-		return -1;
-	a->retiring.v = v;
-	a->retiring.cap = want;
-	return 0;
 }
 
 static void apply_globals(struct app *a, const struct cfg *nc, int64_t now_us)
@@ -227,7 +215,7 @@ void app_reload(struct app *a)
 	old = realloc(a->old_cfgs, (a->n_old_cfgs + 1) * sizeof(*old));
 	if (old)
 		a->old_cfgs = old;
-	if (!old || reserve_retiring(a, a->feeds.n) < 0 ||
+	if (!old || app_reserve_retiring(a, a->feeds.n) < 0 ||
 	    app_hosts_new(p.nc, &a->tq, &hosts) < 0 || plan_build(a, &p) < 0) {
 		plan_free(a, &p, true);
 		connq_hosts_free(&hosts, &a->tq);

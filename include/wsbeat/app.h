@@ -29,8 +29,10 @@ struct app {
 	struct cfg **old_cfgs; /* replaced ones, kept while retiring feeds still use them */
 	size_t n_old_cfgs;
 	struct feed_set feeds;    /* the feeds of cfg */
-	struct feed_set retiring; /* removed or changed by a reload, closing */
-	size_t n_live;            /* feeds of both sets not yet stopped */
+	struct feed_set retiring; /* removed or changed by a reload, replaced by a rotation, or
+	                           * replacements given up: closing */
+	size_t n_live;            /* feeds not yet stopped: both sets and the replacements */
+	size_t n_shadows;         /* replacements in flight (in neither set; see feed_rotate) */
 	bool level_from_cli;      /* -l given: reloads keep it */
 	const char *cli_shard;    /* --shard K/N: overrides the configuration's shard */
 	struct timerq tq;
@@ -74,10 +76,14 @@ void app_reload(struct app *a);
 /* Releases everything, in reverse order of app_init. */
 void app_fini(struct app *a);
 
-/* Internal to app*.c: feed sets and the systemd status line. */
+/* Internal to app*.c: feed sets and the systemd status line. app_reserve_retiring makes room
+ * in the retiring set for `more` feeds beyond one per replacement in flight (each rotation ends
+ * with one feed there: the replaced one or the replacement given up), so that moving a feed
+ * there never fails; 0 or -1. */
 struct feed *app_feed_new(struct app *a, const struct cfg_feed *c);
 void app_feed_free(struct app *a, struct feed *f);
 int feed_set_add(struct feed_set *s, struct feed *f);
+int app_reserve_retiring(struct app *a, size_t more);
 void app_update_status(struct app *a);
 
 /* Internal to app*.c: the hosts setting (app_hosts.c). app_hosts_new builds cfg's table of host

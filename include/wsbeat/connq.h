@@ -18,9 +18,9 @@
  * O(1) however many nodes wait.
  *
  * Every connection attempt must come through here, so that it counts: a feed's connects and
- * reconnects use its qnode; anything else that opens a connection (a replacement connection
- * for make-before-break rotation) needs a node of its own, pointed at the same host entry and
- * re-pointed on reload like the feed's.
+ * reconnects use its qnode; a replacement connection for make-before-break rotation is a feed
+ * of its own (feed_rotate) with its own qnode, pointed at the same host entry and re-pointed on
+ * reload like the feed's (app_hosts.c).
  */
 #ifndef WSBEAT_CONNQ_H
 #define WSBEAT_CONNQ_H
