@@ -38,6 +38,9 @@ static const struct {
     {"stop", "d315c24b12a94d278faa2e9e8c1c27a5"},
     {"tls_unverified", "40de125a68994f588a11e79cb49667de"},
     {"reply_skipped", "a09d1d5b3e88466797ca25d21086f9eb"},
+    {"rotating", "f2f619facb2e4164afde73cd9fca4032"},
+    {"rotated", "60f2e20f23c543e4a87306fd3390f240"},
+    {"rotation_cancelled", "da7b20d3debd4c88a24ab3af430383ad"},
 };
 
 /* journald connects our stderr and names it in $JOURNAL_STREAM ("device:inode"). */

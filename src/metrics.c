@@ -99,6 +99,9 @@ static const struct counter_def counters[] = {
             "Keep-alive traffic received: heartbeat answers, server heartbeats (messages or "
             "PING frames) and messages answered by a reply rule."),
     COUNTER("wsbeat_replies_sent_total", replies_sent, "Replies sent (replies[] rules)."),
+    COUNTER("wsbeat_rotations_total", rotations,
+            "Connections replaced make-before-break (max_lifetime, rotate_on, expiring "
+            "credentials): the replacement was open before the old one closed."),
 };
 
 static uint64_t stat_at(const struct feed *f, size_t off)

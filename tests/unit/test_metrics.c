@@ -41,6 +41,7 @@ static void make_feeds(struct feed *a, struct feed *b)
 	                               .bytes = 567890,
 	                               .keepalive = 77,
 	                               .replies_sent = 12,
+	                               .rotations = 5,
 	                               .last_rtt_ms = 2.5,
 	                               .last_msg_us = 1000 * SEC - 1500000};
 	a->stats.rtt_buckets[0] = 1; /* <= 1 ms */
@@ -133,6 +134,9 @@ static void test_prometheus_families(void **state)
 	assert_line(t, "wsbeat_keepalive_messages_total{feed=\"alpha\"} 77");
 	assert_line(t, "wsbeat_replies_sent_total{feed=\"alpha\"} 12");
 	assert_line(t, "wsbeat_replies_sent_total{feed=\"beta\"} 0");
+	assert_line(t, "# TYPE wsbeat_rotations_total counter");
+	assert_line(t, "wsbeat_rotations_total{feed=\"alpha\"} 5");
+	assert_line(t, "wsbeat_rotations_total{feed=\"beta\"} 0");
 	assert_line(t, "# TYPE wsbeat_last_message_timestamp_seconds gauge");
 	assert_line(t, "# TYPE wsbeat_feeds gauge");
 	assert_line(t, "wsbeat_feeds{state=\"idle\"} 0");
@@ -141,8 +145,8 @@ static void test_prometheus_families(void **state)
 	assert_line(t, "wsbeat_feeds{state=\"stopped\"} 0");
 	assert_int_equal(count_prefix(t, "wsbeat_feeds{"), FEED_NSTATES);
 	/* Every family has exactly one HELP and one TYPE line. */
-	assert_int_equal(count_prefix(t, "# HELP "), 13);
-	assert_int_equal(count_prefix(t, "# TYPE "), 13);
+	assert_int_equal(count_prefix(t, "# HELP "), 14);
+	assert_int_equal(count_prefix(t, "# TYPE "), 14);
 	assert_int_equal(t[strlen(t) - 1], '\n');
 	free(t);
 }
