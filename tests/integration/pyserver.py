@@ -22,9 +22,13 @@ from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
   {"t":..,"ev":"silent","conn":1}                    (--silent-after-ms: stopped reading/sending)
   {"t":..,"ev":"rate","conn":1,"ok":true,"in_window":2}  (--limit-per-second: the upgrade was
                                                      let through, or refused with 429)
+  {"t":..,"ev":"tick","seq":7,"to":[3,4]}            (--broadcast-every: message 7 went to the
+                                                     connections open then, maybe none)
 
 Messages given as TEXT may be "hex:0a0b.." (sent as binary) or "gzip:TEXT" (gzip-compressed,
-binary).
+binary). In --broadcast-every's TEXT, {seq} is a server-wide number (1, 2, ...), one per tick
+whether or not any connection is open, so a number that no connection received is one that was
+lost or sent while none was open.
 
 Run with /usr/bin/python3 (python3-websockets is installed for the system interpreter only).
 """
@@ -45,6 +49,8 @@ from websockets.legacy.server import WebSocketServerProtocol
 ARGS = None
 _next_conn = 0
 _accepted_upgrades = collections.deque()  # --limit-per-second: monotonic times, last second
+_upgrades = 0  # --refuse-after: upgrades let through so far
+_open = {}  # conn id -> ws, connections whose handler runs (--broadcast-every)
 
 
 def emit(ev, **fields):
@@ -81,6 +87,11 @@ class RecordingProtocol(WebSocketServerProtocol):
         if ARGS.limit_per_second is not None and not self._within_limit():
             emit("refused", conn=self.conn_id, status=429)
             return HTTPStatus.TOO_MANY_REQUESTS, [], b"too many connection attempts\n"
+        global _upgrades
+        if ARGS.refuse_after is not None and _upgrades >= ARGS.refuse_after:
+            emit("refused", conn=self.conn_id, status=503)
+            return HTTPStatus.SERVICE_UNAVAILABLE, [], b"no new connections\n"
+        _upgrades += 1
         if ARGS.status:
             headers = []
             if ARGS.retry_after is not None:
@@ -134,6 +145,24 @@ async def _send_every(ws, ms, text):
 async def _send_after(ws, ms, text):
     await asyncio.sleep(ms / 1000.0)
     await _send(ws, text)
+
+
+async def _broadcast_every(ms, text):
+    """One server-wide ticker: message {seq} to every connection open at that moment. A
+    connection whose close has begun cannot take it (only the others get it)."""
+    seq = 0
+    while True:
+        await asyncio.sleep(ms / 1000.0)
+        seq += 1
+        data = text.replace("{seq}", str(seq))
+        to = []
+        for cid, ws in list(_open.items()):
+            try:
+                await ws.send(payload(data))
+                to.append(cid)
+            except ConnectionClosed:
+                pass
+        emit("tick", seq=seq, to=to)
 
 
 async def _ping_every(ws, ms):
@@ -213,6 +242,7 @@ async def _close_after(ws, ms):
 
 async def handler(ws):
     emit("open", conn=ws.conn_id, subprotocol=ws.subprotocol)
+    _open[ws.conn_id] = ws
     tasks = []
     if ARGS.send_every:
         tasks.append(asyncio.ensure_future(
@@ -249,6 +279,7 @@ async def handler(ws):
     except ConnectionClosed:
         pass
     finally:
+        _open.pop(ws.conn_id, None)
         for t in tasks:
             t.cancel()
     rcvd = ws.close_rcvd
@@ -272,6 +303,9 @@ async def main():
     for sock in server.sockets:
         addr, port = sock.getsockname()[:2]
         emit("listening", addr=addr, port=port)
+    if ARGS.broadcast_every:
+        asyncio.ensure_future(
+            _broadcast_every(int(ARGS.broadcast_every[0]), ARGS.broadcast_every[1]))
     await asyncio.Future()
 
 
@@ -309,6 +343,11 @@ def parse_args(argv):
     p.add_argument("--limit-per-second", type=int, metavar="N",
                    help="answer 429 to an upgrade beyond N let through in the last rolling "
                         "second (a rate-limited exchange)")
+    p.add_argument("--broadcast-every", nargs=2, metavar=("MS", "TEXT"),
+                   help="every MS ms send TEXT, {seq} a server-wide number, to every open "
+                        "connection")
+    p.add_argument("--refuse-after", type=int, metavar="N",
+                   help="answer 503 to every upgrade after the first N")
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT: a replacement can listen before this one is killed")
     return p.parse_args(argv)
