@@ -104,15 +104,24 @@ static int plan_build(struct app *a, struct plan *p)
 	return 0;
 }
 
+/* An unchanged feed moves to the new snapshot. Its proxy too: f->proxy points at the URL of
+ * its proxy setting in the old snapshot, which is freed once no retiring feed uses it (the
+ * client vhosts compare proxies by value, so an attempt in flight is not disturbed). */
+static void move_feed(struct app *a, struct feed *f, const struct cfg_feed *c)
+{
+	f->cfg = c;
+	f->proxy = proxy_choose(&c->proxy, &a->proxy_env, &c->url);
+}
+
 /* Commits the plan; nothing here can fail (room was reserved beforehand). */
 static void plan_apply(struct app *a, struct plan *p, int64_t now_us)
 {
 	for (size_t i = 0; i < p->nc->n_feeds; i++) {
 		struct feed *f = p->next[i];
 		if (p->kept[i] >= 0) {
-			f->cfg = &p->nc->feeds[i];
+			move_feed(a, f, &p->nc->feeds[i]);
 			if (f->rot_next && f->rot_next->shadow) /* its replacement in flight */
-				f->rot_next->cfg = f->cfg;
+				move_feed(a, f->rot_next, &p->nc->feeds[i]);
 			p->sorted[p->kept[i]] = NULL;
 		}
 	}

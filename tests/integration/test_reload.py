@@ -162,3 +162,30 @@ def test_bad_reload_keeps_everything_running(testsrv, daemon):
     assert rec.get("level") == "notice" and "1 added" in rec.get("msg", ""), rec["_raw"]
     d.wait_event("open", feed="b3", since=n1, timeout=10)
     assert d.stop(signal.SIGTERM) == 0
+
+
+def test_unchanged_feed_keeps_its_proxy_after_the_old_snapshot_is_freed(testsrv, daemon):
+    """A feed whose proxy setting is unchanged takes the proxy from the new snapshot: the old
+    one is freed once the changed feed beside it has closed, and its next attempts (here all
+    refused by the proxy's closed port) still name the proxy. Under the sanitizer build this
+    was a use after free."""
+    from sink_helpers import free_port
+    srv = testsrv()
+    proxy = "http://127.0.0.1:%d" % free_port()  # nothing listens there
+    fast = {"initial": "100ms", "max": "100ms", "jitter": 0.0}
+    cfg = make_config([feed(srv, "px", proxy=proxy, reconnect=fast), feed(srv, "other")],
+                      defaults={"heartbeat": HB})
+    d = daemon(cfg, level="info")
+    d.wait_event("open", feed="other", timeout=10)
+    d.wait_event("connect_error", feed="px", timeout=5)
+    cfg["feeds"][1]["on_open"] = ["v2"]
+    write(d, cfg)
+    n = len(d.lines())
+    rec = reload(d, n)
+    assert "1 changed, 1 unchanged" in rec["msg"], rec["_raw"]
+    d.wait_event("open", feed="other", since=n, timeout=5)  # the old one is gone and freed
+    m = len(d.lines())
+    errs = [d.wait_event("connect_error", feed="px", since=m, timeout=5, count=k)
+            for k in (1, 2, 3)]
+    assert all("127.0.0.1:%s" % proxy.rsplit(":", 1)[1] in e["reason"] for e in errs), errs
+    assert d.stop() == 0
