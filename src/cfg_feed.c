@@ -62,7 +62,7 @@ const struct cfg_key cfg_feed_keys[] = {
 	KEY_DUR("connect_timeout",  FO(connect_timeout_ms), 0, true,  HOURS(1),  SECS(10)),
 	KEY_STR("connect_command",  K_ARGV, FO(connect_command), F_EXEC),
 	KEY_DUR("idle_timeout",     FO(idle_timeout_ms),    0, false, HOURS(24), 0),
-	KEY_DUR("max_lifetime",     FO(max_lifetime_ms),    0, false, HOURS(24 * 365), 0),
+	KEY_DUR("max_lifetime",     FO(max_lifetime_ms),    0, false, HOURS(8760), 0),
 	KEY_NUM("max_message_size", K_SIZE, FO(max_message_size), 1, 1073741824, 1048576),
 	KEY_VEC("on_open",          K_STEPS,   FO(on_open), FO(n_on_open)),
 	KEY_VEC("replies",          K_REPLIES, FO(replies), FO(n_replies)),
