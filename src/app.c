@@ -190,45 +190,6 @@ int app_reserve_retiring(struct app *a, size_t more)
 	return 0;
 }
 
-/* A replacement for f's connection (feed_rotate): a feed of f's configuration that shares its
- * sink (a reference of its own) and its hosts entry, listed in neither set until it is open. */
-static struct feed *rotate_new(struct feed_env *env, struct feed *f)
-{
-	struct app *a = container_of(env, struct app, env);
-	struct feed *n;
-
-	if (app_reserve_retiring(a, 1) < 0 || !(n = app_feed_new(a, f->cfg)))
-		return NULL;
-	n->qnode.host = f->qnode.host;
-	a->n_shadows++;
-	return n;
-}
-
-/* The replacement is open: it takes the old feed's place, which closes among the retiring. */
-static void rotate_promote(struct feed_env *env, struct feed *old, struct feed *n)
-{
-	struct app *a = container_of(env, struct app, env);
-
-	/* Linear, but once per rotation: 10,000 feeds rotating every 24 h cost nothing. */
-	for (size_t i = 0; i < a->feeds.n; i++) {
-		if (a->feeds.v[i] == old) {
-			a->feeds.v[i] = n;
-			break;
-		}
-	}
-	a->retiring.v[a->retiring.n++] = old; /* room reserved by rotate_new */
-	a->n_shadows--;
-}
-
-/* The replacement was given up: it stops among the retiring and is freed from there. */
-static void rotate_drop(struct feed_env *env, struct feed *n)
-{
-	struct app *a = container_of(env, struct app, env);
-
-	a->retiring.v[a->retiring.n++] = n; /* room reserved by rotate_new */
-	a->n_shadows--;
-}
-
 void app_feed_free(struct app *a, struct feed *f)
 {
 	if (f->state != FEED_STOPPED)
@@ -603,9 +564,9 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	                           .rng = &a->rng,
 	                           .shell = &ws_feed_shell,
 	                           .on_stopped = on_feed_stopped,
-	                           .rotate_new = rotate_new,
-	                           .rotate_promote = rotate_promote,
-	                           .rotate_drop = rotate_drop,
+	                           .rotate_new = app_rotate_new,
+	                           .rotate_promote = app_rotate_promote,
+	                           .rotate_drop = app_rotate_drop,
 	                           .random = app_random};
 	if (init_feeds(a) < 0)
 		goto nomem;

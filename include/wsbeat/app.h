@@ -84,6 +84,11 @@ struct feed *app_feed_new(struct app *a, const struct cfg_feed *c);
 void app_feed_free(struct app *a, struct feed *f);
 int feed_set_add(struct feed_set *s, struct feed *f);
 int app_reserve_retiring(struct app *a, size_t more);
+
+/* Internal to app*.c: the feed_env rotation callbacks (app_rotate.c). */
+struct feed *app_rotate_new(struct feed_env *env, struct feed *f);
+void app_rotate_promote(struct feed_env *env, struct feed *old, struct feed *n);
+void app_rotate_drop(struct feed_env *env, struct feed *n);
 void app_update_status(struct app *a);
 
 /* Internal to app*.c: the hosts setting (app_hosts.c). app_hosts_new builds cfg's table of host
