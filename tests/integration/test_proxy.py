@@ -52,6 +52,11 @@ TINYPROXY = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 DNSSRV = os.path.join(HERE, "dnsblackhole.py")
 # Names only the proxy's side resolves (its private /etc/hosts).
 PROXY_HOSTS = "127.0.0.1 localhost\n127.0.0.1 only-proxy.test feed.test\n"
+# Puts the file $0 at /etc/hosts in a private mount namespace. A minimal root may have no
+# /etc/hosts to bind over (then nothing names localhost for tinyproxy): a private /etc holding
+# only the hosts file stands in.
+PRIVATE_HOSTS = ('if [ -e /etc/hosts ]; then mount --bind "$0" /etc/hosts; else '
+                 'mount -t tmpfs tmpfs /etc && cp "$0" /etc/hosts; fi')
 FAST = {"initial": "100ms", "max": "1s", "multiplier": 2.0, "jitter": 0.0}
 BEAT = {"type": "ping", "interval": "200ms", "timeout": "2s"}
 # Every test sets these itself: the environment the tests run in must not choose a proxy.
@@ -71,11 +76,13 @@ def unshare_prefix():
 
 
 class Tinyproxy:
-    """tinyproxy -d on 127.0.0.1 with a generated config; with hosts, in a private mount
-    namespace whose /etc/hosts is that text. port: a fixed one (else a free one is picked:
+    """tinyproxy -d on 127.0.0.1 with a generated config, in a private mount namespace whose
+    /etc/hosts is hosts (by default: localhost and the names only the proxy resolves), so it
+    never depends on the machine's /etc/hosts (a fresh minimal root has none). port: a fixed one (else a free one is picked:
     tinyproxy cannot listen on port 0)."""
 
-    def __init__(self, tmp_path, name, basic_auth=None, connect_ports=(), hosts=None, port=None):
+    def __init__(self, tmp_path, name, basic_auth=None, connect_ports=(), hosts=PROXY_HOSTS,
+                 port=None):
         self.dir = tmp_path / name
         self.dir.mkdir()
         self.basic_auth, self.connect_ports, self.hosts = basic_auth, connect_ports, hosts
@@ -100,8 +107,9 @@ class Tinyproxy:
             return argv
         hosts = self.dir / "hosts"
         hosts.write_text(self.hosts)
-        return unshare_prefix() + ["sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
-                                   str(hosts)] + argv
+        # A minimal root may have no /etc/hosts to bind over (then nothing names localhost
+        # for tinyproxy): a private /etc holding only the hosts file stands in.
+        return unshare_prefix() + ["sh", "-c", PRIVATE_HOSTS + ' && exec "$@"', str(hosts)] + argv
 
     def start(self):
         for _ in range(5):  # a free port may be taken before tinyproxy binds it
@@ -140,7 +148,8 @@ class Tinyproxy:
 
 
 @pytest.fixture
-def tinyproxy(tmp_path):
+def tinyproxy(tmp_path, private_hosts_ok):
+    """Factory: tinyproxy(name, **Tinyproxy options), each with its own /etc/hosts."""
     started = []
 
     def make(name="tinyproxy", **kw):
@@ -160,7 +169,7 @@ def private_hosts_ok(tmp_path_factory):
         pytest.skip("unshare is not installed")
     hosts = tmp_path_factory.mktemp("hosts") / "hosts"
     hosts.write_text(PROXY_HOSTS)
-    r = subprocess.run(unshare_prefix() + ["sh", "-c", 'mount --bind "$0" /etc/hosts && '
+    r = subprocess.run(unshare_prefix() + ["sh", "-c", PRIVATE_HOSTS + ' && '
                                            'getent hosts only-proxy.test', str(hosts)],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     if r.returncode != 0 or b"127.0.0.1" not in r.stdout:
