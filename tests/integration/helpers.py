@@ -459,6 +459,16 @@ def median(xs):
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
 
 
+def max_in_window(ts, span=1.0):
+    """The most of the sorted times ts in any half-open window [t, t + span)."""
+    worst, j = 0, 0
+    for i in range(len(ts)):
+        while ts[i] - ts[j] >= span:
+            j += 1
+        worst = max(worst, i - j + 1)
+    return worst
+
+
 def gaps(ts):
     return [b - a for a, b in zip(ts, ts[1:])]
 

@@ -14,7 +14,7 @@ already listens on the same port, SO_REUSEPORT); opens and upgrade times are the
 import signal
 import time
 
-from helpers import make_config, render_config, wait_for
+from helpers import make_config, max_in_window, render_config, wait_for
 from sink_helpers import free_port, scrape, wait_http
 
 HB = {"type": "ping", "interval": "5s", "timeout": "10s"}
@@ -22,16 +22,6 @@ HB = {"type": "ping", "interval": "5s", "timeout": "10s"}
 
 def url(host, srv, path):
     return "ws://%s:%d/%s" % (host, srv.port, path)
-
-
-def max_in_window(ts, span=1.0):
-    """The most of the sorted times ts in any half-open window [t, t + span)."""
-    worst, j = 0, 0
-    for i in range(len(ts)):
-        while ts[i] - ts[j] >= span:
-            j += 1
-        worst = max(worst, i - j + 1)
-    return worst
 
 
 def min_gap(ts, n):

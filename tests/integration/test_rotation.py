@@ -16,7 +16,7 @@ import json
 import signal
 import time
 
-from helpers import fmt_ms, gaps, make_config, render_config, wait_for
+from helpers import fmt_ms, gaps, make_config, max_in_window, render_config, wait_for
 from sink_helpers import free_port, read_jsonl, scrape, status_json, wait_http
 
 INTERVAL = 0.1    # the steady feed's heartbeat
@@ -84,16 +84,6 @@ def check_nothing_lost(recs, srv):
     assert not lonely, "the server had no open connection for %s" % lonely[:20]
     both = len(got) - len(set(got))
     return lo, hi, both
-
-
-def max_in_window(ts, span):
-    """The most of the sorted times ts in any half-open window [t, t + span)."""
-    worst, j = 0, 0
-    for i in range(len(ts)):
-        while ts[i] - ts[j] >= span:
-            j += 1
-        worst = max(worst, i - j + 1)
-    return worst
 
 
 def max_open_at_once(srv, path):
