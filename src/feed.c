@@ -138,6 +138,7 @@ int feed_init(struct feed *f, const struct cfg_feed *cfg, struct feed_env *env)
 	                   .state = FEED_IDLE,
 	                   .retry_after_ms = -1,
 	                   .proxy_fd = -1,
+	                   .scan_fd = -1,
 	                   .proxy = proxy_choose(&cfg->proxy, env->proxy_env, &cfg->url)};
 	f->stats.last_rtt_ms = -1;
 	env->n_in_state[FEED_IDLE]++;

@@ -363,9 +363,20 @@ static void on_handshake_status(struct feed *f, struct lws *wsi)
 	feed_set_error(f, "server answered HTTP %d instead of 101", status);
 }
 
-static void on_peer_close(struct feed *f, const unsigned char *in, size_t len)
+static void on_peer_close(struct feed *f, unsigned char *in, size_t len)
 {
 	int code = len >= 2 ? (in[0] << 8 | in[1]) : 1005;
+	unsigned wire = ws_scan_close_code(f);
+
+	/* lws 4.1.6 turned a valid code it does not know into 1002 (ws_scan.c). The payload is
+	 * lws's own buffer, which it copies into the close it sends back after this callback:
+	 * with the code restored there too, the server gets its own code echoed (RFC 6455 5.5.1),
+	 * not a protocol error. */
+	if (code == LWS_CLOSE_STATUS_PROTOCOL_ERR && wire >= 1012 && wire <= 1014) {
+		code = (int)wire;
+		in[0] = (unsigned char)(wire >> 8);
+		in[1] = (unsigned char)wire;
+	}
 
 	feed_on_peer_close(f, code, len > 2 ? (const char *)in + 2 : "", len > 2 ? len - 2 : 0);
 }
@@ -401,6 +412,7 @@ static void conn_gone(struct ws *w, struct feed *f, struct lws *wsi, int64_t now
 	if (w->n_due)
 		unqueue_write(w, f);
 	lws_set_opaque_user_data(wsi, NULL);
+	ws_scan_forget(f);
 	if (f->proxy) {
 		ws_proxy_forget(f);
 		reason = ws_proxy_gone_reason(f, reason, buf, sizeof(buf));
@@ -421,6 +433,7 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		return verify_cert(f, user, (int)len);
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		ws_scan_watch(f, wsi);
 		return append_headers(f, wsi, (unsigned char **)in, len);
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
 		on_handshake_status(f, wsi);
@@ -1013,6 +1026,7 @@ void ws_free(struct ws *w)
 	dns_free(w->dns);
 	ws_proxy_free_vhosts(w);
 	ws_proxy_fini();
+	ws_scan_fini();
 	for (size_t i = 0; i < w->n_profiles; i++)
 		profile_free(w->profiles[i]);
 	free(w->profiles);

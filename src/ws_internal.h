@@ -103,6 +103,20 @@ const char *ws_proxy_gone_reason(struct feed *f, const char *reason, char *buf, 
 /* Records why connecting to f's proxy failed at once (err: errno, 0 if unknown). */
 void ws_proxy_connect_failed(struct feed *f, int err);
 
+/* Grows *tab (*cap entries, new ones NULL) to hold index fd >= 0; false when out of memory. */
+bool ws_fd_table_fit(struct feed ***tab, size_t *cap, int fd);
+
+/* The close code the server sent (ws_scan.c): f's connection wsi is about to send its
+ * upgrade request; its receive stream is scanned from there until ws_scan_forget. */
+void ws_scan_watch(struct feed *f, struct lws *wsi);
+void ws_scan_forget(struct feed *f);
+/* n bytes that lws read from socket fd, by SSL_read (tls) or recv. */
+void ws_scan_read(int fd, const void *buf, size_t n, bool tls);
+/* The code of the first close frame on f's connection, or CLOSESCAN_NONE (closescan.h). */
+unsigned ws_scan_close_code(const struct feed *f);
+/* Frees the table of scanned sockets. */
+void ws_scan_fini(void);
+
 /* The metrics endpoint's state, owned by ws_http.c. */
 struct ws_http;
 void ws_http_free(struct ws_http *h);

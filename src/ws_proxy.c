@@ -166,20 +166,9 @@ void ws_proxy_watch(struct feed *f, struct lws *wsi)
 {
 	int fd = lws_get_socket_fd(wsi);
 
-	if (fd < 0)
-		return; /* no socket yet: the answer's status will not be known */
-	if ((size_t)fd >= waits.cap) {
-		size_t cap = waits.cap ? waits.cap : 64;
-		struct feed **v;
-		while (cap <= (size_t)fd)
-			cap *= 2;
-		v = realloc(waits.by_fd, cap * sizeof(*v));
-		if (!v)
-			return;
-		memset(v + waits.cap, 0, (cap - waits.cap) * sizeof(*v));
-		waits.by_fd = v;
-		waits.cap = cap;
-	}
+	/* No socket yet, or no memory: the answer's status will not be known. */
+	if (fd < 0 || !ws_fd_table_fit(&waits.by_fd, &waits.cap, fd))
+		return;
 	ws_proxy_forget(f);
 	if (waits.by_fd[fd])
 		waits.by_fd[fd]->proxy_fd = -1; /* a stale entry: its socket is gone */
@@ -230,7 +219,8 @@ static void on_answer(struct feed *f, const void *buf, ssize_t n, int err)
 
 /*
  * Every recv() of the process comes here (libwebsockets' reads of plain ws:// connections
- * too); while no socket waits for a proxy's answer it costs one test.
+ * too, whose close codes ws_scan.c reads); while no socket waits for a proxy's answer the
+ * proxy's side costs one test.
  */
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
@@ -241,6 +231,8 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	if (!real)
 		*(void **)&real = dlsym(RTLD_NEXT, "recv");
 	n = real(fd, buf, len, flags);
+	if (n > 0 && !(flags & MSG_PEEK))
+		ws_scan_read(fd, buf, (size_t)n, false);
 	if (!waits.n || fd < 0 || (size_t)fd >= waits.cap || !waits.by_fd[fd] || (flags & MSG_PEEK))
 		return n;
 	err = errno;

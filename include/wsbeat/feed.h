@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "wsbeat/cfg.h"
+#include "wsbeat/closescan.h"
 #include "wsbeat/connq.h"
 #include "wsbeat/dns.h"
 #include "wsbeat/mbuf.h"
@@ -188,6 +189,7 @@ struct feed {
 	bool helper_running;   /* the connect_command of this attempt has not answered yet */
 	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
 	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
+	int scan_fd;           /* the shell's: the socket whose close code scan reads, -1 = none */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr, t_rotate;
 	struct connq_node qnode;
@@ -210,10 +212,11 @@ struct feed {
 
 	/* Where the close frame stands (its reason is in detail). */
 	bool close_pending;
-	bool close_wait;  /* after our close frame, read on until the peer's (graceful) */
-	bool close_sent;  /* our close frame is out: the peer's close ends the connection */
-	bool peer_closed; /* the close frame (and close_code) came from the peer */
-	int close_code;   /* sent by us, or received from the peer */
+	bool close_wait;       /* after our close frame, read on until the peer's (graceful) */
+	bool close_sent;       /* our close frame is out: the peer's close ends the connection */
+	bool peer_closed;      /* the close frame (and close_code) came from the peer */
+	int close_code;        /* sent by us, or received from the peer */
+	struct closescan scan; /* the shell's: the close code on the wire (closescan.h) */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
 	 * answer is due. t_answer is lazy: it may be armed earlier than hb_answer_due_us (or

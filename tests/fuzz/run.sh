@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (-fsanitize=fuzzer,address,undefined) straight from
 # the sources and runs each for FUZZ_SECONDS (default 30) on its seed corpus.
 #
-#   tests/fuzz/run.sh [TARGET...]        TARGET: cfg url status json tmpl match helper (default: all)
+#   tests/fuzz/run.sh [TARGET...]        TARGET: cfg url status json tmpl match helper closescan (default: all)
 #
 # Environment:
 #   FUZZ_SECONDS   run time per target (default 30)
@@ -24,7 +24,7 @@ OUT=${FUZZ_OUT:-$SRC/build/fuzz}
 SECS=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-1}
 CC=${FUZZ_CC:-clang}
-TARGETS=${*:-cfg url status json tmpl match helper}
+TARGETS=${*:-cfg url status json tmpl match helper closescan}
 
 command -v "$CC" >/dev/null || { echo "run.sh: $CC not found (apt install clang libclang-rt-14-dev)" >&2; exit 2; }
 # The sanitizer runtime looks for "llvm-symbolizer" in PATH only; clang's own versioned

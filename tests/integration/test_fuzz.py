@@ -1,7 +1,7 @@
 """
 Fuzzing in CTest: tests/fuzz/run.sh builds the libFuzzer targets (config loader, URL parser,
 `wsbeat status` JSON parser and renderer, JSON escaping/base64 round trip, message templates,
-matches and their pre-filter, a connect_command's output) with clang and
+matches and their pre-filter, a connect_command's output, the close-code scanner) with clang and
 -fsanitize=fuzzer,address,undefined and runs each for FUZZ_SECONDS (30 unless set) on its seed
 corpus. Any crash, sanitizer report, leak (outside
 libconfig's own parser, tests/fuzz/lsan.supp) or broken property fails the test; the input is
@@ -19,7 +19,7 @@ import pytest
 
 from helpers import is_sanitized
 
-TARGETS = ("cfg", "url", "status", "json", "tmpl", "match", "helper")
+TARGETS = ("cfg", "url", "status", "json", "tmpl", "match", "helper", "closescan")
 
 
 def tree(top):

@@ -10,6 +10,7 @@ between `backoff` and the next `connecting` is delay_ms -2 ms .. +60 ms (ts has 
 import pytest
 
 from helpers import make_config
+from tls_helpers import pki, tls_server, wss_url  # noqa: F401  (fixtures)
 
 ACTUAL_LO = -0.002
 ACTUAL_HI = 0.060
@@ -209,18 +210,48 @@ def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
     assert span <= n_feeds / limit + 1.5, "connects spread over %.2f s" % span
 
 
-@pytest.mark.parametrize("code", [1012, 1013])
-def test_planned_server_closes_under_lws_4_1(pyserver, daemon, code):
-    """1012 (service restart) and 1013 (try again later) are planned closes that should count
-    no failure (feed.c, unit test test_planned_close_is_not_a_failure). libwebsockets 4.1.6
-    rewrites both to 1002 before its user sees the close frame (client-parser-ws.c treats
-    1012-1015 as invalid codes, as the 2011 RFC list had them), so with this library wsbeat
-    sees a protocol error and backs off. This pins what users get today; it fails, on purpose,
-    the day the library passes the real code through."""
-    srv = pyserver("--close-after-ms", "150", "--close-code", str(code))
-    d = daemon(make_config([{"name": "p", "url": srv.url("/p")}], defaults={
-        "reconnect": {"initial": "100ms", "max": "5s", "jitter": 0.0, "stable_after": "1h"}}))
-    d.wait_event("closed", feed="p", count=2, timeout=15)
-    closed = d.events("closed", feed="p")[:2]
-    assert srv.evs("server_close", code=code), srv.tail()
-    assert all(c.get("close_code") == "1002" for c in closed), [c["_raw"] for c in closed]
+def _closing_server(request, transport, code):
+    """A server that closes every connection 150 ms after it opens, with code."""
+    args = ("--close-after-ms", "150", "--close-code", str(code))
+    if transport == "ws":
+        srv = request.getfixturevalue("pyserver")(*args)
+        return srv, srv.url("/p")
+    pki, tls_server = request.getfixturevalue("pki"), request.getfixturevalue("tls_server")
+    srv = tls_server(*args, cert=pki.server1)
+    return srv, wss_url(srv, path="/p"), pki
+
+
+@pytest.mark.parametrize("transport", ["ws", "wss"])
+@pytest.mark.parametrize("code,planned", [(1012, True), (1013, True), (1014, False)])
+def test_server_close_codes_unknown_to_lws_4_1(request, daemon, transport, code, planned):
+    """1012 (service restart) and 1013 (try again later) are planned closes: the server is
+    healthy, so they count no failure and the next attempt waits `initial`; 1014 (bad gateway)
+    counts as any other close. libwebsockets 4.1.6 hands its user 1002 for all three (its
+    client-parser-ws.c checks the 2011 list of RFC 6455): wsbeat reads the code from the bytes
+    lws reads (closescan), over ws:// (recv) and wss:// (SSL_read) alike. RFC 6455 7.4.1 and the
+    IANA WebSocket Close Code Number registry
+    (https://www.iana.org/assignments/websocket/websocket.xml#close-code-number)."""
+    got = _closing_server(request, transport, code)
+    srv, url = got[0], got[1]
+    feed = {"name": "p", "url": url}
+    if transport == "wss":
+        feed["tls"] = {"ca_file": got[2].ca1[0]}
+    d = daemon(make_config([feed], defaults={
+        "reconnect": {"initial": "100ms", "multiplier": 2.0, "max": "5s", "jitter": 0.0,
+                      "stable_after": "1h"}}))
+    d.wait_event("backoff", feed="p", count=4, timeout=20)
+    assert len(srv.evs("server_close", code=code)) >= 3, srv.tail()
+    # The close wsbeat sends back echoes the server's code (RFC 6455 5.5.1), not 1002.
+    echoed = [e["code"] for e in srv.evs("close")][:3]
+    assert echoed == [code] * 3, srv.tail()
+    closed = d.events("closed", feed="p")[:3]
+    assert [c.get("close_code") for c in closed] == [str(code)] * 3, \
+        [c["_raw"] for c in closed]
+    # Every backoff here follows a close (the connects themselves succeed).
+    delays = [int(b["delay_ms"]) for b in d.events("backoff", feed="p")[:3]]
+    if planned:
+        assert delays == [100, 100, 100], delays
+        assert [c.get("level") for c in closed] == ["notice"] * 3, [c["_raw"] for c in closed]
+    else:
+        assert delays == [100, 200, 400], delays
+        assert [c.get("level") for c in closed] == ["warning"] * 3, [c["_raw"] for c in closed]
