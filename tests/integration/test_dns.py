@@ -4,7 +4,7 @@ configured `dns_servers` (here a tiny DNS server of ours on UDP 127.0.0.1, dnsbl
 then connected by numeric address with Host (and SNI) = the name.
 
   * black hole: a resolver that never answers does not disturb 50 other feeds beating every
-    200 ms (server-side gaps, p99 within 20 ms of 200 ms over >= 4 s covering the lookup); the
+    200 ms (server-side gaps all within 100 ms of 200 ms over >= 4 s covering the lookup); the
     black-holed feed reports connect_error with a timeout reason and retries;
   * a name answered A 127.0.0.1 opens and the server sees `Host: NAME:PORT`; NXDOMAIN is a
     connect_error "cannot resolve NAME: ..." followed by backoff and a new try;
@@ -53,10 +53,13 @@ def pctl(xs, p):
 # ---------------------------------------------------------------------------------------------
 
 def test_black_holed_resolver_does_not_stall_other_feeds(testsrv, dns_server, daemon):
-    """Tolerance: p99 of |gap - 200 ms| <= 20 ms over all 50 connections' server-side PING
+    """Tolerance: every |gap - 200 ms| <= 100 ms over all 50 connections' server-side PING
     gaps in a window of >= 4 s that contains at least one whole black-holed lookup (c-ares
-    with dns_timeout 1 s and dns_tries 2 waits about 3 s before giving up)."""
-    n, interval, tol = 50, 0.200, 0.020
+    with dns_timeout 1 s and dns_tries 2 waits about 3 s before giving up). A lookup that
+    blocked the loop would hold every beat for a whole query timeout (1 s); the jitter of this
+    VM is not what is tested (it is printed: p99 is 2-7 ms on a quiet machine, and a CI run saw
+    stalls of 20-37 ms at moments unrelated to the lookup), and bench/ measures timing."""
+    n, interval, tol, shown = 50, 0.200, 0.100, 0.020
     bh = dns_server("blackhole")
     srv = testsrv()
     hb = {"type": "ping", "interval": "200ms", "timeout": "2s"}
@@ -123,22 +126,22 @@ def test_black_holed_resolver_does_not_stall_other_feeds(testsrv, dns_server, da
              ",".join("%.2f" % (t - lookup_qs[0]) for t in lookup_qs), len(gaps), p50 * 1e3,
              p99 * 1e3, mx * 1e3, min(gaps) * 1e3, max(gaps) * 1e3, reason))
     assert len(gaps) >= n * int((t1 - t0) / interval - 2), len(gaps)
-    if p99 > tol:
+    if mx > tol:
         # which moments were late, relative to the lookup, and how many connections at once
         # (a stall of the daemon's loop - or of the server - delays every connection)
         t_lookup = start["c"]["_rt"]
         late = sorted(((b_ - a_, b_, conn) for conn, ts in per_conn.items()
-                       for a_, b_ in zip(ts, ts[1:]) if abs(b_ - a_ - interval) > tol),
+                       for a_, b_ in zip(ts, ts[1:]) if abs(b_ - a_ - interval) > shown),
                       key=lambda x: x[1])
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
         detail = ["%d gaps off by > %d ms (load average %s); lookup started at +0 (queries "
                   "at +0 and +1 s, gave up at +%.2f s):" % (
-                      len(late), tol * 1e3, " ".join(load), err["_rt"] - t_lookup)]
+                      len(late), shown * 1e3, " ".join(load), err["_rt"] - t_lookup)]
         detail += ["  conn %3d gap %.1f ms ending at %+.3f s" % (c_, g * 1e3, t - t_lookup)
                    for g, t, c_ in late[:40]]
-        pytest.fail("p99 |gap - 200 ms| = %.1f ms > %.0f ms (max %.1f ms)\n%s" % (
-            p99 * 1e3, tol * 1e3, mx * 1e3, "\n".join(detail)))
+        pytest.fail("max |gap - 200 ms| = %.1f ms > %.0f ms (p99 %.1f ms)\n%s" % (
+            mx * 1e3, tol * 1e3, p99 * 1e3, "\n".join(detail)))
 
 
 def test_name_resolves_and_host_header_is_the_name(pyserver, dns_server, daemon):
