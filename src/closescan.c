@@ -22,6 +22,15 @@ void closescan_start(struct closescan *s)
 	s->phase = CS_HTTP;
 }
 
+void closescan_idle(struct closescan *s)
+{
+	uint8_t tls = s->tls;
+
+	memset(s, 0, sizeof(*s));
+	s->tls = tls;
+	s->phase = CS_DONE;
+}
+
 /* The current frame's header is complete and its payload is len bytes long. */
 static void frame(struct closescan *s, uint64_t len)
 {

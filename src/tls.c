@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+static void on_info(const SSL *cssl, int where, int ret);
+
 static void ssl_error(char *err, size_t errlen, const char *what, const char *path)
 {
 	char reason[160] = "unknown error";
@@ -75,6 +77,8 @@ SSL_CTX *tls_client_ctx_new(const struct cfg_tls *t, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	/* At the start of each handshake: the SNI, and the session to offer (on_info). */
+	SSL_CTX_set_info_callback(ctx, on_info);
 	return ctx;
 }
 
@@ -241,9 +245,32 @@ static void server_key(const SSL *ssl, char *key, size_t len)
 }
 
 /*
- * Called by OpenSSL as the handshake starts, before the ClientHello is built: the one moment a
- * session can still be offered. The SSL is ours to change (OpenSSL passes it as const to every
- * info callback). Only for the first handshake: never mid-connection (TLS 1.2 renegotiation).
+ * libwebsockets 4.1.6 sets the URL's host as the SNI whatever it is, and RFC 6066 section 3
+ * says a literal IPv4 or IPv6 address is not permitted in it: such a name (or an empty one)
+ * is taken back before the ClientHello is built. The certificate is still checked against the
+ * address (lws sets it with X509_VERIFY_PARAM_set1_ip_asc).
+ */
+bool tls_sni_allowed(const char *name)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+	char v6[INET6_ADDRSTRLEN + 2];
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1)
+		return false;
+	if (name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(v6)) {
+		memcpy(v6, name + 1, n - 2);
+		v6[n - 2] = '\0';
+		return inet_pton(AF_INET6, v6, a) != 1;
+	}
+	return true;
+}
+
+/*
+ * Called by OpenSSL as the handshake starts, before the ClientHello is built: the one moment the
+ * SNI can be dropped and a session can still be offered. The SSL is ours to change (OpenSSL
+ * passes it as const to every info callback). Only for the first handshake: never
+ * mid-connection (TLS 1.2 renegotiation).
  */
 static void on_info(const SSL *cssl, int where, int ret)
 {
@@ -255,6 +282,8 @@ static void on_info(const SSL *cssl, int where, int ret)
 	(void)ret;
 	if (!(where & SSL_CB_HANDSHAKE_START) || !SSL_in_before(ssl))
 		return;
+	if (!tls_sni_allowed(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)))
+		SSL_set_tlsext_host_name(ssl, NULL);
 	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
 	server_key(ssl, key, sizeof(key));
 	if (!c || !(r = find_or_add(c, key)))
@@ -283,6 +312,5 @@ int tls_resumption_enable(SSL_CTX *ctx)
 	SSL_CTX_set_session_cache_mode(ctx,
 	                               SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, on_new_session);
-	SSL_CTX_set_info_callback(ctx, on_info);
 	return 0;
 }

@@ -433,7 +433,7 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		return verify_cert(f, user, (int)len);
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-		ws_scan_watch(f, wsi);
+		ws_scan_start(f, wsi);
 		return append_headers(f, wsi, (unsigned char **)in, len);
 	case LWS_CALLBACK_ESTABLISHED_CLIENT_HTTP:
 		on_handshake_status(f, wsi);
@@ -642,6 +642,7 @@ static int ws_connect(struct feed *f)
 		return -1;
 	}
 	f->conn = wsi;
+	ws_scan_watch(f, wsi);
 	if (f->proxy)
 		ws_proxy_watch(f, wsi);
 	return 0;
@@ -1062,7 +1063,15 @@ void ws_free(struct ws *w)
 	free(w);
 }
 
+/* lws formats "VERSION-BUILDHASH", and Debian's build has no hash: "4.1.6-" loses its '-'. */
 const char *ws_lws_version(void)
 {
-	return lws_get_library_version();
+	static char v[64];
+	size_t n;
+
+	snprintf(v, sizeof(v), "%s", lws_get_library_version());
+	n = strlen(v);
+	if (n && v[n - 1] == '-')
+		v[n - 1] = '\0';
+	return v;
 }

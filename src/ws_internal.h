@@ -106,9 +106,11 @@ void ws_proxy_connect_failed(struct feed *f, int err);
 /* Grows *tab (*cap entries, new ones NULL) to hold index fd >= 0; false when out of memory. */
 bool ws_fd_table_fit(struct feed ***tab, size_t *cap, int fd);
 
-/* The close code the server sent (ws_scan.c): f's connection wsi is about to send its
- * upgrade request; its receive stream is scanned from there until ws_scan_forget. */
+/* The close code the server sent, and why TLS failed (ws_scan.c). ws_scan_watch: f's new
+ * connection wsi has its socket; ws_scan_start: it is about to send its upgrade request, and
+ * its receive stream is scanned from there until ws_scan_forget. */
 void ws_scan_watch(struct feed *f, struct lws *wsi);
+void ws_scan_start(struct feed *f, struct lws *wsi);
 void ws_scan_forget(struct feed *f);
 /* n bytes that lws read from socket fd, by SSL_read (tls) or recv. */
 void ws_scan_read(int fd, const void *buf, size_t n, bool tls);

@@ -1,5 +1,6 @@
 /*
- * The close code the server really sent, read from the bytes libwebsockets reads.
+ * The close code the server really sent, read from the bytes libwebsockets reads; and why TLS
+ * failed, from OpenSSL's error queue where lws reads it.
  *
  * libwebsockets 4.1.6 (lib/roles/ws/client-parser-ws.c) overwrites a received close code it
  * does not know with 1002 before LWS_CALLBACK_WS_PEER_INITIATED_CLOSE, and it does not know
@@ -10,11 +11,15 @@
  * taken where lws reads it: recv() for ws:// (ws_proxy.c's definition calls ws_scan_read) and
  * SSL_read() for wss://, both called by libwebsockets.so through its PLT, so the definitions in
  * this executable see them. Cost per read: one table look-up; per frame: its header bytes.
+ * Each connection's socket is known from the connect on (ws_scan_watch), so that a failed
+ * SSL_connect or SSL_read can also say why TLS failed (tls_failed).
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "ws_internal.h"
@@ -46,6 +51,8 @@ void ws_scan_watch(struct feed *f, struct lws *wsi)
 {
 	int fd = lws_get_socket_fd(wsi);
 
+	if (fd >= 0 && fd == f->scan_fd)
+		return;
 	ws_scan_forget(f);
 	if (fd < 0 || !ws_fd_table_fit(&scans.by_fd, &scans.cap, fd))
 		return; /* the close code lws reports is kept */
@@ -54,7 +61,14 @@ void ws_scan_watch(struct feed *f, struct lws *wsi)
 	scans.by_fd[fd] = f;
 	f->scan_fd = fd;
 	f->scan.tls = lws_is_ssl(wsi) != 0;
-	closescan_start(&f->scan);
+	closescan_idle(&f->scan);
+}
+
+void ws_scan_start(struct feed *f, struct lws *wsi)
+{
+	ws_scan_watch(f, wsi);
+	if (f->scan_fd >= 0)
+		closescan_start(&f->scan);
 }
 
 void ws_scan_forget(struct feed *f)
@@ -89,15 +103,95 @@ unsigned ws_scan_close_code(const struct feed *f)
 	return f->scan_fd >= 0 ? closescan_code(&f->scan) : CLOSESCAN_NONE;
 }
 
+/*
+ * The TLS handshake or a read of a feed's connection failed inside TLS: the reason, before
+ * lws reports the connection with its own words ("connect SSL err 1: error:00000001:lib(0)::
+ * reason(1)", "read failed"). Under TLS 1.3 the client's handshake may end before the server
+ * has looked at the client certificate, so a server that wants one, or rejects ours, says so
+ * in an alert that arrives at the end of SSL_connect or at the first read. (A certificate of
+ * the server's that does not verify has its reason recorded by the verify callback first.)
+ */
+static void tls_failed(SSL *ssl, int n, int err)
+{
+	int fd = SSL_get_fd(ssl), kind;
+	unsigned long e;
+	const char *why;
+	struct feed *f;
+
+	if (fd < 0 || (size_t)fd >= scans.cap || !(f = scans.by_fd[fd]) || f->upgraded)
+		return;
+	kind = SSL_get_error(ssl, n);
+	if (kind == SSL_ERROR_SYSCALL) {
+		/* A reset, or an end of the stream without an alert (a server that drops a
+		 * client it refuses without flushing its alert). */
+		if (n == 0 || !err)
+			feed_set_error(f, "the server closed the connection during TLS");
+		else
+			feed_set_error(f, "TLS failed: %s", strerror(err));
+		return;
+	}
+	if (kind != SSL_ERROR_SSL)
+		return;
+	e = ERR_peek_error();
+	why = ERR_reason_error_string(e);
+	if (!why)
+		return;
+	switch (ERR_GET_REASON(e)) {
+	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+		feed_set_error(f,
+		               "the server requires a client certificate (tls.cert_file, "
+		               "tls.key_file): %s",
+		               why);
+		break;
+	case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+	case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+		feed_set_error(f, "the server refused the client certificate: %s", why);
+		break;
+	case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+		feed_set_error(f, "the server closed the connection during TLS");
+		break;
+	default:
+		feed_set_error(f, "TLS failed: %s", why);
+	}
+}
+
+/* Both leave errno as OpenSSL left it: lws reads it after a failure. */
 int SSL_read(SSL *ssl, void *buf, int num)
 {
 	static int (*real)(SSL *, void *, int);
-	int n;
+	int n, err;
 
 	if (!real)
 		*(void **)&real = dlsym(RTLD_NEXT, "SSL_read");
 	n = real(ssl, buf, num);
-	if (n > 0 && scans.cap)
+	if (!scans.cap)
+		return n;
+	if (n > 0) {
 		ws_scan_read(SSL_get_fd(ssl), buf, (size_t)n, true);
+	} else {
+		err = errno;
+		tls_failed(ssl, n, err);
+		errno = err;
+	}
+	return n;
+}
+
+int SSL_connect(SSL *ssl)
+{
+	static int (*real)(SSL *);
+	int n, err;
+
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "SSL_connect");
+	n = real(ssl);
+	if (n <= 0 && scans.cap) {
+		err = errno;
+		tls_failed(ssl, n, err);
+		errno = err;
+	}
 	return n;
 }

@@ -35,6 +35,8 @@ struct closescan {
 
 /* Starts at the beginning of the server's HTTP answer. */
 void closescan_start(struct closescan *s);
+/* Looks at nothing until the next closescan_start (code: CLOSESCAN_NONE). */
+void closescan_idle(struct closescan *s);
 /* Takes the next n bytes of the stream. */
 void closescan_feed(struct closescan *s, const void *buf, size_t n);
 /* The first close frame's code; CLOSESCAN_NO_STATUS for one without a code; CLOSESCAN_NONE

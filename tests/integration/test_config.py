@@ -207,6 +207,13 @@ def test_version(wsbeat_bin, src_dir, opt):
         version = re.search(r"project\(wsbeat\s+VERSION\s+([0-9.]+)", f.read()).group(1)
     rc, out, err = run([wsbeat_bin, opt])
     assert rc == 0 and version in out + err, (rc, out, err, version)
+    # The libraries' lines name their versions as their packages do ("4.1.6", not "4.1.6-").
+    # Debian's own .pc file says "4.1.6-" too: the version is what precedes the hyphen.
+    lws = subprocess.run(["pkg-config", "--modversion", "libwebsockets"], capture_output=True,
+                         text=True).stdout.strip().rstrip("-")
+    if lws:
+        line = [ln for ln in out.splitlines() if ln.startswith("libwebsockets ")]
+        assert line and re.fullmatch(r"libwebsockets %s(-\S+)?" % re.escape(lws), line[0]), out
 
 
 @pytest.mark.parametrize("argv", [["--bogus"], ["-Z"], ["-l", "loud"], ["-c"],

@@ -11,7 +11,9 @@ What a user observes, and what we assert:
   * tls.verify = false opens anyway and logs `event=tls_unverified level=warning` at every
     connect;
   * mTLS: with cert_file/key_file the server sees our client certificate; without, the server
-    refuses (alert CERTIFICATE_REQUIRED) and the feed reports connect_error and retries;
+    refuses (alert CERTIFICATE_REQUIRED) and the feed reports connect_error and retries, with a
+    reason that says so (against openssl s_server, which delivers its alert);
+  * no SNI for a URL whose host is an IP address (RFC 6066), which is still verified;
   * feeds with different CA files in one process each verify against their own;
   * reconnects resume the TLS session (the server reports session_reused), and a session made
     with verification off is never offered to a feed that verifies: it is still refused;
@@ -100,6 +102,11 @@ def test_trusted_ca_connects(pki, tls_server, daemon, host):  # noqa: F811
                            defaults=DEFAULTS))
     o, hs, tls = assert_open_verified(d, srv, "good", "/good",
                                       sni=None if host == "127.0.0.1" else host)
+    if host == "127.0.0.1":
+        # RFC 6066 section 3: no IP literal in the SNI (lws 4.1.6 would send "127.0.0.1");
+        # the certificate is still checked against the address (server1 has IP:127.0.0.1).
+        assert tls["sni"] is None, "server saw SNI %r for an IP address" % tls["sni"]
+        assert not [e for e in srv.evs("tls_sni") if e["name"] is not None], srv.tail()
     assert o["url"] == wss_url(srv, host, "/good"), o["_raw"]
     assert hs["headers"]["host"] == "%s:%d" % (host, srv.port), hs["headers"]
     assert tls["client_cert"] is None
@@ -240,12 +247,46 @@ def test_client_certificate_required(pki, tls_server, daemon):  # noqa: F811
         since = b["_i"] + 1
     print("nocert connect_error reasons: %r" % reasons)
     assert all(reasons), "connect_error without a reason\n" + d.tail()
+    # Python's asyncio closes the socket without flushing its alert (the client sees an EOF):
+    # what is said is that, not lws's "read failed".
+    assert not [r for r in reasons if r == "read failed"], reasons
     assert not d.events("open", feed="nocert"), d.tail()
     wait_for(lambda: len([e for e in srv.evs("tls_alert") if e["dir"] == "sent"
                           and e["desc"] == "CERTIFICATE_REQUIRED"]) >= 2, 5,
              "server sends CERTIFICATE_REQUIRED twice", daemon=d, server=srv)
     assert [e["path"] for e in srv.evs("handshake")] == ["/withcert"], srv.tail()
     assert all(e["client_cert"] for e in srv.evs("tls")), srv.tail()
+
+
+def test_client_certificate_required_alert_is_explained(pki, daemon, tmp_path):  # noqa: F811
+    """Debian's `openssl s_server -Verify 1` under TLS 1.3: the server asks for a client
+    certificate, and answers a client that has none with the certificate_required alert (116,
+    RFC 8446 sections 4.4.2.4 and 6.2) once the client's side of the handshake is done, so the
+    client learns it at its first read, which lws 4.1.6 reports as "read failed". wsbeat says
+    what the alert means and which settings it needs."""
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
+                            pki.server1[0], "-key", pki.server1[1], "-Verify", "1", "-tls1_3"],
+                           # stdin stays open: s_server ends a connection at EOF on it
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        port = None
+        deadline = time.monotonic() + 10
+        while port is None and time.monotonic() < deadline:  # "ACCEPT 127.0.0.1:PORT"
+            line = srv.stdout.readline()
+            if not line:
+                break
+            m = re.match(r"ACCEPT\s+127\.0\.0\.1:(\d+)", line)
+            port = int(m.group(1)) if m else None
+        assert port, "openssl s_server did not say where it listens"
+        d = daemon(make_config([feed("mtls", "wss://127.0.0.1:%d/" % port,
+                                     ca_file=pki.ca1[0])], defaults=DEFAULTS))
+        e = d.wait_event("connect_error", feed="mtls", timeout=10)
+        assert e["reason"] == ("the server requires a client certificate (tls.cert_file, "
+                               "tls.key_file): tlsv13 alert certificate required"), e["_raw"]
+    finally:
+        srv.kill()
+        srv.wait(timeout=10)
 
 
 def test_feeds_verify_against_their_own_ca_files(pki, tls_server, daemon):  # noqa: F811
