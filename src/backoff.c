@@ -25,6 +25,11 @@ int backoff_status_is_permanent(int status)
 	return status == 401 || status == 403 || status == 404;
 }
 
+bool backoff_close_is_planned(int code)
+{
+	return code == 1012 || code == 1013;
+}
+
 int64_t backoff_for_status(const struct cfg_reconnect *p, int status, int64_t retry_after_ms,
                            int64_t policy_ms)
 {

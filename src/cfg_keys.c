@@ -7,7 +7,6 @@
 
 #include "wsbeat/shard.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -210,22 +209,21 @@ static bool is_hostname(const char *s)
 static bool is_server(const char *e, size_t n)
 {
 	char buf[64], host[64];
-	unsigned char a[16];
 	uint16_t port;
 
 	if (n == 0 || n >= sizeof(buf))
 		return false;
 	memcpy(buf, e, n);
 	buf[n] = '\0';
-	if (inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1)
+	if (url_ip_literal(buf))
 		return true;
 	if (buf[0] == '[' && buf[n - 1] == ']') {
 		buf[n - 1] = '\0';
-		return inet_pton(AF_INET6, buf + 1, a) == 1;
+		return url_ip_literal(buf + 1) && strchr(buf + 1, ':');
 	}
 	if (url_parse_hostport(buf, host, sizeof(host), &port, NULL, 0) < 0)
 		return false;
-	return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+	return url_ip_literal(host);
 }
 
 static bool is_server_list(const char *v)
@@ -447,9 +445,8 @@ static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct 
                      const char *path)
 {
 	struct proxy_url *url = NULL;
-	struct tmpl *t;
+	struct tmpl *t = NULL;
 	char why[512];
-	size_t n;
 	int rc = 0;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING)
@@ -458,18 +455,28 @@ static int set_proxy(const struct cfg_ctx *x, const config_setting_t *s, struct 
 		    "must be a string (\"http://[USER:PASSWORD@]HOST:PORT\", or \"\" for "
 		    "a direct connection), not %s",
 		    cfg_type_name(s));
-	if (tmpl_compile(config_setting_get_string(s), strlen(config_setting_get_string(s)),
-	                 TMPL_SECRET, &x->tenv, &t, why, sizeof(why)) < 0)
-		return cfg_err(x, s, path, "%s", why);
-	/* Nothing varies without ${seq} or time variables: the text is all there now. */
-	n = t->flat ? t->flat_len : 0;
-	if (n && memchr(t->flat, '\0', n))
-		rc = cfg_err(x, s, path, "the proxy URL contains a NUL byte");
-	else if (n && proxy_parse(t->flat, true, &url, why, sizeof(why)) < 0)
-		rc = cfg_err(x, s, path, "%s", why);
-	tmpl_free(t);
-	if (rc < 0)
-		return -1;
+	/* Only the literal "" means direct: a secret source that expands to nothing does not. */
+	if (config_setting_get_string(s)[0]) {
+		if (cfg_tmpl_set(x, s, TMPL_SECRET, &t, path) < 0)
+			return -1;
+		/* Nothing varies without ${seq} or time variables: the text is all there now. */
+		if (!t->flat)
+			rc = cfg_err(x, s, path,
+			             "is built once, at load: only ${env:}, ${file:} and "
+			             "${credential:} may be used in it");
+		else if (!t->flat_len)
+			rc = cfg_err(
+			    x, s, path,
+			    "is empty once its ${...} are filled in (only \"\" itself means a "
+			    "direct connection)");
+		else if (memchr(t->flat, '\0', t->flat_len))
+			rc = cfg_err(x, s, path, "the proxy URL contains a NUL byte");
+		else if (proxy_parse(t->flat, true, &url, why, sizeof(why)) < 0)
+			rc = cfg_err(x, s, path, "%s", why);
+		tmpl_free(t);
+		if (rc < 0)
+			return -1;
+	}
 	proxy_url_free(dst->url);
 	*dst = (struct proxy_setting){.mode = url ? PROXY_URL : PROXY_DIRECT, .url = url};
 	return 0;

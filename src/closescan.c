@@ -1,8 +1,6 @@
 /* closescan: the close code in a WebSocket client's receive stream (see closescan.h). */
 #include "wsbeat/closescan.h"
 
-#include <string.h>
-
 enum {
 	CS_HTTP,    /* in the upgrade answer, looking for its blank line */
 	CS_HEADER,  /* in a frame header */
@@ -15,20 +13,12 @@ enum {
 
 void closescan_start(struct closescan *s)
 {
-	uint8_t tls = s->tls;
-
-	memset(s, 0, sizeof(*s));
-	s->tls = tls;
-	s->phase = CS_HTTP;
+	*s = (struct closescan){.phase = CS_HTTP};
 }
 
 void closescan_idle(struct closescan *s)
 {
-	uint8_t tls = s->tls;
-
-	memset(s, 0, sizeof(*s));
-	s->tls = tls;
-	s->phase = CS_DONE;
+	*s = (struct closescan){.phase = CS_DONE};
 }
 
 /* The current frame's header is complete and its payload is len bytes long. */

@@ -963,9 +963,7 @@ static int64_t connection_ended(struct feed *f, int64_t now_us)
 	const char *err = err_or(f, "connection lost"), *why = close_reason(f);
 	char code[16], code_text[160] = "";
 
-	/* 1012 (service restart) and 1013 (try again later) from the server are planned: the
-	 * server is healthy, so they are not a failure (RFC 6455 §7.4.1, IANA registry). */
-	bool planned = f->peer_closed && (f->close_code == 1012 || f->close_code == 1013);
+	bool planned = f->peer_closed && backoff_close_is_planned(f->close_code);
 
 	f->stats.disconnects++;
 	/* Only a connection that stayed up long enough proves the server healthy again. */

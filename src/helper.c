@@ -3,26 +3,13 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "wsbeat/tmpl.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#include "wsbeat/util.h"
 
 static void wipe_free(char *s, size_t n)
 {
@@ -80,11 +67,11 @@ static int take_url(struct helper_out *h, const json_t *v, char *err, size_t err
 	char why[160];
 
 	if (!json_is_string(v))
-		return fail(err, errlen, "\"url\" must be a string");
+		return errf(err, errlen, "\"url\" must be a string");
 	/* url_parse's reason may quote a piece of the URL: not repeated here. */
 	if (memchr(json_string_value(v), '\0', json_string_length(v)) ||
 	    url_parse(json_string_value(v), &h->url, why, sizeof(why)) < 0)
-		return fail(err, errlen, "\"url\" is not a ws:// or wss:// URL");
+		return errf(err, errlen, "\"url\" is not a ws:// or wss:// URL");
 	h->has_url = true;
 	return 0;
 }
@@ -96,21 +83,21 @@ static int take_header(struct helper_header *hh, const char *name, const json_t 
 	size_t n;
 
 	if (!cfg_is_token(name))
-		return fail(err, errlen, "a name in \"headers\" is not an HTTP token");
+		return errf(err, errlen, "a name in \"headers\" is not an HTTP token");
 	if (cfg_header_reserved(name))
-		return fail(err, errlen,
+		return errf(err, errlen,
 		            "\"headers\" names one the handshake sets (Host, Upgrade, Connection, "
 		            "Origin, Sec-WebSocket-*, Content-Length, Transfer-Encoding)");
 	if (!json_is_string(v))
-		return fail(err, errlen, "every value in \"headers\" must be a string");
+		return errf(err, errlen, "every value in \"headers\" must be a string");
 	s = json_string_value(v);
 	n = json_string_length(v);
 	if (memchr(s, '\r', n) || memchr(s, '\n', n) || memchr(s, '\0', n))
-		return fail(err, errlen, "a value in \"headers\" holds CR, LF or NUL");
+		return errf(err, errlen, "a value in \"headers\" holds CR, LF or NUL");
 	hh->name = strdup(name);
 	hh->value = malloc(n + 1);
 	if (!hh->name || !hh->value)
-		return fail(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 	memcpy(hh->value, s, n + 1);
 	hh->value_len = n;
 	return 0;
@@ -123,18 +110,18 @@ static int take_headers(struct helper_out *h, const json_t *v, char *err, size_t
 	size_t i = 0;
 
 	if (!json_is_object(v))
-		return fail(err, errlen, "\"headers\" must be an object {\"Name\": \"value\"}");
+		return errf(err, errlen, "\"headers\" must be an object {\"Name\": \"value\"}");
 	if (json_object_size(v) > HELPER_MAX_ITEMS)
-		return fail(err, errlen, "\"headers\" has more than %d members", HELPER_MAX_ITEMS);
+		return errf(err, errlen, "\"headers\" has more than %d members", HELPER_MAX_ITEMS);
 	h->headers = calloc(json_object_size(v) + 1, sizeof(*h->headers));
 	if (!h->headers)
-		return fail(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 	h->has_headers = true;
 	json_object_foreach((json_t *)v, name, val)
 	{
 		for (size_t k = 0; k < i; k++)
 			if (strcasecmp(h->headers[k].name, name) == 0)
-				return fail(err, errlen,
+				return errf(err, errlen,
 				            "\"headers\" gives one name twice (names ignore case)");
 		h->n_headers = i + 1;
 		if (take_header(&h->headers[i++], name, val, err, errlen) < 0)
@@ -148,22 +135,22 @@ static int take_on_open(struct helper_out *h, const json_t *v, char *err, size_t
 	size_t n = json_array_size(v);
 
 	if (!json_is_array(v))
-		return fail(err, errlen, "\"on_open\" must be an array of strings");
+		return errf(err, errlen, "\"on_open\" must be an array of strings");
 	if (n > HELPER_MAX_ITEMS)
-		return fail(err, errlen, "\"on_open\" has more than %d messages", HELPER_MAX_ITEMS);
+		return errf(err, errlen, "\"on_open\" has more than %d messages", HELPER_MAX_ITEMS);
 	h->on_open = calloc(n + 1, sizeof(*h->on_open));
 	if (!h->on_open)
-		return fail(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 	h->has_on_open = true;
 	for (size_t i = 0; i < n; i++) {
 		const json_t *m = json_array_get(v, i);
 		if (!json_is_string(m))
-			return fail(err, errlen, "\"on_open\"[%zu] is not a string", i);
+			return errf(err, errlen, "\"on_open\"[%zu] is not a string", i);
 		h->n_on_open = i + 1;
 		h->on_open[i].send =
 		    tmpl_new_literal(json_string_value(m), json_string_length(m), true);
 		if (!h->on_open[i].send)
-			return fail(err, errlen, "out of memory");
+			return errf(err, errlen, "out of memory");
 	}
 	return 0;
 }
@@ -173,7 +160,7 @@ static int take_expires(struct helper_out *h, const json_t *v, char *err, size_t
 	double s = json_number_value(v);
 
 	if (!json_is_number(v) || !isfinite(s) || s < 0 || s > HELPER_EXPIRES_MAX)
-		return fail(err, errlen, "\"expires_in\" must be a number of seconds, 0 to %.0f",
+		return errf(err, errlen, "\"expires_in\" must be a number of seconds, 0 to %.0f",
 		            HELPER_EXPIRES_MAX);
 	h->expires_in_ms = (int64_t)llround(s * 1000.0);
 	return 0;
@@ -197,7 +184,7 @@ static int take(struct helper_out *h, const json_t *o, char *err, size_t errlen)
 			rc = take_expires(h, v, err, errlen);
 		else
 			/* Not quoted: even a member's name is output, and output is secret. */
-			rc = fail(err, errlen,
+			rc = errf(err, errlen,
 			          "an unknown member (the members are url, headers, on_open and "
 			          "expires_in)");
 		if (rc < 0)
@@ -217,21 +204,21 @@ int helper_parse(const char *text, size_t len, struct helper_out **out, char *er
 		blank++;
 	*out = NULL;
 	if (len > HELPER_OUT_MAX)
-		return fail(err, errlen, "it printed more than %d bytes", HELPER_OUT_MAX);
+		return errf(err, errlen, "it printed more than %d bytes", HELPER_OUT_MAX);
 	if (blank >= len)
-		return fail(err, errlen, "it printed nothing on stdout");
+		return errf(err, errlen, "it printed nothing on stdout");
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
 	if (!o)
-		return fail(err, errlen, "its output is not JSON: %s (at byte %d)", json_why(&e),
+		return errf(err, errlen, "its output is not JSON: %s (at byte %d)", json_why(&e),
 		            e.position);
 	if (!json_is_object(o)) {
 		json_decref(o);
-		return fail(err, errlen, "its output is not a JSON object {...}");
+		return errf(err, errlen, "its output is not a JSON object {...}");
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		json_decref(o);
-		return fail(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 	}
 	h->expires_in_ms = -1;
 	if (take(h, o, err, errlen) < 0) {

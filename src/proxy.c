@@ -17,20 +17,12 @@
 #define PROXY_PHRASE_MAX  64
 #define PROXY_PREVIEW_MAX 24
 
-static void wipe(void *p, size_t n)
-{
-	volatile unsigned char *v = p;
-
-	while (n--)
-		*v++ = 0;
-}
-
 void proxy_url_free(struct proxy_url *p)
 {
 	if (!p)
 		return;
 	if (p->auth) {
-		wipe(p->auth, strlen(p->auth));
+		explicit_bzero(p->auth, strlen(p->auth));
 		free(p->auth);
 	}
 	free(p->host);
@@ -281,7 +273,7 @@ int proxy_parse(const char *text, bool need_scheme, struct proxy_url **out, char
 	*out = build(host, port, v6, auth);
 	rc = *out ? 0 : errf(err, errlen, "out of memory");
 out:
-	wipe(auth, sizeof(auth));
+	explicit_bzero(auth, sizeof(auth));
 	return rc;
 }
 
@@ -294,13 +286,6 @@ static bool ip_equal(const char *a, const char *b)
 	if (inet_pton(AF_INET6, a, x) == 1)
 		return inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, 16) == 0;
 	return false;
-}
-
-static bool is_ip(const char *s)
-{
-	unsigned char a[16];
-
-	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
 }
 
 /* Splits an entry into its name (leading and trailing dots dropped) and port (0 = any). */
@@ -342,24 +327,21 @@ static bool split_entry(const char *t, size_t n, char *name, size_t len, unsigne
 
 static bool entry_matches(const char *t, size_t n, const char *host, uint16_t port)
 {
-	char name[PROXY_HOST_MAX + 3], h[PROXY_HOST_MAX + 2];
+	char name[PROXY_HOST_MAX + 3];
 	size_t nl, hl;
 	unsigned eport;
 
 	if (!split_entry(t, n, name, sizeof(name), &eport) || (eport && eport != port))
 		return false;
-	if (is_ip(name) || is_ip(host))
+	if (url_ip_literal(name) || url_ip_literal(host))
 		return ip_equal(name, host);
 	hl = strlen(host);
-	if (hl >= sizeof(h))
-		return false;
-	memcpy(h, host, hl + 1);
-	while (hl && h[hl - 1] == '.')
-		h[--hl] = '\0';
+	while (hl && host[hl - 1] == '.')
+		hl--; /* "example.com." is example.com */
 	nl = strlen(name);
-	if (hl == nl)
-		return strcasecmp(h, name) == 0;
-	return hl > nl && h[hl - nl - 1] == '.' && strcasecmp(h + hl - nl, name) == 0;
+	if (hl < nl || strncasecmp(host + hl - nl, name, nl) != 0)
+		return false;
+	return hl == nl || host[hl - nl - 1] == '.';
 }
 
 bool proxy_no_proxy_match(const char *list, const char *host, uint16_t port)
@@ -427,11 +409,14 @@ int proxy_env_load(struct proxy_env *e, proxy_getenv_fn get, proxy_warn_fn warn,
 	*e = (struct proxy_env){0};
 	if (load_one(&e->https, &e->https_var, "https_proxy", "HTTPS_PROXY", get, warn, arg) < 0 ||
 	    load_one(&e->http, &e->http_var, "http_proxy", "HTTP_PROXY", get, warn, arg) < 0)
-		return -1;
+		goto fail;
 	v = first_set(get, "no_proxy", "NO_PROXY", &var);
 	if (v && !(e->no_proxy = strdup(v)))
-		return -1;
+		goto fail;
 	return 0;
+fail:
+	proxy_env_fini(e);
+	return -1;
 }
 
 void proxy_env_fini(struct proxy_env *e)
@@ -484,7 +469,8 @@ static void printable(const char *s, size_t n, size_t max, char *out, size_t len
 			break;
 		out[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '.';
 	}
-	out[o < len ? o : 0] = '\0';
+	if (len)
+		out[o] = '\0';
 }
 
 int proxy_read_answer(const void *data, ssize_t n, char *phrase, size_t len)

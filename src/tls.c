@@ -1,5 +1,6 @@
 /* Client TLS contexts built from the feed's tls settings. */
 #include "wsbeat/tls.h"
+#include "wsbeat/url.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -252,16 +253,15 @@ static void server_key(const SSL *ssl, char *key, size_t len)
  */
 bool tls_sni_allowed(const char *name)
 {
-	unsigned char a[sizeof(struct in6_addr)];
 	char v6[INET6_ADDRSTRLEN + 2];
 	size_t n = name ? strlen(name) : 0;
 
-	if (!n || inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1)
+	if (!n || url_ip_literal(name))
 		return false;
 	if (name[0] == '[' && name[n - 1] == ']' && n - 2 < sizeof(v6)) {
 		memcpy(v6, name + 1, n - 2);
 		v6[n - 2] = '\0';
-		return inet_pton(AF_INET6, v6, a) != 1;
+		return !(url_ip_literal(v6) && strchr(v6, ':'));
 	}
 	return true;
 }
@@ -282,12 +282,17 @@ static void on_info(const SSL *cssl, int where, int ret)
 	(void)ret;
 	if (!(where & SSL_CB_HANDSHAKE_START) || !SSL_in_before(ssl))
 		return;
+	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
+	r = NULL;
+	if (c) {
+		/* Keyed before the SNI goes: an address is then keyed as it always was. */
+		server_key(ssl, key, sizeof(key));
+		r = find_or_add(c, key);
+	}
 	if (!tls_sni_allowed(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)))
 		SSL_set_tlsext_host_name(ssl, NULL);
-	c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index);
-	server_key(ssl, key, sizeof(key));
-	if (!c || !(r = find_or_add(c, key)))
-		return; /* out of memory: a full handshake */
+	if (!r)
+		return; /* no resumption (out of memory): a full handshake */
 	SSL_set_ex_data(ssl, ssl_index, r);
 	if (r->session && SSL_SESSION_is_resumable(r->session))
 		SSL_set_session(ssl, r->session);

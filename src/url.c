@@ -205,11 +205,14 @@ void url_fini(struct url *u)
 	memset(u, 0, sizeof(*u));
 }
 
-bool url_host_is_numeric(const struct url *u)
+bool url_ip_literal(const char *s)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 
-	if (!u->host)
-		return false;
-	return inet_pton(AF_INET, u->host, buf) == 1 || inet_pton(AF_INET6, u->host, buf) == 1;
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+bool url_host_is_numeric(const struct url *u)
+{
+	return u->host && url_ip_literal(u->host);
 }

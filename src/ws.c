@@ -729,12 +729,15 @@ void ws_set_lws_log_level(enum log_level l)
 void _lws_log(int filter, const char *format, ...)
 {
 	va_list ap;
+	int err;
 
 	if (!(filter & lws_log_mask))
 		return;
+	err = errno; /* lws may log between a failing call and its look at errno */
 	va_start(ap, format);
 	_lws_logv(filter, format, ap);
 	va_end(ap);
+	errno = err;
 }
 
 static int raise_nofile(void)

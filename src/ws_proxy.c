@@ -170,9 +170,7 @@ void ws_proxy_watch(struct feed *f, struct lws *wsi)
 	if (fd < 0 || !ws_fd_table_fit(&waits.by_fd, &waits.cap, fd))
 		return;
 	ws_proxy_forget(f);
-	if (waits.by_fd[fd])
-		waits.by_fd[fd]->proxy_fd = -1; /* a stale entry: its socket is gone */
-	else
+	if (!waits.by_fd[fd]) /* (a socket is entered only once its last user forgot it) */
 		waits.n++;
 	waits.by_fd[fd] = f;
 	f->proxy_fd = fd;

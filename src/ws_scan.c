@@ -54,13 +54,13 @@ void ws_scan_watch(struct feed *f, struct lws *wsi)
 	if (fd >= 0 && fd == f->scan_fd)
 		return;
 	ws_scan_forget(f);
+	/* Without an entry, the close code lws reports is kept. A socket is entered only once its
+	 * last user has forgotten it. */
 	if (fd < 0 || !ws_fd_table_fit(&scans.by_fd, &scans.cap, fd))
-		return; /* the close code lws reports is kept */
-	if (scans.by_fd[fd])
-		scans.by_fd[fd]->scan_fd = -1; /* a stale entry: its socket is gone */
+		return;
 	scans.by_fd[fd] = f;
 	f->scan_fd = fd;
-	f->scan.tls = lws_is_ssl(wsi) != 0;
+	f->scan_tls = lws_is_ssl(wsi) != 0;
 	closescan_idle(&f->scan);
 }
 
@@ -93,7 +93,7 @@ void ws_scan_read(int fd, const void *buf, size_t n, bool tls)
 {
 	struct feed *f;
 
-	if (fd < 0 || (size_t)fd >= scans.cap || !(f = scans.by_fd[fd]) || f->scan.tls != tls)
+	if (fd < 0 || (size_t)fd >= scans.cap || !(f = scans.by_fd[fd]) || f->scan_tls != tls)
 		return;
 	closescan_feed(&f->scan, buf, n);
 }

@@ -2,6 +2,7 @@
 #ifndef WSBEAT_BACKOFF_H
 #define WSBEAT_BACKOFF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "wsbeat/cfg.h"
@@ -23,5 +24,10 @@ int64_t backoff_for_status(const struct cfg_reconnect *p, int status, int64_t re
 
 /* True when status is one a retry will not fix by itself (401, 403, 404). */
 int backoff_status_is_permanent(int status);
+
+/* True for a close code the server sends when it ends a connection on purpose and is itself
+ * healthy: 1012 (service restart) and 1013 (try again later), RFC 6455 section 7.4.1 and the
+ * IANA registry. Such a close counts no failure. */
+bool backoff_close_is_planned(int code);
 
 #endif

@@ -25,7 +25,6 @@ struct closescan {
 	uint8_t need;  /* header bytes the current frame's header has */
 	uint8_t op;    /* the current frame's first byte */
 	uint16_t code; /* the close frame's code: CLOSESCAN_NONE until one is seen */
-	uint8_t tls;   /* the owner's (src/ws_scan.c): which reads carry the stream */
 };
 
 /* No close frame seen yet. */

@@ -190,6 +190,7 @@ struct feed {
 	uint16_t proxy_status; /* it refused the CONNECT with this status; 0 = it did not */
 	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 	int scan_fd;           /* the shell's: the socket whose close code scan reads, -1 = none */
+	bool scan_tls;         /* ... read through SSL_read (else recv) */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr, t_rotate;
 	struct connq_node qnode;

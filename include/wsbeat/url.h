@@ -35,5 +35,7 @@ void url_fini(struct url *u);
 
 /* True when host is a numeric IPv4 or IPv6 literal (no DNS needed). */
 bool url_host_is_numeric(const struct url *u);
+/* True when s is an IPv4 or IPv6 address literal (IPv6 without brackets). */
+bool url_ip_literal(const char *s);
 
 #endif

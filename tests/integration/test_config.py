@@ -211,9 +211,9 @@ def test_version(wsbeat_bin, src_dir, opt):
     # Debian's own .pc file says "4.1.6-" too: the version is what precedes the hyphen.
     lws = subprocess.run(["pkg-config", "--modversion", "libwebsockets"], capture_output=True,
                          text=True).stdout.strip().rstrip("-")
-    if lws:
-        line = [ln for ln in out.splitlines() if ln.startswith("libwebsockets ")]
-        assert line and re.fullmatch(r"libwebsockets %s(-\S+)?" % re.escape(lws), line[0]), out
+    assert lws, "pkg-config --modversion libwebsockets printed nothing"
+    line = [ln for ln in out.splitlines() if ln.startswith("libwebsockets ")]
+    assert line and re.fullmatch(r"libwebsockets %s(-\S+)?" % re.escape(lws), line[0]), out
 
 
 @pytest.mark.parametrize("argv", [["--bogus"], ["-Z"], ["-l", "loud"], ["-c"],

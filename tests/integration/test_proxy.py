@@ -64,13 +64,6 @@ NO_PROXY_ENV = {v: "" for v in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTP
                                  "no_proxy", "NO_PROXY")}
 
 
-@pytest.fixture(autouse=True)
-def need_tinyproxy():
-    if not os.access(TINYPROXY, os.X_OK):
-        pytest.skip("tinyproxy is not installed (Debian package tinyproxy-bin; scripts/deps.sh "
-                    "installs it)")
-
-
 def unshare_prefix():
     return ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-r", "-m"]
 
@@ -149,7 +142,11 @@ class Tinyproxy:
 
 @pytest.fixture
 def tinyproxy(tmp_path, private_hosts_ok):
-    """Factory: tinyproxy(name, **Tinyproxy options), each with its own /etc/hosts."""
+    """Factory: tinyproxy(name, **Tinyproxy options), each with its own /etc/hosts. Skips
+    (only) the tests that use it when tinyproxy is not installed."""
+    if not os.access(TINYPROXY, os.X_OK):
+        pytest.skip("tinyproxy is not installed (Debian package tinyproxy-bin; scripts/deps.sh "
+                    "installs it)")
     started = []
 
     def make(name="tinyproxy", **kw):
@@ -505,7 +502,7 @@ def test_environment(tinyproxy, pyserver, tls_server, pki, daemon, wsbeat_bin, t
     recs = {r.get("variable"): r for r in d.events("proxy_env")}
     assert recs["https_proxy"].get("proxy") == "localhost:%d" % tp_s.port, recs
     assert recs["HTTP_PROXY"].get("no_proxy") == "example.org, 127.0.0.1", recs
-    d.stop()
+    assert d.stop() == 0
 
     # Only http_proxy, and an https_proxy that does not parse: the wss:// feed goes direct
     # (libwebsockets itself would have sent it to http_proxy's proxy), with a warning that
@@ -522,7 +519,7 @@ def test_environment(tinyproxy, pyserver, tls_server, pki, daemon, wsbeat_bin, t
     assert d.events("connecting", feed="wss_env")[0].get("proxy") is None, d.tail()
     assert len(tp_h.connects()) == n_h and len(tp_s.connects()) == 1, tp_h.log()
     assert "SECRETPW" not in d.all_output()
-    d.stop()
+    assert d.stop() == 0
 
     # --check says the same on stderr and still passes.
     conf = tmp_path / "check.conf"

@@ -9,7 +9,7 @@ between `backoff` and the next `connecting` is delay_ms -2 ms .. +60 ms (ts has 
 """
 import pytest
 
-from helpers import make_config
+from helpers import make_config, max_in_window
 from tls_helpers import pki, tls_server, wss_url  # noqa: F401  (fixtures)
 
 ACTUAL_LO = -0.002
@@ -198,12 +198,7 @@ def test_max_connects_per_second(pyserver, daemon, limit, n_feeds):
         "%d connects within %.2f s with max_connects_per_second=%d" % (n_feeds, span, limit)
     ts = sorted(c["_ts"] for c in d.events("connecting"))
     assert len(ts) == n_feeds, "expected one attempt per feed, got %d" % len(ts)
-    j = 0
-    worst = 0
-    for i in range(len(ts)):
-        while ts[i] - ts[j] >= 0.9:
-            j += 1
-        worst = max(worst, i - j + 1)
+    worst = max_in_window(ts, 0.9)
     assert worst <= limit, "%d connect attempts within 0.9 s (limit %d in any second)" % (
         worst, limit)
     # And it is not much slower than the limit: all done within n/limit + 1.5 s.

@@ -319,7 +319,13 @@ def test_reload_and_stop_with_a_replacement_in_flight(pyserver, daemon):
     assert c["reason"] == "configuration changed", c["_raw"]
     closed = d.wait_event("closed", feed="rot", since=n, timeout=5)
     assert closed["close_code"] == "1001", closed["_raw"]
-    # Given up for good: no attempt of the old replacement after its last record.
+    # Given up for good: while the feed itself is refused twice more (200 ms apart), the old
+    # replacement makes no attempt.
+    wait_for(lambda: len([e for e in d.events("connect_error", feed="rot", since=closed["_i"])
+                          if "replacement" not in e]) >= 2, 5,
+             "two refusals of the restarted feed", daemon=d, server=srv)
+    assert not d.events("connecting", feed="rot", replacement="true", since=c["_i"] + 1), \
+        d.tail()
     t = time.monotonic()
     assert d.stop(timeout=3) == 0
     assert time.monotonic() - t < 3

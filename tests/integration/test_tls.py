@@ -264,21 +264,19 @@ def test_client_certificate_required_alert_is_explained(pki, daemon, tmp_path): 
     RFC 8446 sections 4.4.2.4 and 6.2) once the client's side of the handshake is done, so the
     client learns it at its first read, which lws 4.1.6 reports as "read failed". wsbeat says
     what the alert means and which settings it needs."""
-    srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
-                            pki.server1[0], "-key", pki.server1[1], "-Verify", "1", "-tls1_3"],
-                           # stdin stays open: s_server ends a connection at EOF on it
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "s_server.out"
+    with open(log, "wb") as out:  # a file, not a pipe: s_server never blocks on its output
+        srv = subprocess.Popen(["openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
+                                pki.server1[0], "-key", pki.server1[1], "-Verify", "1",
+                                "-tls1_3"],
+                               # stdin stays open: s_server ends a connection at EOF on it
+                               stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
     try:
-        port = None
-        deadline = time.monotonic() + 10
-        while port is None and time.monotonic() < deadline:  # "ACCEPT 127.0.0.1:PORT"
-            line = srv.stdout.readline()
-            if not line:
-                break
-            m = re.match(r"ACCEPT\s+127\.0\.0\.1:(\d+)", line)
-            port = int(m.group(1)) if m else None
-        assert port, "openssl s_server did not say where it listens"
+        def listening():  # "ACCEPT 127.0.0.1:PORT"
+            m = re.search(rb"ACCEPT\s+127\.0\.0\.1:(\d+)", log.read_bytes())
+            return int(m.group(1)) if m else None
+
+        port = wait_for(listening, 10, "openssl s_server listening")
         d = daemon(make_config([feed("mtls", "wss://127.0.0.1:%d/" % port,
                                      ca_file=pki.ca1[0])], defaults=DEFAULTS))
         e = d.wait_event("connect_error", feed="mtls", timeout=10)

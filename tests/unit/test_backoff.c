@@ -142,6 +142,18 @@ static void test_jitter_bounds_random(void **state)
 	}
 }
 
+static void test_close_planned(void **state)
+{
+	static const int planned[] = {1012, 1013};
+	static const int not_planned[] = {1000, 1001, 1002, 1006, 1011, 1014, 1015, 4000};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(planned) / sizeof(planned[0]); i++)
+		assert_true(backoff_close_is_planned(planned[i]));
+	for (size_t i = 0; i < sizeof(not_planned) / sizeof(not_planned[0]); i++)
+		assert_false(backoff_close_is_planned(not_planned[i]));
+}
+
 static void test_status_permanent(void **state)
 {
 	(void)state;
@@ -207,6 +219,7 @@ int main(void)
 	    cmocka_unit_test(test_jitter_exact),
 	    cmocka_unit_test(test_jitter_bounds_random),
 	    cmocka_unit_test(test_status_permanent),
+	    cmocka_unit_test(test_close_planned),
 	    cmocka_unit_test(test_status_retry_after),
 	    cmocka_unit_test(test_status_unchanged),
 	};

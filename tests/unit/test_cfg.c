@@ -1052,11 +1052,18 @@ static void test_proxy_errors(void **state)
 
 	(void)state;
 	RUN_BAD(t);
+	/* A secret source that expands to nothing is an error, not a direct connection. */
+	setenv("WSBEAT_T_EMPTY_PROXY", "", 1);
+	expect_err("feeds = ( { name = \"a\"; url = \"wss://h/\";\n"
+	           " proxy = \"${env:WSBEAT_T_EMPTY_PROXY}\"; } );",
+	           "t.conf:2: feeds[0].proxy: ", "is empty once its ${...} are filled in");
+	unsetenv("WSBEAT_T_EMPTY_PROXY");
 	/* No message quotes the password. */
 	assert_int_equal(cfg_load_string("feeds = ( { name = \"a\"; url = \"wss://h/\"; proxy = "
 	                                 "\"http://alice:SECRETPW@p:x\"; } );",
 	                                 "t.conf", &c, err, sizeof(err)),
 	                 -1);
+	assert_non_null(strstr(err, "t.conf:1: feeds[0].proxy: "));
 	assert_null(strstr(err, "SECRETPW"));
 	assert_null(strstr(err, "alice"));
 }
