@@ -45,24 +45,28 @@ void feed_helper_reset(struct feed *f)
 	f->helper = NULL;
 }
 
+/* Kills the running helper; true when there was one. What it said goes into line (size 0:
+ * nothing is read). */
+static bool cancel(struct feed *f, char *line, size_t size)
+{
+	if (!f->helper_running)
+		return false;
+	f->helper_running = false;
+	f->env->shell->cancel_helper(f, line, size);
+	return true;
+}
+
 void feed_helper_cancel(struct feed *f)
 {
-	char line[HELPER_ERR_LINE];
-
-	if (!f->helper_running)
-		return;
-	f->helper_running = false;
-	f->env->shell->cancel_helper(f, line, sizeof(line));
+	cancel(f, NULL, 0);
 }
 
 void feed_helper_timeout(struct feed *f)
 {
 	char line[HELPER_ERR_LINE] = "";
 
-	if (!f->helper_running)
+	if (!cancel(f, line, sizeof(line)))
 		return;
-	f->helper_running = false;
-	f->env->shell->cancel_helper(f, line, sizeof(line));
 	feed_set_error(f, "connect_command %s did not answer within %" PRId64 " ms (killed)%s%s",
 	               f->cfg->connect_command[0], f->cfg->connect_timeout_ms, *line ? ": " : "",
 	               line);

@@ -377,7 +377,7 @@ void ws_cancel_helper(struct feed *f, char *line, size_t size)
 		if (h->f == f) {
 			h->f = NULL; /* reaped later, answering nobody */
 			kill_group(h);
-			if (h->err_fd >= 0)
+			if (size && h->err_fd >= 0)
 				read_err(h); /* what it said before hanging */
 			helper_clean_line(h->err, h->err_len, line, size);
 			return;

@@ -83,7 +83,8 @@ struct feed_shell {
 	int (*run_helper)(struct feed *f);
 	/* Kills the helper in progress (its process group), which is reaped later:
 	 * feed_on_helper_done will not be called for it. The first line of what it wrote on
-	 * stderr so far goes into line (size bytes, cleaned as helper_clean_line does). */
+	 * stderr so far goes into line (size bytes, cleaned as helper_clean_line does); with
+	 * size 0 (line may be NULL) its stderr is not read. */
 	void (*cancel_helper)(struct feed *f, char *line, size_t size);
 };
 
