@@ -14,6 +14,7 @@ from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
   {"t":..,"ev":"text","conn":1,"data":".."}     {"t":..,"ev":"binary","conn":1,"len":3,"hex":".."}
   {"t":..,"ev":"sent","conn":1,"data":".."}      (--send-every / --reply / --echo)
   {"t":..,"ev":"close","conn":1,"code":1001,"reason":"..","initiator":"client"}
+  {"t":..,"ev":"eof","conn":1}                  (the peer closed its side: FIN read)
   {"t":..,"ev":"disconnect","conn":1}
   {"t":..,"ev":"ping_sent","conn":1,"n":3}          (--ping-every: a PING frame of ours)
   {"t":..,"ev":"pong","conn":1,"n":3,"ok":true}     (its PONG echoed our payload)
@@ -70,6 +71,12 @@ class RecordingProtocol(WebSocketServerProtocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         emit("accept", conn=self.conn_id, peer="%s:%s" % (peer[0], peer[1]))
         super().connection_made(transport)
+
+    def eof_received(self):
+        # Logged at once, while the read that saw the FIN runs: "disconnect" comes a loop turn
+        # later (call_soon), after the accept of a connection that arrived in the same turn.
+        emit("eof", conn=self.conn_id)
+        return super().eof_received()
 
     def connection_lost(self, exc):
         emit("disconnect", conn=self.conn_id)
