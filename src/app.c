@@ -14,6 +14,7 @@
 #include "wsbeat/log.h"
 #include "wsbeat/notify.h"
 #include "wsbeat/shard.h"
+#include "wsbeat/status_page.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/tls.h"
 #include "wsbeat/util.h"
@@ -419,24 +420,42 @@ static void on_signal(int signo, void *arg)
 /* Feeds rendered per loop turn: about a millisecond of work. */
 #define APP_HTTP_SLICE 500
 
+enum http_doc { DOC_METRICS, DOC_STATUS, DOC_PAGE };
+
 /* A document in progress: a snapshot of the feed set, since a reload may replace it. */
 struct http_job {
-	bool metrics; /* /metrics, else /status */
+	enum http_doc doc;
 	struct metrics_cursor cur;
+	struct status_page_cursor page;
 	struct feed **feeds;
 	size_t n;
 	int64_t mono, real;
 };
 
-static int http_begin(void *arg, const char *path, void **job, const char **type)
+static int http_begin(void *arg, const char *path, void **job, struct ws_http_reply *reply)
 {
 	struct app *a = arg;
 	struct http_job *j;
 	struct timespec real;
-	bool metrics = strcmp(path, "/metrics") == 0;
+	static const struct {
+		const char *path, *type;
+		enum http_doc doc;
+	} routes[] = {
+	    {"/metrics", "text/plain; version=0.0.4; charset=utf-8", DOC_METRICS},
+	    {"/status", "application/json", DOC_STATUS},
+	    {"/", "text/html; charset=utf-8", DOC_PAGE},
+	    {"/index.html", "text/html; charset=utf-8", DOC_PAGE},
+	};
+	size_t r = 0;
 
-	if (!metrics && strcmp(path, "/status") != 0)
+	while (r < ARRAY_SIZE(routes) && strcmp(path, routes[r].path) != 0)
+		r++;
+	if (r == ARRAY_SIZE(routes))
 		return 404;
+	*reply = (struct ws_http_reply){routes[r].type,
+	                                routes[r].doc == DOC_PAGE ? status_page_csp() : NULL};
+	if (routes[r].doc == DOC_PAGE && !reply->csp)
+		return 500; /* a template without its script or style: see the unit test */
 	j = calloc(1, sizeof(*j));
 	if (!j || !(j->feeds = malloc((a->feeds.n + 1) * sizeof(*j->feeds)))) {
 		free(j);
@@ -444,11 +463,10 @@ static int http_begin(void *arg, const char *path, void **job, const char **type
 	}
 	memcpy(j->feeds, a->feeds.v, a->feeds.n * sizeof(*j->feeds));
 	j->n = a->feeds.n;
-	j->metrics = metrics;
+	j->doc = routes[r].doc;
 	clock_gettime(CLOCK_REALTIME, &real);
 	j->mono = mono_us();
 	j->real = (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000;
-	*type = metrics ? "text/plain; version=0.0.4; charset=utf-8" : "application/json";
 	*job = j;
 	a->http_jobs++; /* retired feeds in the snapshot are not freed until it is done */
 	return 200;
@@ -458,16 +476,19 @@ static int http_step(void *arg, void *job, struct mbuf *body)
 {
 	struct app *a = arg;
 	struct http_job *j = job;
+	struct metrics_now now = {j->mono, j->real, app_shard(a)};
 	int rc;
 
-	if (j->metrics) {
+	if (j->doc == DOC_PAGE)
+		return status_page_step(&j->page, body, j->feeds, j->n, &now, APP_HTTP_SLICE);
+	if (j->doc == DOC_METRICS) {
 		rc = metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
 		                             APP_HTTP_SLICE);
 		if (rc == 1)
 			metrics_hosts(body, &a->cq); /* as they are now: a reload may have come */
 		return body->oom ? -1 : rc;
 	}
-	return metrics_status_step(&j->cur, body, j->feeds, j->n, j->mono, APP_HTTP_SLICE);
+	return metrics_status_step(&j->cur, body, j->feeds, j->n, &now, APP_HTTP_SLICE);
 }
 
 static void http_end(void *arg, void *job)
@@ -480,15 +501,41 @@ static void http_end(void *arg, void *job)
 	a->http_jobs--;
 }
 
+int app_listen_address(const struct app *a, const struct cfg *c, char *out, size_t outlen,
+                       char *err, size_t errlen)
+{
+	const char *spec = a->cli_shard ? a->cli_shard : c->shard;
+	char why[160];
+	unsigned k, n;
+
+	if (!c->metrics_listen)
+		return 0;
+	if (c->metrics_port_per_shard && spec && shard_parse(spec, &k, &n) == 0) {
+		if (shard_listen(c->metrics_listen, k, out, outlen, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "metrics.port_per_shard: shard %s: %s", spec, why);
+			return -1;
+		}
+		return 1;
+	}
+	snprintf(out, outlen, "%s", c->metrics_listen);
+	return 1;
+}
+
 static int listen_http(struct app *a)
 {
-	char err[256];
+	char err[256], addr[300];
+	int rc = app_listen_address(a, a->cfg, addr, sizeof(addr), err, sizeof(err));
 
-	if (ws_listen_http(a->ws, a->cfg->metrics_listen, &a->http, err, sizeof(err)) < 0) {
+	if (rc <= 0 || ws_listen_http(a->ws, addr, &a->http, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
 	return 0;
+}
+
+const char *app_shard(const struct app *a)
+{
+	return a->cli_shard ? a->cli_shard : a->cfg->shard;
 }
 
 bool app_owns(const struct app *a, const struct cfg *c, const struct cfg_feed *f)

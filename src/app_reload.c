@@ -185,13 +185,19 @@ static void check_resolver(struct app *a, const struct cfg *nc)
  * reload (the endpoint stays where it was). */
 static int apply_listen(struct app *a, const struct cfg *nc, char *err, size_t errlen)
 {
-	if (same_str(a->cfg->metrics_listen, nc->metrics_listen))
+	char was[300] = "", now[300] = "";
+	int rc_was = app_listen_address(a, a->cfg, was, sizeof(was), err, errlen);
+	int rc_now = app_listen_address(a, nc, now, sizeof(now), err, errlen);
+
+	if (rc_now < 0)
+		return -1;
+	if (rc_was == rc_now && strcmp(was, now) == 0)
 		return 0;
-	if (!nc->metrics_listen) {
+	if (rc_now == 0) {
 		ws_listen_http(a->ws, NULL, &a->http, err, errlen);
 		return 0;
 	}
-	if (ws_listen_http(a->ws, nc->metrics_listen, &a->http, err, errlen) < 0)
+	if (ws_listen_http(a->ws, now, &a->http, err, errlen) < 0)
 		return -1;
 	return 0;
 }

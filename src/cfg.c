@@ -29,6 +29,7 @@ const char *const cfg_decompress_names[] = {"none", "gzip", "deflate", "auto", N
 /* clang-format off */
 static const struct cfg_key metrics_keys[] = {
 	KEY_STR("listen", K_LISTEN, CO(metrics_listen), F_REQUIRED),
+	KEY_BOOL("port_per_shard", CO(metrics_port_per_shard), 0),
 	KEY_END,
 };
 
@@ -331,7 +332,8 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen)
 	return rc;
 }
 
-int cfg_read_listen(const char *path, char *buf, size_t len, char *err, size_t errlen)
+int cfg_read_listen(const char *path, char *buf, size_t len, bool *per_shard, char *err,
+                    size_t errlen)
 {
 	struct cfg_ctx x = {.name = path, .err = err, .errlen = errlen};
 	FILE *fp = open_config(path, err, errlen);
@@ -355,6 +357,9 @@ int cfg_read_listen(const char *path, char *buf, size_t len, char *err, size_t e
 	} else {
 		snprintf(buf, len, "%s", config_setting_get_string(s));
 		rc = 1;
+		s = config_lookup(&lc, "metrics.port_per_shard");
+		*per_shard =
+		    s && config_setting_type(s) == CONFIG_TYPE_BOOL && config_setting_get_bool(s);
 	}
 	config_destroy(&lc);
 	fclose(fp);

@@ -158,6 +158,8 @@ void feed_fini(struct feed *f)
 	feed_rx_reset(f);
 	mbuf_free(&f->msg);
 	feed_clear_error(f);
+	free(f->last);
+	f->last = NULL;
 	feed_rotate_unlink(f);
 	feed_set_state(f, FEED_STOPPED, f->state_since_us);
 	if (!f->shadow)
@@ -217,6 +219,36 @@ static const char *err_or(const struct feed *f, const char *fallback)
 	const char *e = feed_err(f);
 
 	return *e ? e : fallback;
+}
+
+const char *feed_last_error(const struct feed *f, int64_t now_mono_us, int64_t now_real_us,
+                            int64_t *at_real_us)
+{
+	if (f->state == FEED_CLOSING && feed_err(f)[0]) {
+		*at_real_us = now_real_us - (now_mono_us - f->state_since_us);
+		return feed_err(f);
+	}
+	if (!f->last)
+		return NULL;
+	*at_real_us = f->last->at_real_us;
+	return f->last->err;
+}
+
+/* Keeps why this attempt or connection ended for /status, past the next attempt. */
+static void remember_end(struct feed *f, bool was_open)
+{
+	const char *e = feed_err(f);
+
+	if (f->close_code)
+		f->last_close_code = f->close_code;
+	else if (was_open)
+		f->last_close_code = 1006; /* abnormal closure: no close frame */
+	if (!*e)
+		return;
+	if (!f->last && !(f->last = malloc(sizeof(*f->last))))
+		return; /* the log has it; /status keeps the previous one */
+	snprintf(f->last->err, sizeof(f->last->err), "%s", e);
+	f->last->at_real_us = feed_real_us();
 }
 
 void feed_clear_error(struct feed *f)
@@ -706,6 +738,7 @@ static void observe_answer(struct feed *f, int64_t rtt_us)
 	f->stats.beats_answered++;
 	f->stats.last_rtt_ms = (double)rtt_us / 1000.0;
 	observe_rtt(&f->stats, (double)rtt_us / 1e6);
+	rtt_ring_push(&f->stats.rtt_recent, rtt_us);
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		snprintf(rtt, sizeof(rtt), "%.3f", f->stats.last_rtt_ms);
 		feed_log(f, &(struct feed_event){"heartbeat", LOG_LVL_DEBUG, {{"rtt_ms", rtt}}},
@@ -1007,6 +1040,7 @@ void feed_on_gone(struct feed *f, int64_t now_us, const char *reason)
 	f->conn_live = false;
 	f->conn = NULL;
 	feed_helper_reset(f); /* its secrets are not kept through backoff */
+	remember_end(f, was_open);
 	/* Records carry the state the feed is in after the event. */
 	feed_set_state(f, to, now_us);
 	delay = was_open ? connection_ended(f, now_us) : attempt_failed(f);

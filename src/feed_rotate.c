@@ -92,6 +92,8 @@ static void merge_stats(struct feed_stats *to, struct feed_stats *from)
 	to->rotations += from->rotations;
 	if (to->last_rtt_ms < 0)
 		to->last_rtt_ms = from->last_rtt_ms;
+	if (to->rtt_recent.n == 0)
+		to->rtt_recent = from->rtt_recent;
 	if (from->last_msg_us > to->last_msg_us)
 		to->last_msg_us = from->last_msg_us;
 	for (size_t i = 0; i < FEED_RTT_BUCKETS; i++)
@@ -146,6 +148,13 @@ void feed_rotate_opened(struct feed *n, int64_t now_us)
 	n->shadow = false;
 	env->n_in_state[n->state]++;
 	merge_stats(&n->stats, &old->stats);
+	/* The replacement is the feed now: it keeps the history of why earlier ones ended. */
+	if (!n->last) {
+		n->last = old->last;
+		old->last = NULL;
+	}
+	if (!n->last_close_code)
+		n->last_close_code = old->last_close_code;
 	n->stats.rotations++;
 	old->rotated_out = true;
 	old->stop_requested = true; /* it stops once its connection has gone */

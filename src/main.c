@@ -22,7 +22,7 @@ static void usage(FILE *out)
 	fprintf(
 	    out,
 	    "Usage: wsbeat [-c FILE] [-t|--check] [-l LEVEL] [--shard K/N] [-V] [-h]\n"
-	    "       wsbeat status [-c FILE | --listen ADDR:PORT]\n"
+	    "       wsbeat status [-c FILE [--shard K/N] | --listen ADDR:PORT]\n"
 	    "Keeps the WebSocket feeds listed in FILE connected: heartbeats, dead-peer\n"
 	    "detection and reconnects with capped exponential backoff.\n"
 	    "\n"
@@ -34,7 +34,9 @@ static void usage(FILE *out)
 	    "  -V, --version       print versions and exit\n"
 	    "  -h, --help          print this help and exit\n"
 	    "  status, --status    print a table of every feed from the running daemon's\n"
-	    "                      /status endpoint (metrics.listen, or --listen ADDR:PORT)\n"
+	    "                      /status endpoint (metrics.listen, or --listen ADDR:PORT);\n"
+	    "                      with metrics.port_per_shard, of every shard on this host\n"
+	    "                      (or of shard K/N only, with --shard)\n"
 	    "\n"
 	    "Signals: TERM/INT close every feed with 1001 and exit 0 (a second one exits at\n"
 	    "once); HUP reloads the configuration (a bad one is logged and the running one\n"
@@ -136,7 +138,9 @@ static int load_config(const struct opts *o, struct cfg **cfg)
 /* `wsbeat status`: a table of every feed, from the running daemon's /status endpoint. */
 static int run_status(const struct opts *o)
 {
-	char listen[256], err[1024];
+	char listen[300], addr[300], err[1024];
+	bool per_shard = false;
+	unsigned k, n;
 	int rc;
 
 	if (o->listen) {
@@ -144,7 +148,8 @@ static int run_status(const struct opts *o)
 	} else {
 		/* Only the address: the file may have been edited into an invalid state while
 		 * the daemon runs the configuration it loaded before. */
-		rc = cfg_read_listen(o->config, listen, sizeof(listen), err, sizeof(err));
+		rc = cfg_read_listen(o->config, listen, sizeof(listen), &per_shard, err,
+		                     sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr,
 			        "wsbeat status: cannot read metrics.listen: %s (or give "
@@ -160,10 +165,40 @@ static int run_status(const struct opts *o)
 			return 1;
 		}
 	}
+	if (per_shard && !o->shard) {
+		/* Every shard of this host, in one table. */
+		rc = status_client_run_shards(listen, stdout, stderr, isatty(STDOUT_FILENO), err,
+		                              sizeof(err));
+		if (rc != 0)
+			fprintf(stderr, "wsbeat status: %s\n", err);
+		return rc != 0 ? 1 : 0;
+	}
+	if (per_shard && shard_parse(o->shard, &k, &n) == 0) {
+		if (shard_listen(listen, k, addr, sizeof(addr), err, sizeof(err)) < 0) {
+			fprintf(stderr, "wsbeat status: metrics.port_per_shard: %s\n", err);
+			return 1;
+		}
+		snprintf(listen, sizeof(listen), "%s", addr);
+	}
 	rc = status_client_run(listen, stdout, isatty(STDOUT_FILENO), err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "wsbeat status: %s\n", err);
 	return rc < 0 ? 1 : 0;
+}
+
+/* metrics.port_per_shard needs the shard's port to exist: known only with the shard. */
+static int check_shard_port(const struct opts *o, const struct cfg *c)
+{
+	const char *spec = o->shard ? o->shard : c->shard;
+	char addr[300], why[160];
+	unsigned k, n;
+
+	if (!c->metrics_listen || !c->metrics_port_per_shard || !spec ||
+	    shard_parse(spec, &k, &n) < 0 ||
+	    shard_listen(c->metrics_listen, k, addr, sizeof(addr), why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "wsbeat: %s: metrics.port_per_shard: shard %s: %s\n", c->path, spec, why);
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -177,18 +212,22 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &o, &status) < 0)
 		return status;
-	if (o.status)
-		return run_status(&o);
 	if (o.shard && shard_parse(o.shard, &shard_k, &shard_n) < 0) {
 		fprintf(stderr, "wsbeat: --shard must be K/N with 0 <= K < N <= %d\n", SHARD_MAX);
 		return EXIT_USAGE;
 	}
+	if (o.status)
+		return run_status(&o);
 	if (o.level && log_level_parse(o.level, &level) < 0) {
 		fprintf(stderr, "wsbeat: unknown log level '%s'\n", o.level);
 		return EXIT_USAGE;
 	}
 	if (load_config(&o, &cfg) < 0)
 		return CFG_EXIT_CONFIG;
+	if (check_shard_port(&o, cfg) < 0) {
+		cfg_free(cfg);
+		return CFG_EXIT_CONFIG;
+	}
 	if (o.check) {
 		struct proxy_env penv;
 		/* The environment is not the daemon's under systemd, but a bad proxy variable of

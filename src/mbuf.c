@@ -44,6 +44,11 @@ void mbuf_put(struct mbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+void mbuf_puts(struct mbuf *b, const char *s)
+{
+	mbuf_put(b, s, strlen(s));
+}
+
 void mbuf_printf(struct mbuf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -7,15 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wsbeat/cfg.h"
 #include "wsbeat/url.h"
 #include "wsbeat/util.h"
-
-static void mbuf_puts(struct mbuf *b, const char *s)
-{
-	mbuf_put(b, s, strlen(s));
-}
+#include "wsbeat/version.h"
 
 /* ---- Prometheus text format 0.0.4 ---- */
 
@@ -363,49 +360,87 @@ static void put_json_string_or_null(struct mbuf *b, const char *s)
 		mbuf_puts(b, "null");
 }
 
-static void render_feed_json(struct mbuf *b, const struct feed *f, int64_t now)
+static void put_rfc3339(struct mbuf *b, int64_t real_us)
+{
+	time_t t = (time_t)(real_us / 1000000);
+	struct tm tm;
+	char text[32];
+
+	if (!gmtime_r(&t, &tm) || !strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		mbuf_puts(b, "null");
+		return;
+	}
+	mbuf_printf(b, "\"%s.%03dZ\"", text, (int)(real_us % 1000000 / 1000));
+}
+
+static void render_feed_json(struct mbuf *b, const struct feed *f, const struct metrics_now *now)
 {
 	const struct feed_stats *st = &f->stats;
+	const char *last_error;
+	int64_t err_at = 0;
 
 	mbuf_puts(b, "{\"name\":");
 	put_json_string(b, feed_name(f));
 	mbuf_puts(b, ",\"url\":");
 	put_json_string_or_null(b, f->cfg ? f->cfg->url.display : NULL);
 	mbuf_printf(b, ",\"state\":\"%s\",\"in_state_s\":", feed_state_name(f->state));
-	put_seconds_ms(b, now - f->state_since_us);
+	put_seconds_ms(b, now->mono_us - f->state_since_us);
 	mbuf_printf(b, ",\"attempt\":%u,\"rtt_ms\":", f->failures + 1);
 	if (st->last_rtt_ms >= 0 && isfinite(st->last_rtt_ms))
 		mbuf_printf(b, "%.3f", st->last_rtt_ms);
 	else
 		mbuf_puts(b, "null");
-	mbuf_puts(b, ",\"last_message_age_s\":");
+	mbuf_puts(b, ",\"rtt_recent_ms\":[");
+	for (unsigned i = 0; i < st->rtt_recent.n; i++) {
+		int64_t us = rtt_ring_get(&st->rtt_recent, i);
+		mbuf_printf(b, "%s%" PRId64 ".%03d", i ? "," : "", us / 1000, (int)(us % 1000));
+	}
+	mbuf_puts(b, "],\"last_message_age_s\":");
 	if (st->last_msg_us != 0)
-		put_seconds_ms(b, now - st->last_msg_us);
+		put_seconds_ms(b, now->mono_us - st->last_msg_us);
 	else
 		mbuf_puts(b, "null");
 	mbuf_printf(b, ",\"connects\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"last_error\":",
 	            st->connects, st->connects > 0 ? st->connects - 1 : 0);
-	put_json_string_or_null(b, feed_err(f));
-	if (f->close_code)
-		mbuf_printf(b, ",\"close_code\":%d}", f->close_code);
+	last_error = feed_last_error(f, now->mono_us, now->real_us, &err_at);
+	put_json_string_or_null(b, last_error);
+	mbuf_puts(b, ",\"last_error_at\":");
+	if (last_error)
+		put_rfc3339(b, err_at);
+	else
+		mbuf_puts(b, "null");
+	mbuf_puts(b, ",\"last_error_age_s\":");
+	if (last_error)
+		put_seconds_ms(b, now->real_us - err_at);
+	else
+		mbuf_puts(b, "null");
+	if (f->last_close_code)
+		mbuf_printf(b, ",\"close_code\":%d}", f->last_close_code);
 	else
 		mbuf_puts(b, ",\"close_code\":null}");
 }
 
 int metrics_status_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
-                        size_t n, int64_t now_mono_us, size_t budget)
+                        size_t n, const struct metrics_now *now, size_t budget)
 {
 	size_t counts[FEED_NSTATES];
 	size_t to = n - c->i < budget ? n : c->i + budget;
 
 	if (c->part > 0)
 		return 1;
-	if (c->i == 0)
-		mbuf_puts(out, "{\"feeds\":[");
+	if (c->i == 0) {
+		mbuf_puts(out, "{\"version\":");
+		put_json_string(out, WSBEAT_VERSION);
+		mbuf_puts(out, ",\"generated_at\":");
+		put_rfc3339(out, now->real_us);
+		mbuf_puts(out, ",\"shard\":");
+		put_json_string_or_null(out, now->shard);
+		mbuf_puts(out, ",\n\"feeds\":[");
+	}
 	for (size_t i = c->i; i < to; i++) {
 		if (i)
 			mbuf_puts(out, ",\n");
-		render_feed_json(out, feeds[i], now_mono_us);
+		render_feed_json(out, feeds[i], now);
 	}
 	c->i = to;
 	if (c->i < n)
@@ -421,9 +456,9 @@ int metrics_status_step(struct metrics_cursor *c, struct mbuf *out, struct feed 
 }
 
 int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
-                          int64_t now_mono_us)
+                          const struct metrics_now *now)
 {
 	struct metrics_cursor c = {0};
 
-	return metrics_status_step(&c, out, feeds, n, now_mono_us, SIZE_MAX) < 0 ? -1 : 0;
+	return metrics_status_step(&c, out, feeds, n, now, SIZE_MAX) < 0 ? -1 : 0;
 }

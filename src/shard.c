@@ -2,8 +2,11 @@
 #include "wsbeat/shard.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "wsbeat/url.h"
 
 /* 64-bit FNV-1a over the name, then the shard number, finished with a splitmix64 mix so
  * that weights of neighbouring shards are independent. Stable across builds and machines. */
@@ -65,4 +68,19 @@ int shard_parse(const char *text, unsigned *k, unsigned *n)
 	    parse_uint(slash + 1, slash + strlen(slash), n) < 0)
 		return -1;
 	return *n >= 1 && *n <= SHARD_MAX && *k < *n ? 0 : -1;
+}
+
+int shard_listen(const char *listen, unsigned k, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char host[256];
+	uint16_t port;
+
+	if (url_parse_hostport(listen, host, sizeof(host), &port, err, errlen) < 0)
+		return -1;
+	if ((unsigned)port + k > 65535) {
+		snprintf(err, errlen, "port %u plus shard %u is beyond 65535", port, k);
+		return -1;
+	}
+	snprintf(out, outlen, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port + k);
+	return 0;
 }

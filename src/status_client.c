@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "wsbeat/shard.h"
 #include "wsbeat/url.h"
 #include "wsbeat/util.h"
 
@@ -39,6 +40,7 @@ static const struct field feed_fields[] = {
     FIELD("in_state_s", F_REAL, in_state_s),
     FIELD("rtt_ms", F_REAL, rtt_ms),
     FIELD("last_message_age_s", F_REAL, last_message_age_s),
+    FIELD("last_error_age_s", F_REAL, last_error_age_s),
     FIELD("attempt", F_UINT, attempt),
     FIELD("connects", F_UINT, connects),
     FIELD("reconnects", F_UINT, reconnects),
@@ -124,7 +126,7 @@ static int parse_feed(const json_t *v, struct status_feed *f, size_t i, char *er
 
 	if (!json_is_object(v))
 		return shape_fail(err, errlen, "feeds[%zu] is not an object", i);
-	f->rtt_ms = f->last_message_age_s = -1;
+	f->rtt_ms = f->last_message_age_s = f->last_error_age_s = -1;
 	for (size_t k = 0; k < ARRAY_SIZE(feed_fields); k++) {
 		m = json_object_get(v, feed_fields[k].key);
 		if (m && set_field(&feed_fields[k], m, (char *)f, i, err, errlen) < 0)
@@ -157,10 +159,14 @@ static int parse_counts(json_t *v, struct status_doc *doc, char *err, size_t err
 static int parse_doc(json_t *root, struct status_doc *doc, char *err, size_t errlen)
 {
 	json_t *feeds = json_object_get(root, "feeds"), *counts = json_object_get(root, "counts");
+	json_t *shard = json_object_get(root, "shard");
 	size_t n = json_array_size(feeds);
 
 	if (!json_is_array(feeds))
 		return shape_fail(err, errlen, "no \"feeds\" array");
+	if (shard && !json_is_null(shard) &&
+	    (!json_is_string(shard) || !(doc->shard = strdup(json_string_value(shard)))))
+		return shape_fail(err, errlen, "\"shard\" is not a string");
 	if (n && !(doc->feeds = calloc(n, sizeof(*doc->feeds))))
 		return shape_fail(err, errlen, "out of memory");
 	for (size_t i = 0; i < n; i++) {
@@ -205,15 +211,17 @@ void status_client_doc_fini(struct status_doc *doc)
 		free(f->last_error);
 	}
 	free(doc->feeds);
+	free(doc->shard);
 	memset(doc, 0, sizeof(*doc));
 }
 
 /* ---- The table ---- */
 
-enum { C_NAME, C_STATE, C_FOR, C_ATTEMPT, C_RTT, C_LASTMSG, C_RECONN, C_ERROR, NCOLS };
+/* SHARD is shown only in a table of several shards. */
+enum { C_SHARD, C_NAME, C_STATE, C_FOR, C_ATTEMPT, C_RTT, C_LASTMSG, C_RECONN, C_ERROR, NCOLS };
 
-static const char *const col_names[NCOLS] = {"NAME", "STATE",    "FOR",    "ATTEMPT",
-                                             "RTT",  "LAST-MSG", "RECONN", "LAST-ERROR"};
+static const char *const col_names[NCOLS] = {"SHARD", "NAME",     "STATE",  "FOR",       "ATTEMPT",
+                                             "RTT",   "LAST-MSG", "RECONN", "LAST-ERROR"};
 
 void status_client_duration(double secs, char *buf, size_t buflen)
 {
@@ -243,12 +251,19 @@ static void fmt_rtt(double ms, char *buf, size_t len)
 
 static void fmt_error(const struct status_feed *f, char *buf, size_t len)
 {
-	if (f->last_error && f->close_code)
-		snprintf(buf, len, "%s (close %d)", f->last_error, f->close_code);
-	else if (f->last_error)
-		snprintf(buf, len, "%s", f->last_error);
-	else if (f->close_code)
-		snprintf(buf, len, "close %d", f->close_code);
+	char code[24] = "", ago[40] = "";
+
+	if (f->close_code)
+		snprintf(code, sizeof(code), "close %d", f->close_code);
+	if (f->last_error && f->last_error_age_s >= 0) {
+		status_client_duration(f->last_error_age_s, ago, sizeof(ago) - 4);
+		strcat(ago, " ago");
+	}
+	if (f->last_error)
+		snprintf(buf, len, "%s%s%s%s%s%s", f->last_error, *code || *ago ? " (" : "", code,
+		         *code && *ago ? ", " : "", ago, *code || *ago ? ")" : "");
+	else if (*code)
+		snprintf(buf, len, "%s", code);
 	else
 		snprintf(buf, len, "-");
 }
@@ -263,8 +278,9 @@ static void sanitize(char *s)
 
 #define CELL 512
 
-static void row_cells(const struct status_feed *f, char c[NCOLS][CELL])
+static void row_cells(const struct status_feed *f, const char *shard, char c[NCOLS][CELL])
 {
+	snprintf(c[C_SHARD], CELL, "%s", shard ? shard : "-");
 	snprintf(c[C_NAME], CELL, "%s", f->name);
 	snprintf(c[C_STATE], CELL, "%s", f->state);
 	status_client_duration(f->in_state_s, c[C_FOR], CELL);
@@ -290,16 +306,16 @@ static const char *state_color(const char *state)
 }
 
 /* One row (the header when f is NULL); the last column is not padded: no trailing spaces. */
-static void put_row(struct mbuf *out, const struct status_feed *f, const size_t w[NCOLS],
-                    bool color)
+static void put_row(struct mbuf *out, const struct status_feed *f, const char *shard,
+                    const size_t w[NCOLS], bool color, int first)
 {
 	char c[NCOLS][CELL];
 
 	for (int i = 0; i < NCOLS && !f; i++)
 		snprintf(c[i], CELL, "%s", col_names[i]);
 	if (f)
-		row_cells(f, c);
-	for (int i = 0; i < NCOLS; i++) {
+		row_cells(f, shard, c);
+	for (int i = first; i < NCOLS; i++) {
 		if (f && i == C_STATE && color)
 			mbuf_printf(out, "%s%s\033[0m", state_color(f->state), c[i]);
 		else
@@ -310,7 +326,7 @@ static void put_row(struct mbuf *out, const struct status_feed *f, const size_t 
 	mbuf_put(out, "\n", 1);
 }
 
-static void put_summary(struct mbuf *out, const struct status_doc *doc)
+static void put_summary(struct mbuf *out, const struct status_doc *docs, size_t n_docs)
 {
 	static const char *const phrase[FEED_NSTATES] = {
 	    [FEED_IDLE] = "idle",
@@ -320,14 +336,19 @@ static void put_summary(struct mbuf *out, const struct status_doc *doc)
 	    [FEED_BACKOFF] = "in backoff",
 	    [FEED_STOPPED] = "stopped",
 	};
-	uint64_t counts[FEED_NSTATES] = {0}, total = doc->has_counts ? 0 : doc->n_feeds;
+	uint64_t counts[FEED_NSTATES] = {0}, total = 0;
 
-	for (int s = 0; s < FEED_NSTATES; s++) {
-		for (size_t i = 0; !doc->has_counts && i < doc->n_feeds; i++)
-			counts[s] +=
-			    strcmp(doc->feeds[i].state, feed_state_name((enum feed_state)s)) == 0;
-		if (doc->has_counts)
-			counts[s] = doc->counts[s], total += counts[s];
+	for (size_t d = 0; d < n_docs; d++) {
+		const struct status_doc *doc = &docs[d];
+
+		total += doc->has_counts ? 0 : doc->n_feeds;
+		for (int s = 0; s < FEED_NSTATES; s++) {
+			for (size_t i = 0; !doc->has_counts && i < doc->n_feeds; i++)
+				counts[s] += strcmp(doc->feeds[i].state,
+				                    feed_state_name((enum feed_state)s)) == 0;
+			if (doc->has_counts)
+				counts[s] += doc->counts[s], total += doc->counts[s];
+		}
 	}
 	mbuf_printf(out, "%" PRIu64 "/%" PRIu64 " feeds open", counts[FEED_OPEN], total);
 	for (int s = 0; s < FEED_NSTATES; s++)
@@ -336,26 +357,37 @@ static void put_summary(struct mbuf *out, const struct status_doc *doc)
 	mbuf_put(out, "\n", 1);
 }
 
+void status_client_render_docs(const struct status_doc *docs, size_t n_docs, bool color,
+                               struct mbuf *out)
+{
+	int first = n_docs > 1 ? C_SHARD : C_NAME;
+	size_t w[NCOLS];
+	char c[NCOLS][CELL];
+
+	for (int i = 0; i < NCOLS; i++)
+		w[i] = strlen(col_names[i]);
+	for (size_t d = 0; d < n_docs; d++) {
+		for (size_t k = 0; k < docs[d].n_feeds; k++) {
+			row_cells(&docs[d].feeds[k], docs[d].shard, c);
+			for (int i = 0; i < NCOLS; i++)
+				w[i] = strlen(c[i]) > w[i] ? strlen(c[i]) : w[i];
+		}
+	}
+	put_row(out, NULL, NULL, w, false, first);
+	for (size_t d = 0; d < n_docs; d++)
+		for (size_t i = 0; i < docs[d].n_feeds; i++)
+			put_row(out, &docs[d].feeds[i], docs[d].shard, w, color, first);
+	put_summary(out, docs, n_docs);
+}
+
 int status_client_render(const char *json, size_t len, bool color, struct mbuf *out, char *err,
                          size_t errlen)
 {
 	struct status_doc doc;
-	size_t w[NCOLS];
-	char c[NCOLS][CELL];
 
 	if (status_client_parse(json, len, &doc, err, errlen) < 0)
 		return -1;
-	for (int i = 0; i < NCOLS; i++)
-		w[i] = strlen(col_names[i]);
-	for (size_t k = 0; k < doc.n_feeds; k++) {
-		row_cells(&doc.feeds[k], c);
-		for (int i = 0; i < NCOLS; i++)
-			w[i] = strlen(c[i]) > w[i] ? strlen(c[i]) : w[i];
-	}
-	put_row(out, NULL, w, false);
-	for (size_t i = 0; i < doc.n_feeds; i++)
-		put_row(out, &doc.feeds[i], w, color);
-	put_summary(out, &doc);
+	status_client_render_docs(&doc, 1, color, out);
 	status_client_doc_fini(&doc);
 	if (out->oom)
 		snprintf(err, errlen, "out of memory");
@@ -485,6 +517,86 @@ static int fetch(const char *listen, struct mbuf *resp, char *err, size_t errlen
 		snprintf(err, errlen, "%s: %s", listen,
 		         errno == ETIMEDOUT ? "timed out after 3 s" : strerror(errno));
 	close(fd);
+	return rc;
+}
+
+/* GET /status from listen, parsed. */
+static int fetch_doc(const char *listen, struct status_doc *doc, char *err, size_t errlen)
+{
+	struct mbuf resp = {0};
+	const char *body;
+	size_t len;
+	int rc = -1;
+
+	if (fetch(listen, &resp, err, errlen) == 0 &&
+	    http_body(&resp, &body, &len, err, errlen) == 0 &&
+	    status_client_parse(body, len, doc, err, errlen) == 0)
+		rc = 0;
+	mbuf_free(&resp);
+	return rc;
+}
+
+static int write_table(const struct mbuf *table, FILE *out, char *err, size_t errlen)
+{
+	if (table->oom)
+		return snprintf(err, errlen, "out of memory"), -1;
+	if (fwrite(table->p, 1, table->len, out) != table->len || fflush(out) != 0)
+		return snprintf(err, errlen, "writing the table: %s", strerror(errno)), -1;
+	return 0;
+}
+
+int status_client_run_shards(const char *base, FILE *out, FILE *warn, bool color, char *err,
+                             size_t errlen)
+{
+	struct status_doc *docs = calloc(SHARD_MAX, sizeof(*docs));
+	char addr[300], why[512], first_why[512] = "";
+	unsigned n = 0, got = 0, missing = 0, k, sk, sn;
+	struct mbuf table = {0};
+	int rc = -1;
+
+	if (!docs)
+		return snprintf(err, errlen, "out of memory"), -1;
+	for (k = 0; n ? k < n : k < STATUS_SHARD_PROBE; k++) {
+		if (shard_listen(base, k, addr, sizeof(addr), why, sizeof(why)) < 0)
+			break; /* beyond the last port */
+		if (fetch_doc(addr, &docs[got], why, sizeof(why)) < 0) {
+			if (n)
+				fprintf(warn, "wsbeat status: shard %u/%u: %s\n", k, n, why);
+			else if (!*first_why)
+				snprintf(first_why, sizeof(first_why), "%s", why);
+			missing += n != 0;
+			continue;
+		}
+		if (!n) {
+			/* The first answer tells how many; the ones before it did not answer. */
+			n = docs[got].shard && shard_parse(docs[got].shard, &sk, &sn) == 0 ? sn : 1;
+			for (unsigned j = 0; j < k && j < n; j++)
+				fprintf(warn, "wsbeat status: shard %u/%u: not answering\n", j, n);
+			missing = k < n ? k : n;
+			if (k >= n) { /* a process that is not shard k answered there */
+				status_client_doc_fini(&docs[got]);
+				n = 0;
+				continue;
+			}
+		}
+		got++;
+	}
+	if (!got) {
+		snprintf(err, errlen, "no shard answered on the %u ports from %s: %s", k, base,
+		         first_why);
+		goto done;
+	}
+	status_client_render_docs(docs, got, color, &table);
+	if (write_table(&table, out, err, errlen) < 0)
+		goto done;
+	rc = missing ? 1 : 0;
+	if (missing)
+		snprintf(err, errlen, "%u of %u shards did not answer", missing, n);
+done:
+	for (unsigned i = 0; i < got; i++)
+		status_client_doc_fini(&docs[i]);
+	free(docs);
+	mbuf_free(&table);
 	return rc;
 }
 

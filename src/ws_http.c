@@ -1,6 +1,7 @@
 /*
  * The optional HTTP endpoint (metrics.listen): a server vhost in the same lws context and loop
- * as the feeds. GET /metrics and GET /status are rendered by the app; anything else is 404.
+ * as the feeds. GET / (the status page), /metrics and /status are rendered by the app; anything
+ * else is 404.
  * Bodies are written from HTTP_WRITEABLE in bounded chunks so a large scrape never holds the
  * loop for long: documents are rendered a slice per loop turn, then sent.
  */
@@ -25,7 +26,7 @@
 struct http_pss {
 	void *job; /* the document being rendered, NULL once complete or when there is none */
 	bool headers_sent;
-	const char *type;
+	struct ws_http_reply reply;
 	struct mbuf body;
 	size_t sent;
 };
@@ -35,12 +36,27 @@ static const struct ws_http_hooks *hooks_of(struct lws *wsi)
 	return lws_get_protocol(wsi)->user;
 }
 
-static int send_headers(struct lws *wsi, int status, const char *type, size_t len)
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
 {
-	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-	                                  *end = buf + sizeof(buf) - 1;
+	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+	                                   (const unsigned char *)value, (int)strlen(value), p,
+	                                   end);
+}
 
-	if (lws_add_http_common_headers(wsi, (unsigned int)status, type, len, &p, end) ||
+/* Every answer is current (no-store) and is what its type says (nosniff); the page also gets
+ * its policy and keeps its address to itself. */
+static int send_headers(struct lws *wsi, int status, const struct ws_http_reply *r, size_t len)
+{
+	unsigned char buf[LWS_PRE + 1536], *start = buf + LWS_PRE, *p = start,
+	                                   *end = buf + sizeof(buf) - 1;
+
+	if (lws_add_http_common_headers(wsi, (unsigned int)status, r->type, len, &p, end) ||
+	    add_header(wsi, "cache-control:", "no-store", &p, end) ||
+	    add_header(wsi, "x-content-type-options:", "nosniff", &p, end) ||
+	    (r->csp && (add_header(wsi, "content-security-policy:", r->csp, &p, end) ||
+	                add_header(wsi, "referrer-policy:", "no-referrer", &p, end) ||
+	                add_header(wsi, "x-frame-options:", "DENY", &p, end))) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
 	return 0;
@@ -68,7 +84,7 @@ static int on_request(struct lws *wsi, struct http_pss *pss, const char *path)
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return fail(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED);
 	*pss = (struct http_pss){0};
-	status = h->begin(h->arg, path, &pss->job, &pss->type);
+	status = h->begin(h->arg, path, &pss->job, &pss->reply);
 	if (status != 200)
 		return fail(wsi, (unsigned int)status);
 	lws_callback_on_writable(wsi);
@@ -96,7 +112,7 @@ static int on_writeable(struct lws *wsi, struct http_pss *pss)
 	}
 	if (!pss->headers_sent) {
 		pss->headers_sent = true;
-		if (send_headers(wsi, 200, pss->type, pss->body.len) < 0)
+		if (send_headers(wsi, 200, &pss->reply, pss->body.len) < 0)
 			return -1;
 		lws_callback_on_writable(wsi);
 		return 0;

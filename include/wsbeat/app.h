@@ -65,6 +65,12 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 
 /* True when this instance's shard owns feed f of configuration c. */
 bool app_owns(const struct app *a, const struct cfg *c, const struct cfg_feed *f);
+/* The address the metrics endpoint of c serves on in this process (metrics.listen, moved by
+ * metrics.port_per_shard): 1 with it in out, 0 when c has none, -1 with a reason in err. */
+int app_listen_address(const struct app *a, const struct cfg *c, char *out, size_t outlen,
+                       char *err, size_t errlen);
+/* The shard this process runs as ("K/N": --shard, else the setting), or NULL. */
+const char *app_shard(const struct app *a);
 
 /* Starts every feed and runs the loop until a stop is requested. Returns the exit status. */
 int app_run(struct app *a);

@@ -128,13 +128,14 @@ struct cfg {
 	enum log_level lws_log_level; /* libwebsockets' own messages, independently */
 	int64_t status_interval_ms;   /* 0 = off */
 	uint32_t max_connects_per_second;
-	int64_t timer_slack_ms; /* heartbeat coalescing window; beats are never early */
-	char *metrics_listen;   /* NULL = no listener */
-	char *dns_servers;      /* NULL = the system's (resolv.conf); else "ip[:port],..." */
-	int64_t dns_timeout_ms; /* per try; 0 = the resolver's default */
-	int dns_tries;          /* 0 = the resolver's default */
-	char *shard;            /* "K/N": keep only the feeds of shard K of N; NULL = all */
-	struct cfg_host *hosts; /* the first entry that matches a feed's host applies */
+	int64_t timer_slack_ms;      /* heartbeat coalescing window; beats are never early */
+	char *metrics_listen;        /* NULL = no listener */
+	bool metrics_port_per_shard; /* shard K serves on metrics_listen's port + K */
+	char *dns_servers;           /* NULL = the system's (resolv.conf); else "ip[:port],..." */
+	int64_t dns_timeout_ms;      /* per try; 0 = the resolver's default */
+	int dns_tries;               /* 0 = the resolver's default */
+	char *shard;                 /* "K/N": keep only the feeds of shard K of N; NULL = all */
+	struct cfg_host *hosts;      /* the first entry that matches a feed's host applies */
 	size_t n_hosts;
 	struct cfg_feed *feeds;
 	size_t n_feeds;
@@ -151,12 +152,13 @@ int cfg_load(const char *path, struct cfg **out, char *err, size_t errlen);
 int cfg_load_string(const char *text, const char *name, struct cfg **out, char *err, size_t errlen);
 
 /*
- * Reads only metrics.listen from path, for `wsbeat status`: the rest of the file may be
- * invalid while the daemon runs on the configuration it loaded earlier. Returns 1 with the
- * address in buf, 0 when the file has no metrics.listen, -1 with "FILE:LINE: message" in err
- * when the file cannot be read or parsed.
+ * Reads only metrics.listen (and metrics.port_per_shard, into *per_shard) from path, for
+ * `wsbeat status`: the rest of the file may be invalid while the daemon runs on the
+ * configuration it loaded earlier. Returns 1 with the address in buf, 0 when the file has no
+ * metrics.listen, -1 with "FILE:LINE: message" in err when the file cannot be read or parsed.
  */
-int cfg_read_listen(const char *path, char *buf, size_t len, char *err, size_t errlen);
+int cfg_read_listen(const char *path, char *buf, size_t len, bool *per_shard, char *err,
+                    size_t errlen);
 
 /* Frees c and everything it owns; NULL is a no-op. */
 void cfg_free(struct cfg *c);

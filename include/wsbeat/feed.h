@@ -36,6 +36,7 @@
 #include "wsbeat/mbuf.h"
 #include "wsbeat/proxy.h"
 #include "wsbeat/rng.h"
+#include "wsbeat/rttring.h"
 #include "wsbeat/sink.h"
 #include "wsbeat/timerq.h"
 
@@ -155,6 +156,7 @@ struct feed_stats {
 	uint64_t rtt_buckets[FEED_RTT_BUCKETS];
 	double rtt_sum_s;
 	uint64_t rtt_count;
+	struct rtt_ring rtt_recent; /* the last round trips, for the status page */
 };
 
 /* Why an attempt or connection is ending: allocated when the first reason is recorded and
@@ -162,6 +164,13 @@ struct feed_stats {
 struct feed_detail {
 	char err[256]; /* room for a connect_command's path and the first line of its stderr */
 	char close_reason[124]; /* sent by us, or received from the peer; at most 123 bytes */
+};
+
+/* Why the feed's last attempt or connection ended, kept through the next ones (status): allocated
+ * when a first attempt ends with a reason, so a feed that never failed carries only a pointer. */
+struct feed_last {
+	char err[256];
+	int64_t at_real_us; /* CLOCK_REALTIME when it ended */
 };
 
 /*
@@ -218,6 +227,8 @@ struct feed {
 	bool close_sent;       /* our close frame is out: the peer's close ends the connection */
 	bool peer_closed;      /* the close frame (and close_code) came from the peer */
 	int close_code;        /* sent by us, or received from the peer */
+	int last_close_code;   /* of the last connection that ended (1006: without a close
+	                        * frame); kept through later attempts; 0 = none yet */
 	struct closescan scan; /* the shell's: the close code on the wire (closescan.h) */
 
 	/* Heartbeats: the oldest unanswered beat's due time (0 = none awaited), and when its
@@ -235,6 +246,7 @@ struct feed {
 	bool detail_lost; /* recording a reason ran out of memory */
 	int http_status;
 	struct feed_detail *detail; /* NULL until a reason is recorded */
+	struct feed_last *last;     /* the last ended attempt's reason; NULL until one ended */
 	int64_t retry_after_ms;     /* -1 = none */
 
 	/* The open sequence: cfg->on_open steps done on this connection (sent, or waited for). */
@@ -356,6 +368,10 @@ void feed_set_error(struct feed *f, const char *fmt, ...) __attribute__((format(
 /* Why the last attempt or connection ended; "" when nothing was recorded. Valid until the next
  * feed_* call on f. */
 const char *feed_err(const struct feed *f);
+/* The most recent reason an attempt or connection of f ended (the one ending now while it
+ * closes), kept through later attempts, with when (CLOCK_REALTIME us) in *at; NULL if none. */
+const char *feed_last_error(const struct feed *f, int64_t now_mono_us, int64_t now_real_us,
+                            int64_t *at_real_us);
 /* Forgets the recorded reasons and frees their storage (feed_fini does too). */
 void feed_clear_error(struct feed *f);
 

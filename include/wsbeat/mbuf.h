@@ -16,6 +16,8 @@ struct mbuf {
 bool mbuf_reserve(struct mbuf *b, size_t n);
 void mbuf_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mbuf_put(struct mbuf *b, const char *s, size_t n);
+/* Appends a NUL-terminated string. */
+void mbuf_puts(struct mbuf *b, const char *s);
 /* Empties b, keeping its memory (and clearing oom). */
 void mbuf_reset(struct mbuf *b);
 void mbuf_free(struct mbuf *b);

@@ -28,14 +28,24 @@ int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_
  * of the hosts setting; nothing when there is none. Appended after the feeds' families. */
 void metrics_hosts(struct mbuf *out, const struct connq *q);
 
+/* When a /status document is rendered, and by which process. */
+struct metrics_now {
+	int64_t mono_us, real_us;
+	const char *shard; /* "K/N", or NULL when the process is not sharded */
+};
+
 /*
- * {"feeds":[{"name":..,"url":..,"state":..,"in_state_s":..,"attempt":..,"rtt_ms":..|null,
- *  "last_message_age_s":..|null,"connects":..,"reconnects":..,"last_error":..|null,
+ * {"version":..,"generated_at":"RFC 3339 UTC","shard":"K/N"|null,
+ *  "feeds":[{"name":..,"url":..,"state":..,"in_state_s":..,"attempt":..,"rtt_ms":..|null,
+ *  "rtt_recent_ms":[oldest, ..., newest],"last_message_age_s":..|null,"connects":..,
+ *  "reconnects":..,"last_error":..|null,"last_error_at":..|null,"last_error_age_s":..|null,
  *  "close_code":..|null}, ...], "counts":{"open":n,...}}
- * url is the display form (no credentials, no query). Returns 0, or -1 on allocation failure.
+ * last_error and close_code are of the last attempt or connection that ended, kept through
+ * later ones. url is the display form (no credentials, no query). Returns 0, or -1 on
+ * allocation failure.
  */
 int metrics_render_status(struct mbuf *out, struct feed *const *feeds, size_t n,
-                          int64_t now_mono_us);
+                          const struct metrics_now *now);
 
 /*
  * The same documents rendered a slice at a time, so a scrape of many feeds can share the loop
@@ -50,6 +60,6 @@ struct metrics_cursor {
 int metrics_prometheus_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
                             size_t n, int64_t now_mono_us, int64_t now_real_us, size_t budget);
 int metrics_status_step(struct metrics_cursor *c, struct mbuf *out, struct feed *const *feeds,
-                        size_t n, int64_t now_mono_us, size_t budget);
+                        size_t n, const struct metrics_now *now, size_t budget);
 
 #endif

@@ -8,6 +8,7 @@
 #define WSBEAT_SHARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define SHARD_MAX 1024
 
@@ -19,5 +20,13 @@ unsigned shard_of(const char *name, unsigned n);
 
 /* True when shard k of n owns name; n == 0 means no sharding (owns everything). */
 bool shard_owns(const char *name, unsigned k, unsigned n);
+
+/*
+ * metrics.port_per_shard: the address shard k serves on, "ADDR:PORT" with k added to PORT
+ * (IPv6 in brackets). 0, or -1 with a reason in err (a malformed address, or a port beyond
+ * 65535).
+ */
+int shard_listen(const char *listen, unsigned k, char *out, size_t outlen, char *err,
+                 size_t errlen);
 
 #endif

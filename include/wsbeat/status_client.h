@@ -20,6 +20,7 @@ struct status_feed {
 	double in_state_s;
 	double rtt_ms;             /* < 0 when null */
 	double last_message_age_s; /* < 0 when null */
+	double last_error_age_s;   /* < 0 when null */
 	uint64_t attempt, connects, reconnects;
 	int close_code; /* 0 when null */
 };
@@ -29,6 +30,7 @@ struct status_doc {
 	size_t n_feeds;
 	uint64_t counts[FEED_NSTATES]; /* from "counts"; unknown state names are ignored */
 	bool has_counts;
+	char *shard; /* "K/N" of a sharded process, else NULL */
 };
 
 /*
@@ -51,6 +53,11 @@ void status_client_doc_fini(struct status_doc *doc);
 int status_client_render(const char *json, size_t len, bool color, struct mbuf *out, char *err,
                          size_t errlen);
 
+/* The same table for several parsed documents (shards of one configuration): with more than
+ * one, a SHARD column comes first and the summary counts them all. */
+void status_client_render_docs(const struct status_doc *docs, size_t n_docs, bool color,
+                               struct mbuf *out);
+
 /* Writes a duration as 3s, 5m12s, 2h03m or 4d07h into buf (negative counts as 0). */
 void status_client_duration(double secs, char *buf, size_t buflen);
 
@@ -60,5 +67,16 @@ void status_client_duration(double secs, char *buf, size_t buflen);
  * Returns 0, or -1 with a one-line reason in err.
  */
 int status_client_run(const char *listen, FILE *out, bool color, char *err, size_t errlen);
+
+/*
+ * metrics.port_per_shard: every shard of one host in one table. Shard K serves on base's port
+ * + K; the first to answer says how many there are ("shard":"K/N"), and ports are tried
+ * until one does (at most STATUS_SHARD_PROBE). Each shard that does not answer is named on
+ * warn. Returns 0 when every shard answered, 1 when some did not (the table has the others),
+ * -1 with a reason in err when none did.
+ */
+#define STATUS_SHARD_PROBE 16
+int status_client_run_shards(const char *base, FILE *out, FILE *warn, bool color, char *err,
+                             size_t errlen);
 
 #endif

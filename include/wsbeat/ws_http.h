@@ -13,9 +13,15 @@ struct ws;
  * the loop for long: begin() decides whether the path exists, step() appends a slice and
  * says when the document is complete, end() releases what begin() took.
  */
+/* What a 200 answer is sent with. */
+struct ws_http_reply {
+	const char *type;
+	const char *csp; /* Content-Security-Policy, or NULL for none */
+};
+
 struct ws_http_hooks {
-	/* Returns the HTTP status: 200 with *job and *content_type set, or 404. */
-	int (*begin)(void *arg, const char *path, void **job, const char **content_type);
+	/* Returns the HTTP status: 200 with *job and *reply set, or 404 (or 500). */
+	int (*begin)(void *arg, const char *path, void **job, struct ws_http_reply *reply);
 	/* Appends the next slice to body: 1 when complete, 0 when more remains, -1 on error. */
 	int (*step)(void *arg, void *job, struct mbuf *body);
 	void (*end)(void *arg, void *job);

@@ -65,6 +65,13 @@ for f in "$SRC"/src/*.c; do
 	fi
 	objs="$objs $o"
 done
+# The status page's template, embedded as the CMake build does.
+if [ ! -f "$OUT/obj/status_page_html.o" ] || [ "$SRC/src/status_page.html" -nt "$OUT/obj/status_page_html.o" ]; then
+	cmake -DIN="$SRC/src/status_page.html" -DOUT="$OUT/gen/status_page_html.c" \
+		-DNAME=wsbeat_status_page -P "$SRC/src/embed.cmake"
+	$CC $CFLAGS -c "$OUT/gen/status_page_html.c" -o "$OUT/obj/status_page_html.o"
+fi
+objs="$objs $OUT/obj/status_page_html.o"
 rm -f "$OUT/libwsbeat_fuzz.a"
 # shellcheck disable=SC2086
 ar rcs "$OUT/libwsbeat_fuzz.a" $objs

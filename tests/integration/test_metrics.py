@@ -6,8 +6,10 @@ connect/disconnect counters, messages and bytes sent vs received, feed_up across
 outage; 404 elsewhere, an error for POST, no listener unless configured, the `wsbeat status`
 table, and a warning for a non-loopback listen address.
 """
+import datetime
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,7 +28,8 @@ FAMILIES = ["wsbeat_feed_up", "wsbeat_connects", "wsbeat_connect_errors", "wsbea
             "wsbeat_last_message_timestamp_seconds", "wsbeat_feeds"]
 STATES = ["idle", "resolving", "connecting", "open", "closing", "backoff", "stopped"]
 STATUS_KEYS = {"name", "url", "state", "in_state_s", "attempt", "rtt_ms", "last_message_age_s",
-               "connects", "reconnects", "last_error", "close_code"}
+               "connects", "reconnects", "last_error", "close_code", "rtt_recent_ms",
+               "last_error_at", "last_error_age_s"}
 
 
 def with_metrics(feeds, port, defaults=None, **top):
@@ -108,6 +111,16 @@ def test_heartbeats_and_rtt_histogram_match_server(testsrv, daemon):
     assert hb["state"] == "open" and hb["attempt"] == 1 and hb["reconnects"] == 0
     assert hb["rtt_ms"] is not None and 0 < hb["rtt_ms"] < 500
     assert hb["last_error"] is None and hb["close_code"] is None
+    assert hb["last_error_at"] is None and hb["last_error_age_s"] is None
+    # The sparkline's ring: the newest round trips, oldest first, at most 64, the last one
+    # being rtt_ms (kept to within 0.1 %).
+    ring = hb["rtt_recent_ms"]
+    assert 1 <= len(ring) <= 64 and len(ring) in (min(64, count), min(64, count + 1)), \
+        (len(ring), count)
+    assert all(0 < v < 500 for v in ring), ring
+    assert abs(ring[-1] - hb["rtt_ms"]) <= hb["rtt_ms"] * 0.001 + 0.001, (ring[-1], hb["rtt_ms"])
+    assert doc["version"] and doc["shard"] is None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["generated_at"])
     assert d.stop() == 0
 
 
@@ -174,8 +187,16 @@ def test_reconnects_after_forced_drop(testsrv, daemon):
     assert m.value("wsbeat_disconnects_total", feed="rc") == closes
     assert x["connects"] == opens + 1 and x["reconnects"] == opens, x
     assert x["attempt"] == closes + 1, x
-    # close_code and last_error describe the current attempt: cleared once it is open.
-    assert x["close_code"] is None and x["last_error"] is None, x
+    # Open again, it still says why the last connection ended, with the close code and when
+    # (issue #17: a flapping feed that is open again used to show nothing of why it dropped).
+    assert x["close_code"] == 1000, x
+    assert x["last_error"] == logged[-1].get("reason"), (x, logged[-1]["_raw"])
+    ended = datetime.datetime.strptime(x["last_error_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    logged_at = datetime.datetime.fromisoformat(logged[-1]["ts"].replace("Z", "+00:00"))
+    assert abs((ended - logged_at).total_seconds()) < 0.05, (x["last_error_at"], logged[-1]["ts"])
+    # In state "open" for less time than the error is old: it came from before this connection.
+    assert x["last_error_age_s"] >= x["in_state_s"], x
     assert d.stop() == 0
 
 
@@ -296,7 +317,7 @@ def test_http_404_and_method_errors(testsrv, daemon):
     port = free_port()
     d = daemon(with_metrics([{"name": "h", "url": srv.url("/h")}], port))
     wait_http(port, daemon=d)
-    for path in ("/", "/metricsx", "/metrics/", "/statusx", "/status/x", "/nope", "/METRICS"):
+    for path in ("/index.htm", "/metricsx", "/metrics/", "/statusx", "/status/x", "/nope", "/METRICS"):
         st, _, _ = http_request(port, path)
         assert st == 404, "GET %s: HTTP %d" % (path, st)
     for method, path in (("POST", "/metrics"), ("POST", "/status"), ("PUT", "/metrics"),
@@ -308,6 +329,16 @@ def test_http_404_and_method_errors(testsrv, daemon):
     st, headers, body = http_request(port, "/status")
     assert st == 200 and "json" in headers.get("content-type", "")
     json.loads(body)
+    assert headers.get("cache-control") == "no-store", headers
+    assert headers.get("x-content-type-options") == "nosniff", headers
+    # The status page: HTML under a policy that allows nothing but itself.
+    for path in ("/", "/index.html"):
+        st, headers, body = http_request(port, path)
+        assert st == 200 and headers.get("content-type") == "text/html; charset=utf-8", headers
+        csp = headers.get("content-security-policy", "")
+        assert csp.startswith("default-src 'none'; script-src 'sha256-"), headers
+        assert "unsafe" not in csp and "connect-src 'self'" in csp, csp
+        assert b'data-name="h"' in body and b"@ROWS@" not in body, body[:200]
     assert d.alive() and not d.events("closed")
     assert d.stop() == 0
 

@@ -11,7 +11,10 @@ each instance keeps the feeds whose name rendezvous-hashes to K.
 - a bad --shard is a usage error (64), a bad `shard` setting a configuration error (78) that
   names FILE:LINE;
 - the template unit systemd/wsbeat@.service passes the instance as --shard and keeps the
-  hardening of wsbeat.service.
+  hardening of wsbeat.service;
+- metrics.port_per_shard: shards of one file on one host each serve /status and /metrics on
+  the port plus their index, and `wsbeat status` shows every shard in one table (naming the
+  one that does not answer); a port beyond 65535 is a configuration error.
 """
 import collections
 import os
@@ -21,7 +24,8 @@ import subprocess
 
 import pytest
 
-from helpers import make_config, render_config
+from helpers import make_config, render_config, wait_for
+from sink_helpers import free_port, status_json
 
 N_FEEDS = 300
 M64 = (1 << 64) - 1
@@ -296,3 +300,84 @@ def test_template_unit_verify_and_security(wsbeat_bin, tmp_path):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout.decode())
     assert m and float(m.group(1)) <= 1.5 and r.returncode == 0, r.stdout.decode()[-3000:]
+
+
+# --- metrics.port_per_shard ------------------------------------------------------------------
+
+def free_port_run(n):
+    """A loopback port p with p .. p+n-1 free a moment ago."""
+    import socket
+    for _ in range(50):
+        base = free_port()
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    pytest.fail("no run of %d free ports" % n)
+
+
+def wsbeat_status(wsbeat_bin, conf, *args):
+    return subprocess.run([wsbeat_bin, "status", "-c", conf] + list(args), capture_output=True,
+                          text=True, timeout=20)
+
+
+def test_port_per_shard_serves_each_shard_and_status_shows_them_all(daemon, testsrv, wsbeat_bin):
+    n = 3
+    base = free_port_run(n)
+    srv = testsrv("--quiet-frames")
+    all_names = names(30)
+    cfg = config(srv, all_names, metrics={"listen": "127.0.0.1:%d" % base,
+                                          "port_per_shard": True})
+    ds, opened = run_fleet(daemon, srv, cfg, n, "pps")
+    for k, d in enumerate(ds):
+        rec = [r for r in d.events("metrics")]
+        assert rec and rec[0]["listen"] == "127.0.0.1:%d" % (base + k), d.tail()
+        doc = status_json(base + k)
+        assert doc["shard"] == "%d/%d" % (k, n)
+        assert {f["name"] for f in doc["feeds"]} == opened[k]
+    # One table of every shard: each feed once, with its shard, and the summary of them all.
+    def all_open():
+        r = wsbeat_status(wsbeat_bin, ds[0].conf_path)
+        return r if r.returncode == 0 and "30/30 feeds open" in r.stdout else None
+    r = wait_for(all_open, 20, "wsbeat status showing 30/30 feeds open")
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["SHARD", "NAME", "STATE"], r.stdout
+    rows = {ln.split()[1]: ln.split()[0] for ln in lines[1:-1]}
+    assert rows == {name: "%d/%d" % (k, n) for k in opened for name in opened[k]}, r.stdout
+    # One shard alone, with --shard.
+    r1 = wsbeat_status(wsbeat_bin, ds[0].conf_path, "--shard", "1/%d" % n)
+    assert r1.returncode == 0, r1.stderr
+    assert {ln.split()[0] for ln in r1.stdout.splitlines()[1:-1]} == opened[1]
+    # A shard that is down is named; the others are still shown; the exit status says so.
+    assert ds[1].stop(timeout=10) == 0
+    r2 = wsbeat_status(wsbeat_bin, ds[0].conf_path)
+    assert r2.returncode == 1, (r2.stdout, r2.stderr)
+    assert "shard 1/3: cannot connect to 127.0.0.1:%d" % (base + 1) in r2.stderr, r2.stderr
+    assert "1 of 3 shards did not answer" in r2.stderr, r2.stderr
+    shown = {ln.split()[1] for ln in r2.stdout.splitlines()[1:-1]}
+    assert shown == opened[0] | opened[2], r2.stdout
+    for d in (ds[0], ds[2]):
+        assert d.stop(timeout=10) == 0
+
+
+def test_port_per_shard_beyond_the_last_port_is_a_config_error(wsbeat_bin, tmp_path):
+    conf = tmp_path / "w.conf"
+    conf.write_text(render_config(make_config(
+        [{"name": "a", "url": "ws://127.0.0.1:9/"}],
+        metrics={"listen": "127.0.0.1:65534", "port_per_shard": True})))
+    ok = subprocess.run([wsbeat_bin, "--check", "-c", str(conf), "--shard", "1/4"],
+                        capture_output=True, text=True, timeout=10)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([wsbeat_bin, "--check", "-c", str(conf), "--shard", "2/4"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 78, bad.stderr
+    assert "%s: metrics.port_per_shard: shard 2/4: port 65534 plus shard 2 is beyond 65535" % conf \
+        in bad.stderr, bad.stderr

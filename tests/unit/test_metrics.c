@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "wsbeat/metrics.h"
+#include "wsbeat/version.h"
 #include "wsbeat/status_client.h"
 
 #define SEC 1000000LL
@@ -22,6 +23,12 @@ static struct cfg_feed cfg_a = {.name = "alpha", .url = {.display = "wss://a.exa
 static struct cfg_feed cfg_b = {.name = "beta", .url = {.display = "ws://b.example.com:8080/"}};
 /* Set directly, not through feed_set_error: these feeds are never finished with feed_fini. */
 static struct feed_detail detail_b = {.err = "connect: Connection refused"};
+/* beta's previous attempt ended a minute ago; alpha's connection ended with 1001 an hour ago. */
+static struct feed_last last_b = {.err = "connect: Connection refused",
+                                  .at_real_us = 1764165600 * SEC - 60 * SEC};
+static struct feed_last last_a = {.err = "the server closed the connection",
+                                  .at_real_us = 1764165600 * SEC - 3600 * SEC};
+static const struct metrics_now now_1000 = {.mono_us = 1000 * SEC, .real_us = 1764165600 * SEC};
 
 /* alpha: open 12.5 s, three round trips; beta: in backoff with an error and a close code. */
 static void make_feeds(struct feed *a, struct feed *b)
@@ -48,13 +55,17 @@ static void make_feeds(struct feed *a, struct feed *b)
 	a->stats.rtt_buckets[2] = 1; /* <= 5 ms */
 	a->stats.rtt_count = 4;      /* one above 30 s: only in +Inf */
 	a->stats.rtt_sum_s = 40.0085;
+	a->last = &last_a;
+	a->last_close_code = 1001;
 	b->cfg = &cfg_b;
 	b->state = FEED_BACKOFF;
 	b->state_since_us = 1000 * SEC - 3 * SEC;
 	b->failures = 3;
 	b->close_code = 1006;
+	b->last_close_code = 1006;
 	b->stats.last_rtt_ms = -1;
 	b->detail = &detail_b;
+	b->last = &last_b;
 }
 
 static bool has_line(const char *text, const char *line)
@@ -263,7 +274,7 @@ static void test_status_roundtrip(void **state)
 	(void)state;
 
 	make_feeds(&a, &b);
-	assert_int_equal(metrics_render_status(&m, feeds, 2, 1000 * SEC), 0);
+	assert_int_equal(metrics_render_status(&m, feeds, 2, &now_1000), 0);
 	assert_int_equal(status_client_parse(m.p, m.len, &d, err, sizeof(err)), 0);
 	assert_int_equal(d.n_feeds, 2);
 	assert_string_equal(d.feeds[0].name, "alpha");
@@ -275,14 +286,17 @@ static void test_status_roundtrip(void **state)
 	assert_float_equal(d.feeds[0].last_message_age_s, 1.5, 1e-9);
 	assert_int_equal(d.feeds[0].connects, 3);
 	assert_int_equal(d.feeds[0].reconnects, 2);
-	assert_null(d.feeds[0].last_error);
-	assert_int_equal(d.feeds[0].close_code, 0);
+	/* Open again, it still says why its last connection ended, and when. */
+	assert_string_equal(d.feeds[0].last_error, "the server closed the connection");
+	assert_int_equal(d.feeds[0].close_code, 1001);
+	assert_float_equal(d.feeds[0].last_error_age_s, 3600.0, 1e-9);
 	assert_string_equal(d.feeds[1].state, "backoff");
 	assert_int_equal(d.feeds[1].attempt, 4);
 	assert_true(d.feeds[1].rtt_ms < 0);
 	assert_true(d.feeds[1].last_message_age_s < 0);
 	assert_int_equal(d.feeds[1].reconnects, 0);
 	assert_string_equal(d.feeds[1].last_error, "connect: Connection refused");
+	assert_float_equal(d.feeds[1].last_error_age_s, 60.0, 1e-9);
 	assert_int_equal(d.feeds[1].close_code, 1006);
 	assert_true(d.has_counts);
 	assert_int_equal(d.counts[FEED_OPEN], 1);
@@ -306,14 +320,18 @@ static void test_status_exact_and_escapes(void **state)
 	(void)state;
 
 	f.stats.last_rtt_ms = -1;
-	assert_int_equal(metrics_render_status(&m, feeds, 1, 1000 * SEC), 0);
+	assert_int_equal(metrics_render_status(&m, feeds, 1, &now_1000), 0);
 	assert_string_equal(
-	    m.p, "{\"feeds\":[{\"name\":\"x\",\"url\":\"ws://h/\",\"state\":\"closing\","
-	         "\"in_state_s\":10.000,\"attempt\":1,\"rtt_ms\":null,\"last_message_age_s\":null,"
-	         "\"connects\":0,\"reconnects\":0,"
-	         "\"last_error\":\"say \\\"hi\\\"\\\\\\u0009\\u001b caf\xc3\xa9 \\ufffd!\","
-	         "\"close_code\":null}],\n\"counts\":{\"idle\":0,\"resolving\":0,\"connecting\":0,"
-	         "\"open\":0,\"closing\":1,\"backoff\":0,\"stopped\":0}}\n");
+	    m.p,
+	    "{\"version\":\"" WSBEAT_VERSION "\",\"generated_at\":\"2025-11-26T14:00:00.000Z\","
+	    "\"shard\":null,\n"
+	    "\"feeds\":[{\"name\":\"x\",\"url\":\"ws://h/\",\"state\":\"closing\","
+	    "\"in_state_s\":10.000,\"attempt\":1,\"rtt_ms\":null,\"rtt_recent_ms\":[],"
+	    "\"last_message_age_s\":null,\"connects\":0,\"reconnects\":0,"
+	    "\"last_error\":\"say \\\"hi\\\"\\\\\\u0009\\u001b caf\xc3\xa9 \\ufffd!\","
+	    "\"last_error_at\":\"2025-11-26T13:59:50.000Z\",\"last_error_age_s\":10.000,"
+	    "\"close_code\":null}],\n\"counts\":{\"idle\":0,\"resolving\":0,\"connecting\":0,"
+	    "\"open\":0,\"closing\":1,\"backoff\":0,\"stopped\":0}}\n");
 	assert_int_equal(status_client_parse(m.p, m.len, &d, err, sizeof(err)), 0);
 	assert_string_equal(d.feeds[0].last_error, "say \"hi\"\\\t\x1b caf\xc3\xa9 \xef\xbf\xbd!");
 	status_client_doc_fini(&d);
@@ -528,7 +546,7 @@ static void test_ten_thousand_feeds(void **state)
 	                 N * (FEED_RTT_BUCKETS + 1));
 	assert_line(prom.p, "wsbeat_feeds{state=\"open\"} 9000");
 	assert_line(prom.p, "wsbeat_feeds{state=\"backoff\"} 1000");
-	assert_int_equal(metrics_render_status(&st, ptrs, N, 1000 * SEC), 0);
+	assert_int_equal(metrics_render_status(&st, ptrs, N, &now_1000), 0);
 	assert_int_equal(status_client_parse(st.p, st.len, &d, err, sizeof(err)), 0);
 	assert_int_equal(d.n_feeds, N);
 	assert_string_equal(d.feeds[N - 1].name, "feed09999");
