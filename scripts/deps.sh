@@ -23,6 +23,11 @@ PKGS="$PKGS clang libclang-rt-14-dev llvm"
 # the real-systemd tiers (tests/systemd/): nspawn and debootstrap; the Debian package: cpack -G
 # DEB needs dpkg-shlibdeps (dpkg-dev) and file; the man page tests render with groff (-base)
 PKGS="$PKGS systemd-container debootstrap dpkg-dev file groff-base"
+# the operator's view (test_prometheus, test_status_page): Debian's Prometheus and promtool
+# (one package) check the rules and dashboard and scrape a real wsbeat; python3-yaml reads the
+# rules; Debian's Chromium renders the status page headless (driven over the DevTools protocol
+# with python3-websockets), with DejaVu fonts for its screenshot
+PKGS="$PKGS prometheus python3-yaml chromium fonts-dejavu-core"
 
 missing=""
 for p in $PKGS; do
@@ -40,3 +45,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The tests run their own Prometheus on a free loopback port: the packaged service (enabled on
+# install where systemd runs) would only take :9090 and disk.
+case " $missing " in
+*" prometheus "*)
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	;;
+esac
