@@ -436,7 +436,6 @@ static int http_begin(void *arg, const char *path, void **job, struct ws_http_re
 {
 	struct app *a = arg;
 	struct http_job *j;
-	struct timespec real;
 	static const struct {
 		const char *path, *type;
 		enum http_doc doc;
@@ -464,9 +463,8 @@ static int http_begin(void *arg, const char *path, void **job, struct ws_http_re
 	memcpy(j->feeds, a->feeds.v, a->feeds.n * sizeof(*j->feeds));
 	j->n = a->feeds.n;
 	j->doc = routes[r].doc;
-	clock_gettime(CLOCK_REALTIME, &real);
 	j->mono = mono_us();
-	j->real = (int64_t)real.tv_sec * 1000000 + real.tv_nsec / 1000;
+	j->real = real_us();
 	*job = j;
 	a->http_jobs++; /* retired feeds in the snapshot are not freed until it is done */
 	return 200;
@@ -484,8 +482,10 @@ static int http_step(void *arg, void *job, struct mbuf *body)
 	if (j->doc == DOC_METRICS) {
 		rc = metrics_prometheus_step(&j->cur, body, j->feeds, j->n, j->mono, j->real,
 		                             APP_HTTP_SLICE);
-		if (rc == 1)
+		if (rc == 1) {
 			metrics_hosts(body, &a->cq); /* as they are now: a reload may have come */
+			metrics_process(body, ws_lws_version(), a->start_real_us);
+		}
 		return body->oom ? -1 : rc;
 	}
 	return metrics_status_step(&j->cur, body, j->feeds, j->n, &now, APP_HTTP_SLICE);
@@ -592,7 +592,10 @@ int app_init(struct app *a, struct cfg *cfg, bool level_from_cli, const char *cl
 	struct connq_hosts hosts;
 	int64_t now = mono_us();
 
-	*a = (struct app){.cfg = cfg, .level_from_cli = level_from_cli, .cli_shard = cli_shard};
+	*a = (struct app){.cfg = cfg,
+	                  .level_from_cli = level_from_cli,
+	                  .cli_shard = cli_shard,
+	                  .start_real_us = real_us()};
 	notify_init();
 	rng_seed(&a->rng, 0);
 	if (init_timers(a) < 0 || !(a->sinks = sinks_new(&a->tq)) ||

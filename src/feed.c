@@ -59,10 +59,7 @@ const char *feed_state_name(enum feed_state s)
 
 int64_t feed_real_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	return real_us();
 }
 
 void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)

@@ -311,6 +311,22 @@ void metrics_hosts(struct mbuf *b, const struct connq *q)
 	}
 }
 
+void metrics_process(struct mbuf *b, const char *lws_version, int64_t start_real_us)
+{
+	put_family(b, "wsbeat_build_info", "gauge",
+	           "Always 1: the version of wsbeat and of the libwebsockets it runs on.");
+	mbuf_puts(b, "wsbeat_build_info{version=\"");
+	put_label_value(b, WSBEAT_VERSION);
+	mbuf_puts(b, "\",libwebsockets=\"");
+	put_label_value(b, lws_version);
+	mbuf_puts(b, "\"} 1\n");
+	put_family(b, "process_start_time_seconds", "gauge",
+	           "Start time of the process since the Unix epoch in seconds.");
+	mbuf_puts(b, "process_start_time_seconds ");
+	put_seconds_ms(b, start_real_us);
+	mbuf_puts(b, "\n");
+}
+
 /* ---- /status JSON ---- */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not one. */

@@ -44,6 +44,7 @@ struct app {
 	struct sinks *sinks;
 	struct tq_timer t_status, t_quit, t_reap, t_watchdog, t_notify, t_trim;
 	int64_t trimmed_us;        /* when the heap was last trimmed; 0: never */
+	int64_t start_real_us;     /* CLOCK_REALTIME at app_init (process_start_time_seconds) */
 	char reload_error[200];    /* why the last reload failed, "" if it did not */
 	char restart_note[96];     /* a setting a reload could not apply, "" if none */
 	struct ws_http_hooks http; /* the metrics endpoint's renderer */

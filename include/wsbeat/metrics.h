@@ -24,6 +24,10 @@
 int metrics_render_prometheus(struct mbuf *out, struct feed *const *feeds, size_t n,
                               int64_t now_mono_us, int64_t now_real_us);
 
+/* wsbeat_build_info{version,libwebsockets} 1 and process_start_time_seconds (the names
+ * Prometheus client libraries use), appended last. */
+void metrics_process(struct mbuf *out, const char *lws_version, int64_t start_real_us);
+
 /* wsbeat_host_waiting and wsbeat_host_connections (gauges, label host="MATCH") for each entry
  * of the hosts setting; nothing when there is none. Appended after the feeds' families. */
 void metrics_hosts(struct mbuf *out, const struct connq *q);

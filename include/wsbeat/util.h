@@ -18,6 +18,15 @@ static inline int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* CLOCK_REALTIME in microseconds: for what is shown to people and other programs. */
+static inline int64_t real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Writes the printf-style message into err (when given) and returns -1: for leaf helpers that
  * report a reason to their caller instead of logging it. */
 int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -84,8 +84,10 @@ def check_doc_consistent(m, doc, feeds):
 def test_heartbeats_and_rtt_histogram_match_server(testsrv, daemon):
     srv = testsrv()
     port = free_port()
+    t0 = time.time()
     d = daemon(with_metrics([{"name": "hb", "url": srv.url("/hb")}], port, defaults=fast()))
     wait_http(port, daemon=d)
+    t1 = time.time()
     srv.wait_count("ping", 15, timeout=15, daemon=d)
 
     pings0, pongs0 = len(srv.evs("ping")), len(srv.evs("pong_sent"))
@@ -107,6 +109,13 @@ def test_heartbeats_and_rtt_histogram_match_server(testsrv, daemon):
     assert m.value("wsbeat_heartbeat_timeouts_total", feed="hb") == 0
     assert m.value("wsbeat_feed_up", feed="hb") == 1
     assert m.value("wsbeat_feeds", state="open") == 1
+    # Which build, since when: for dashboards and the rules (restarts, versions).
+    info = m.samples("wsbeat_build_info")
+    assert len(info) == 1 and info[0].value == 1, info
+    assert info[0].labels["version"] == doc["version"], info
+    assert re.fullmatch(r"\d+\.\d+\.\d+", info[0].labels["libwebsockets"]), info
+    started = m.value("process_start_time_seconds")
+    assert t0 - 0.01 <= started <= t1, (t0, started, t1)
     hb = feed_status(doc, "hb")
     assert hb["state"] == "open" and hb["attempt"] == 1 and hb["reconnects"] == 0
     assert hb["rtt_ms"] is not None and 0 < hb["rtt_ms"] < 500

@@ -224,6 +224,26 @@ static void test_label_escaping(void **state)
 	free(t);
 }
 
+/* The build and the start time, with the label values escaped. */
+static void test_process_families(void **state)
+{
+	struct mbuf b = {0};
+	(void)state;
+
+	metrics_process(&b, "4.1.6-\"x\"", 1764165600123456LL);
+	assert_string_equal(b.p,
+	                    "# HELP wsbeat_build_info Always 1: the version of wsbeat and of the "
+	                    "libwebsockets it runs on.\n"
+	                    "# TYPE wsbeat_build_info gauge\n"
+	                    "wsbeat_build_info{version=\"" WSBEAT_VERSION
+	                    "\",libwebsockets=\"4.1.6-\\\"x\\\"\"} 1\n"
+	                    "# HELP process_start_time_seconds Start time of the process since "
+	                    "the Unix epoch in seconds.\n"
+	                    "# TYPE process_start_time_seconds gauge\n"
+	                    "process_start_time_seconds 1764165600.123\n");
+	mbuf_free(&b);
+}
+
 /* One line per hosts entry and gauge, after the feeds; nothing without entries. */
 static void test_host_gauges(void **state)
 {
@@ -663,6 +683,7 @@ int main(void)
 	    cmocka_unit_test(test_label_escaping),
 	    cmocka_unit_test(test_host_gauges),
 	    cmocka_unit_test(test_status_roundtrip),
+	    cmocka_unit_test(test_process_families),
 	    cmocka_unit_test(test_status_exact_and_escapes),
 	    cmocka_unit_test(test_parse_accepts),
 	    cmocka_unit_test(test_parse_rejects),
