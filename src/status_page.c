@@ -2,6 +2,7 @@
 #include "wsbeat/status_page.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,7 +133,7 @@ static void render_row(struct mbuf *b, const struct feed *f, const struct metric
 	mbuf_printf(b,
 	            "<td class=\"c-in\">%s</td><td class=\"c-attempt\">%u</td><td class=\"c-rtt\">",
 	            t, f->failures + 1);
-	if (f->stats.last_rtt_ms >= 0)
+	if (f->stats.last_rtt_ms >= 0 && isfinite(f->stats.last_rtt_ms))
 		mbuf_printf(b, "%.2f ms", f->stats.last_rtt_ms);
 	else
 		mbuf_puts(b, DASH);
@@ -194,13 +195,26 @@ static bool render_rows(struct status_page_cursor *c, struct mbuf *out, struct f
 {
 	size_t to = n - c->i < budget ? n : c->i + budget;
 
-	for (; c->i < to; c->i++)
-		if ((feeds[c->i]->state == FEED_OPEN) == (c->pass == 1))
-			render_row(out, feeds[c->i], now);
+	for (; c->i < to; c->i++) {
+		if ((feeds[c->i]->state == FEED_OPEN) != (c->pass == 1))
+			continue;
+		if (c->rows == STATUS_PAGE_MAX_ROWS) {
+			c->left_out++;
+			continue;
+		}
+		render_row(out, feeds[c->i], now);
+		c->rows++;
+	}
 	if (c->i < n)
 		return false;
 	c->i = 0;
 	c->pass++;
+	if (c->pass == 2 && c->left_out)
+		mbuf_printf(
+		    out,
+		    "<tr class=\"more\"><td colspan=\"9\">%zu more feeds are not listed here "
+		    "(problem feeds come first): /status has every feed</td></tr>\n",
+		    c->left_out);
 	return c->pass == 2;
 }
 

@@ -18,11 +18,16 @@
  * style (by SHA-256) and fetches of its own origin. NULL if the template lacks either element. */
 const char *status_page_csp(void);
 
+/* Rows rendered into the page itself (problem feeds first); the rest are counted in one last
+ * row. The page's script shows them all from /status. */
+#define STATUS_PAGE_MAX_ROWS 1000
+
 struct status_page_cursor {
 	size_t pos;    /* next byte of the template */
 	size_t i;      /* next feed of this pass */
 	unsigned pass; /* rows: 0 = problem feeds, 1 = open feeds, 2 = done */
 	bool in_rows;
+	size_t rows, left_out; /* rendered, and left out beyond STATUS_PAGE_MAX_ROWS */
 };
 
 /* Appends the next slice (at most budget feeds' rows): 1 when complete, 0 when more remains,

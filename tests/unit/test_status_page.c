@@ -153,6 +153,37 @@ static void test_any_budget_renders_the_same(void **state)
 	free(sliced);
 }
 
+/* Beyond STATUS_PAGE_MAX_ROWS the page says how many it left out, problem feeds kept. */
+static void test_row_cap(void **state)
+{
+	size_t n = STATUS_PAGE_MAX_ROWS + 3;
+	struct feed *f = calloc(n, sizeof(*f));
+	struct feed **v = calloc(n, sizeof(*v));
+	struct metrics_now now = {.mono_us = 512 * SEC, .real_us = 1060 * SEC};
+	struct status_page_cursor c = {0};
+	struct mbuf m = {0};
+	(void)state;
+
+	assert_non_null(f);
+	assert_non_null(v);
+	for (size_t i = 0; i < n; i++) {
+		f[i].cfg = &cfg[0];
+		f[i].state =
+		    i == n - 1 ? FEED_BACKOFF : FEED_OPEN; /* the last one is the problem */
+		f[i].stats.last_rtt_ms = -1;
+		v[i] = &f[i];
+	}
+	while (status_page_step(&c, &m, v, n, &now, 100) == 0)
+		;
+	assert_int_equal(count(m.p, "<tr class=\"st-"), STATUS_PAGE_MAX_ROWS);
+	assert_int_equal(count(m.p, "data-state=\"backoff\""), 1);
+	assert_non_null(strstr(m.p, "3 more feeds are not listed here"));
+	assert_true(strstr(m.p, "data-state=\"backoff\"") < strstr(m.p, "data-state=\"open\""));
+	mbuf_free(&m);
+	free(v);
+	free(f);
+}
+
 static void test_durations(void **state)
 {
 	char b[32];
@@ -179,6 +210,7 @@ int main(void)
 	    cmocka_unit_test(test_csp),
 	    cmocka_unit_test(test_rows),
 	    cmocka_unit_test(test_any_budget_renders_the_same),
+	    cmocka_unit_test(test_row_cap),
 	    cmocka_unit_test(test_durations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
