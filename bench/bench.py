@@ -164,11 +164,12 @@ def gap_stats(raw, count):
     return {"conns": len(last), "gaps": gaps}
 
 
-def wsbeat_conf(path, n, urls, hb, ca, slack=None):
+def wsbeat_conf(path, n, urls, hb, ca, slack=None, io_slack=None):
     hbs = ('type = "ping";' if hb == "ping"
            else 'type = "text"; payload = "ping"; expect = "pong";')
     out = ['log_level = "warning";', "status_interval = 0;", "max_connects_per_second = 20000;",
            f'timer_slack = "{slack}";' if slack else "# timer_slack: default",
+           f'io_slack = "{io_slack}ms";' if io_slack is not None else "# io_slack: default",
            "defaults = {", f"  heartbeat = {{ {hbs} interval = 1; timeout = 10; }};",
            "  connect_timeout = 30;", f'  tls = {{ ca_file = "{ca}"; }};', "};", "feeds = ("]
     out.append(",\n".join(f'  {{ name = "f{i:05d}"; url = "{urls[i % len(urls)]}"; }}'
@@ -194,16 +195,22 @@ def median_run(rs):
 
 def client_cmd(a, client, n, scheme, hb, urls, tmp):
     ca = ["--ca", a.cert] if scheme == "wss" else []
-    if client in ("wsbeat", "base"):
+    if client.split("+")[0] in ("wsbeat", "base"):
         # base: another wsbeat binary (--base), e.g. the previous commit's, same config.
-        conf = os.path.join(tmp, f"wsbeat-{n}-{scheme}-{hb}.conf")
-        wsbeat_conf(conf, n, urls, hb, a.cert, a.wsbeat_slack)
-        return [a.wsbeat if client == "wsbeat" else a.base, "-c", conf]
+        # wsbeat+io10: io_slack = "10ms" (wsbeat+io0: 0, whatever the default).
+        name, *opts = client.split("+")
+        io = next((int(o[2:]) for o in opts if o.startswith("io")), None)
+        conf = os.path.join(tmp, f"wsbeat-{n}-{scheme}-{hb}-{client}.conf")
+        wsbeat_conf(conf, n, urls, hb, a.cert, a.wsbeat_slack, io)
+        return [a.wsbeat if name == "wsbeat" else a.base, "-c", conf]
     if client.startswith("floor"):
         # floor+dance, floor+dance+urandom: the floor doing lws's per-beat extras (README).
-        extra = {"dance": "--writable-dance", "urandom": "--urandom-mask",
-                 "release": "--release-buffers"}
-        flags = [extra[x] for x in client.split("+")[1:]]
+        # floor+lazy10: wake-ups batched as with io_slack = 10 ms.
+        extra = {"dance": ["--writable-dance"], "urandom": ["--urandom-mask"],
+                 "release": ["--release-buffers"]}
+        flags = []
+        for x in client.split("+")[1:]:
+            flags += ["--lazy-ms", x[4:]] if x.startswith("lazy") else extra[x]
         return [a.floor, "-n", str(n), "--type", hb] + flags + ca + urls
     if client == "node":
         return ["node", os.path.join(HERE, "node", "client.js"), "-n", str(n), "--type", hb] + ca + urls

@@ -11,7 +11,7 @@
  *
  * usage: floor -n N [--type ping|text] [--interval-ms 1000] [--slack-us 2000]
  *              [--ca FILE [--release-buffers]] [--inflight 512] [--duration S]
- *              [--writable-dance] [--urandom-mask] URL...
+ *              [--writable-dance] [--urandom-mask] [--lazy-ms MS] URL...
  *        URL: ws://ADDR:PORT/PATH or wss://ADDR:PORT/PATH with a numeric IPv4 ADDR.
  * Stats go to stderr at exit (SIGTERM/SIGINT, or after --duration seconds).
  */
@@ -81,8 +81,11 @@ static const unsigned char *beat_frame = ping_frame;
 /* Experiments (off by default): do what wsbeat on lws 4.1 does per beat, to price it.
  * --writable-dance: ask for EPOLLOUT, send from the writable event, drop EPOLLOUT again
  *   (lws_callback_on_writable + WRITEABLE: two epoll_ctl and one more event per beat);
- * --urandom-mask: read 4 bytes of /dev/urandom per frame (lws's mask key). */
+ * --urandom-mask: read 4 bytes of /dev/urandom per frame (lws's mask key).
+ * --lazy-ms MS: batch wake-ups as libev's I/O collect interval does (wsbeat's io_slack): before
+ *   each epoll_wait, sleep what is left of MS since the previous one returned. */
 static int writable_dance, urandom_fd = -1;
+static uint64_t lazy_us;
 static size_t beat_len = sizeof(ping_frame);
 
 static void set_events(struct conn *c, int idx, uint32_t ev, int op)
@@ -378,6 +381,8 @@ int main(int argc, char **argv)
 			ca = argv[++i];
 		else if (!strcmp(argv[i], "--writable-dance"))
 			writable_dance = 1;
+		else if (!strcmp(argv[i], "--lazy-ms") && i + 1 < argc)
+			lazy_us = (uint64_t)atoi(argv[++i]) * 1000u;
 		else if (!strcmp(argv[i], "--urandom-mask"))
 			urandom_fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 		else if (!strcmp(argv[i], "--release-buffers"))
@@ -441,7 +446,16 @@ int main(int argc, char **argv)
 			if (start_conn(next_start++) == 0)
 				pending++;
 		}
-		k = epoll_wait(ep, evs, 512, duration ? 200 : -1);
+		if (lazy_us) {
+			static uint64_t last_poll;
+			uint64_t now = mono_us();
+			if (last_poll && now - last_poll < lazy_us)
+				usleep((useconds_t)(lazy_us - (now - last_poll)));
+			k = epoll_wait(ep, evs, 512, duration ? 200 : -1);
+			last_poll = mono_us();
+		} else {
+			k = epoll_wait(ep, evs, 512, duration ? 200 : -1);
+		}
 		if (duration && mono_us() - start > (uint64_t)duration * 1000000u)
 			break;
 		for (int j = 0; j < k; j++) {

@@ -9,7 +9,7 @@ set -eu
 # build: compiler, CMake, pkg-config and the libraries the daemon links
 PKGS="build-essential cmake pkg-config git
 libwebsockets-dev libwebsockets-evlib-ev libwebsockets-test-server
-libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libjansson-dev zlib1g-dev"
+libconfig-dev libc-ares-dev libssl-dev libsystemd-dev libjansson-dev zlib1g-dev libev-dev"
 # tests: cmocka; pytest against python3-websockets; openssl makes the TLS fixtures; procps;
 # iproute2 (ip) sets up the private network namespaces of the non-loopback tests;
 # tinyproxy-bin is the real proxy of test_proxy (the binary alone: the tinyproxy package would

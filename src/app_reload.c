@@ -156,6 +156,7 @@ static void apply_globals(struct app *a, const struct cfg *nc, int64_t now_us)
 	ws_set_lws_log_level(nc->lws_log_level);
 	connq_set_rate(&a->cq, nc->max_connects_per_second);
 	a->tq.slack_us = nc->timer_slack_ms * 1000;
+	ws_set_io_slack(a->ws, nc->io_slack_ms);
 	tq_cancel(&a->tq, &a->t_status);
 	if (nc->status_interval_ms > 0)
 		tq_arm(&a->tq, &a->t_status, now_us + nc->status_interval_ms * 1000);

@@ -40,6 +40,7 @@ static const struct cfg_key top_keys[] = {
 	KEY_DUR("status_interval",         CO(status_interval_ms), 0, false, HOURS(24), SECS(60)),
 	KEY_NUM("max_connects_per_second", K_U32, CO(max_connects_per_second), 1, 1000000, 100),
 	KEY_DUR("timer_slack",             CO(timer_slack_ms), 0, false, MSECS(100), MSECS(2)),
+	KEY_DUR("io_slack",                CO(io_slack_ms), 0, false, MSECS(100), MSECS(10)),
 	KEY_GROUP("metrics",               0, metrics_keys),
 	KEY_STR("dns_servers",             K_STR, CO(dns_servers), F_DNS_SERVERS),
 	KEY_DUR("dns_timeout",             CO(dns_timeout_ms), 0, false, MINS(1), 0),

@@ -62,6 +62,17 @@ int64_t feed_real_us(void)
 	return real_us();
 }
 
+/* Arrival times older than this are stale (a stamp from before a pause of the process). */
+#define FEED_ARRIVAL_MAX_AGE_US (10 * 1000000LL)
+
+int64_t feed_arrived_real_us(const struct feed *f, int64_t now_real_us)
+{
+	int64_t ago = now_real_us - f->rx_real_us;
+
+	return f->rx_real_us && ago >= 0 && ago < FEED_ARRIVAL_MAX_AGE_US ? f->rx_real_us
+	                                                                  : now_real_us;
+}
+
 void feed_log(const struct feed *f, const struct feed_event *ev, const char *fmt, ...)
 {
 	/* A replacement's records say so: the feed they name has its own connection too. */

@@ -310,8 +310,8 @@ static void deliver(struct feed *f, bool keepalive, bool binary, int64_t now_us)
 		f->last_data_us = now_us;
 	}
 	if (f->sink && (!keepalive || f->cfg->sink.keepalive))
-		sink_message(f->sink, feed_real_us(), f->cfg->name, f->conn_no, binary, f->msg.p,
-		             f->msg.len);
+		sink_message(f->sink, feed_arrived_real_us(f, feed_real_us()), f->cfg->name,
+		             f->conn_no, binary, f->msg.p, f->msg.len);
 }
 
 /* A whole message: classify it, count it, hand it over. */

@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <ev.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -188,6 +189,15 @@ static void on_driver(void *arg)
 	tq_driver_fired(w->tq, mono_us());
 	w->in_driver = false;
 	flush_writes(w);
+}
+
+/* When what lws hands over arrived, on the loop's clock (see ws_scan.c): a reply that waited
+ * in the socket while the loop slept is not counted late. */
+static int64_t arrived_mono(const struct feed *f)
+{
+	int64_t mono = mono_us(), real = real_us();
+
+	return mono - (real - feed_arrived_real_us(f, real));
 }
 
 static struct feed *feed_of(struct lws *wsi)
@@ -450,12 +460,12 @@ static int feed_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		 * before our close frame goes out. (Returning -1 from here corrupts 4.1.6's state:
 		 * the close happens inside its parser loop.) */
 		if (feed_on_rx(f, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-		               lws_frame_is_binary(wsi), mono_us()) < 0)
+		               lws_frame_is_binary(wsi), arrived_mono(f)) < 0)
 			lws_rx_flow_control(wsi, 0);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		/* -1 closes the connection: lws is looping on this PONG (feed_on_pong). */
-		return feed_on_pong(f, in, len, mono_us());
+		return feed_on_pong(f, in, len, arrived_mono(f));
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		on_peer_close(f, in, len);
 		/* Our close is already out: this is its answer, the handshake is complete. */
@@ -846,15 +856,31 @@ static int64_t max_connect_timeout_s(const struct cfg *cfg)
 	return m / 1000 + WS_LWS_TIMEOUT_SLACK_S;
 }
 
+/*
+ * The loop is ours, lent to lws through foreign_loops (the libev plugin then installs no signal
+ * watcher: signals come through our signalfd). Owning it lets io_slack set libev's I/O collect
+ * interval: before each poll the loop sleeps what is left of io_slack since the last one, so
+ * events that arrive close together share one wake-up. Timers are our timerfd, an I/O event
+ * like any other, so a heartbeat too may wait up to io_slack (on top of timer_slack).
+ */
 static int create_context(struct ws *w, const struct cfg *cfg)
 {
 	struct lws_context_creation_info info = {0};
+	void *loops[1];
 
+	w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	if (!w->loop) {
+		log_error("cannot create the event loop (libev)");
+		return -1;
+	}
+	ws_set_io_slack(w, cfg->io_slack_ms);
+	loops[0] = w->loop;
 	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 	               LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = protocols;
 	info.user = w;
+	info.foreign_loops = loops;
 	w->ctx = lws_create_context(&info);
 	if (!w->ctx) {
 		log_error("cannot create the libwebsockets context (is libwebsockets-evlib-ev "
@@ -1024,21 +1050,25 @@ int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks 
 	return ws_http_listen(w, listen, hooks, err, errlen);
 }
 
+void ws_set_io_slack(struct ws *w, int64_t ms)
+{
+	ev_set_io_collect_interval(w->loop, (ev_tstamp)ms / 1000.0);
+}
+
 int ws_run(struct ws *w)
 {
-	/* With an event-library backend this runs the whole loop until ws_quit. */
+	/* The whole loop, until ws_quit breaks it. */
 	while (!w->quitting)
-		if (lws_service(w->ctx, 0) < 0 && !w->quitting)
-			return -1;
+		ev_run(w->loop, 0);
 	return 0;
 }
 
 void ws_quit(struct ws *w)
 {
-	/* Destroying the context from inside the loop makes lws_service return; ws_free then
-	 * destroys it a second time from outside, as lws requires. */
+	/* With a foreign loop the context is destroyed outside it (ws_free), once ev_run has
+	 * returned. */
 	w->quitting = true;
-	lws_context_destroy(w->ctx);
+	ev_break(w->loop, EVBREAK_ALL);
 }
 
 void ws_free(struct ws *w)
@@ -1063,6 +1093,8 @@ void ws_free(struct ws *w)
 		close(w->timerfd);
 	free(w->txbuf);
 	free(w->due);
+	if (w->loop)
+		ev_loop_destroy(w->loop);
 	free(w);
 }
 

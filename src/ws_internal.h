@@ -37,6 +37,7 @@ struct ws_profile {
 struct ws_pvhost;
 
 struct ws {
+	struct ev_loop *loop; /* ours, lent to lws (foreign_loops): io_slack is set on it */
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;      /* the first profile's: also hosts our own descriptors */
 	struct ws_profile **profiles; /* each allocated alone: lws keeps pointers to the names */
@@ -114,6 +115,9 @@ void ws_scan_start(struct feed *f, struct lws *wsi);
 void ws_scan_forget(struct feed *f);
 /* n bytes that lws read from socket fd, by SSL_read (tls) or recv. */
 void ws_scan_read(int fd, const void *buf, size_t n, bool tls);
+/* recv() of a watched socket, made with recvmsg for its receive time (*done true); *done false
+ * when fd is not watched (or flags has MSG_PEEK): the caller reads it. */
+ssize_t ws_scan_recv(int fd, void *buf, size_t len, int flags, bool *done);
 /* The code of the first close frame on f's connection, or CLOSESCAN_NONE (closescan.h). */
 unsigned ws_scan_close_code(const struct feed *f);
 /* Frees the table of scanned sockets. */

@@ -224,11 +224,15 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
 	static ssize_t (*real)(int, void *, size_t, int);
 	ssize_t n;
+	bool done;
 	int err;
 
-	if (!real)
-		*(void **)&real = dlsym(RTLD_NEXT, "recv");
-	n = real(fd, buf, len, flags);
+	n = ws_scan_recv(fd, buf, len, flags, &done);
+	if (!done) {
+		if (!real)
+			*(void **)&real = dlsym(RTLD_NEXT, "recv");
+		n = real(fd, buf, len, flags);
+	}
 	if (n > 0 && !(flags & MSG_PEEK))
 		ws_scan_read(fd, buf, (size_t)n, false);
 	if (!waits.n || fd < 0 || (size_t)fd >= waits.cap || !waits.by_fd[fd] || (flags & MSG_PEEK))

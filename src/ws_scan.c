@@ -13,11 +13,19 @@
  * this executable see them. Cost per read: one table look-up; per frame: its header bytes.
  * Each connection's socket is known from the connect on (ws_scan_watch), so that a failed
  * SSL_connect or SSL_read can also say why TLS failed (tls_failed).
+ *
+ * The same table gives when a connection's bytes arrived: its socket has SO_TIMESTAMPNS, and
+ * its reads (recv() by lws for ws://, read() by OpenSSL's socket BIO for wss://) are made with
+ * recvmsg(), which hands back the kernel's receive time of the last segment read
+ * (f->rx_real_us). Heartbeat round trips and capture timestamps use it, so a reply that waited
+ * in the socket while the loop slept (io_slack, or a busy turn) is not counted late.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -61,7 +69,10 @@ void ws_scan_watch(struct feed *f, struct lws *wsi)
 	scans.by_fd[fd] = f;
 	f->scan_fd = fd;
 	f->scan_tls = lws_is_ssl(wsi) != 0;
+	f->rx_real_us = 0;
 	closescan_idle(&f->scan);
+	/* Without it, arrival times are the loop's (rx_real_us stays 0). */
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){1}, sizeof(int));
 }
 
 void ws_scan_start(struct feed *f, struct lws *wsi)
@@ -96,6 +107,54 @@ void ws_scan_read(int fd, const void *buf, size_t n, bool tls)
 	if (fd < 0 || (size_t)fd >= scans.cap || !(f = scans.by_fd[fd]) || f->scan_tls != tls)
 		return;
 	closescan_feed(&f->scan, buf, n);
+}
+
+/* A read of a watched socket, through recvmsg for the receive time of what it read. */
+static ssize_t read_stamped(struct feed *f, int fd, void *buf, size_t len, int flags)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {buf, len};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl)};
+	ssize_t n = recvmsg(fd, &m, flags);
+
+	if (n <= 0)
+		return n;
+	/* Without a stamp for these bytes, an older one must not stand for them (an answer
+	 * dated before its question would not count): unknown, so the loop's time is used. */
+	f->rx_real_us = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		struct timespec ts;
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+		f->rx_real_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	}
+	return n;
+}
+
+ssize_t ws_scan_recv(int fd, void *buf, size_t len, int flags, bool *done)
+{
+	struct feed *f;
+
+	*done = fd >= 0 && (size_t)fd < scans.cap && (f = scans.by_fd[fd]) && !(flags & MSG_PEEK);
+	return *done ? read_stamped(f, fd, buf, len, flags) : 0;
+}
+
+/* OpenSSL's socket BIO reads with read(2): a watched socket's reads are stamped too. */
+ssize_t read(int fd, void *buf, size_t len)
+{
+	static ssize_t (*real)(int, void *, size_t);
+	struct feed *f;
+
+	if (fd >= 0 && (size_t)fd < scans.cap && (f = scans.by_fd[fd]))
+		return read_stamped(f, fd, buf, len, 0);
+	if (!real)
+		*(void **)&real = dlsym(RTLD_NEXT, "read");
+	return real(fd, buf, len);
 }
 
 unsigned ws_scan_close_code(const struct feed *f)

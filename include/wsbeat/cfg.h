@@ -129,6 +129,7 @@ struct cfg {
 	int64_t status_interval_ms;   /* 0 = off */
 	uint32_t max_connects_per_second;
 	int64_t timer_slack_ms;      /* heartbeat coalescing window; beats are never early */
+	int64_t io_slack_ms;         /* how long a received event may wait to share a wake-up */
 	char *metrics_listen;        /* NULL = no listener */
 	bool metrics_port_per_shard; /* shard K serves on metrics_listen's port + K */
 	char *dns_servers;           /* NULL = the system's (resolv.conf); else "ip[:port],..." */

@@ -201,6 +201,8 @@ struct feed {
 	int proxy_fd;          /* the shell's: the socket awaiting the proxy's answer, -1 = none */
 	int scan_fd;           /* the shell's: the socket whose close code scan reads, -1 = none */
 	bool scan_tls;         /* ... read through SSL_read (else recv) */
+	int64_t rx_real_us;    /* the shell's: kernel receive time (CLOCK_REALTIME) of the last
+	                        * bytes read on the connection; 0 = not known */
 
 	struct tq_timer t_state, t_beat, t_answer, t_idle, t_addr, t_rotate;
 	struct connq_node qnode;
@@ -368,6 +370,9 @@ void feed_set_error(struct feed *f, const char *fmt, ...) __attribute__((format(
 /* Why the last attempt or connection ended; "" when nothing was recorded. Valid until the next
  * feed_* call on f. */
 const char *feed_err(const struct feed *f);
+/* When the bytes just read arrived (f->rx_real_us, the kernel's receive time), or now_real_us
+ * when that is not known or not plausible (in the future, or over 10 s old). */
+int64_t feed_arrived_real_us(const struct feed *f, int64_t now_real_us);
 /* The most recent reason an attempt or connection of f ended (the one ending now while it
  * closes), kept through later attempts, with when (CLOCK_REALTIME us) in *at; NULL if none. */
 const char *feed_last_error(const struct feed *f, int64_t now_mono_us, int64_t now_real_us,

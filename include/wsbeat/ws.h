@@ -38,6 +38,10 @@ int ws_listen_http(struct ws *w, const char *listen, const struct ws_http_hooks 
 /* Runs the loop until ws_quit; returns 0, or -1 if the loop failed. */
 int ws_run(struct ws *w);
 
+/* io_slack: how long a received event may wait before the loop polls (0 = poll at once);
+ * takes effect from the next turn of the loop. */
+void ws_set_io_slack(struct ws *w, int64_t ms);
+
 /* Ends the loop: call from a timer callback; ws_run returns afterwards. */
 void ws_quit(struct ws *w);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """
 An independent WebSocket peer for the integration tests: Debian's python3-websockets (10.4,
-legacy asyncio API), bound to 127.0.0.1. It writes what it sees as one JSON object per line on
+legacy asyncio API), bound to 127.0.0.1 (--host: another address, e.g. one inside a network
+namespace of test_network.py). It writes what it sees as one JSON object per line on
 stdout, in the same shape as wsbeat-testsrv's event log (see tests/server/README.md), with "t"
 from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
 
@@ -11,6 +12,7 @@ from CLOCK_MONOTONIC (time.monotonic(), the same clock the tests read):
   {"t":..,"ev":"refused","conn":1,"status":401}
   {"t":..,"ev":"open","conn":1,"subprotocol":null}
   {"t":..,"ev":"ping","conn":1,"len":8,"hex":".."}
+  {"t":..,"ev":"pong_due","conn":1}                 (--pong-delay: the PONG goes out now)
   {"t":..,"ev":"text","conn":1,"data":".."}     {"t":..,"ev":"binary","conn":1,"len":3,"hex":".."}
   {"t":..,"ev":"sent","conn":1,"data":".."}      (--send-every / --reply / --echo)
   {"t":..,"ev":"close","conn":1,"code":1001,"reason":"..","initiator":"client"}
@@ -126,6 +128,10 @@ class RecordingProtocol(WebSocketServerProtocol):
                 emit("ping", conn=self.conn_id, len=len(frame.data), hex=frame.data.hex())
                 if ARGS.no_pong:
                     continue
+                if ARGS.pong_delay:
+                    # The library answers once this returns: nothing else is read meanwhile.
+                    await asyncio.sleep(ARGS.pong_delay / 1000.0)
+                    emit("pong_due", conn=self.conn_id)
             return frame
 
 
@@ -300,7 +306,7 @@ async def handler(ws):
 
 async def main():
     server = await websockets.serve(
-        handler, "127.0.0.1", ARGS.port,
+        handler, ARGS.host, ARGS.port,
         create_protocol=RecordingProtocol,
         subprotocols=ARGS.subprotocol or None,
         ping_interval=None, ping_timeout=None,
@@ -319,10 +325,13 @@ async def main():
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="listen on this address (tests/integration/netns.py namespaces)")
     p.add_argument("--status", type=int, help="answer the upgrade with this HTTP status")
     p.add_argument("--retry-after", help="with --status: Retry-After header value")
     p.add_argument("--subprotocol", action="append", default=[])
     p.add_argument("--no-pong", action="store_true", help="never answer PING frames")
+    p.add_argument("--pong-delay", type=int, metavar="MS", help="answer PING frames MS late")
     p.add_argument("--reply", action="append", default=[], metavar="IN=OUT")
     p.add_argument("--echo", action="store_true")
     p.add_argument("--send-every", nargs=2, metavar=("MS", "TEXT"))

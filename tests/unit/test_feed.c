@@ -1387,6 +1387,22 @@ static void test_state_names(void **state)
 	assert_string_equal(feed_state_name(FEED_STOPPED), "stopped");
 }
 
+/* The kernel's receive time is used when plausible; else now (io_slack, README). */
+static void test_arrival_time(void **state)
+{
+	struct feed f = {0};
+	int64_t now = 1764165600LL * 1000000;
+	(void)state;
+
+	assert_int_equal(feed_arrived_real_us(&f, now), now); /* none known */
+	f.rx_real_us = now - 30000;
+	assert_int_equal(feed_arrived_real_us(&f, now), now - 30000);
+	f.rx_real_us = now + 1; /* in the future: the clock was set back */
+	assert_int_equal(feed_arrived_real_us(&f, now), now);
+	f.rx_real_us = now - 11 * 1000000LL; /* stale: from before a pause */
+	assert_int_equal(feed_arrived_real_us(&f, now), now);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1434,6 +1450,7 @@ int main(void)
 	    T(test_proxy_from_env),
 	    /* Last: under -fno-sanitize-recover a UBSan report ends the whole program. */
 	    T(test_empty_message_null_data),
+	    cmocka_unit_test(test_arrival_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
