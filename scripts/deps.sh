@@ -28,6 +28,9 @@ PKGS="$PKGS systemd-container debootstrap dpkg-dev file groff-base"
 # rules; Debian's Chromium renders the status page headless (driven over the DevTools protocol
 # with python3-websockets), with DejaVu fonts for its screenshot
 PKGS="$PKGS prometheus python3-yaml chromium fonts-dejavu-core"
+# the hostile-network tier (test_network): nft rules (loss, partitions, resets) and conntrack
+# state (NAT-style expiry) in network namespaces the tests create
+PKGS="$PKGS nftables conntrack"
 
 missing=""
 for p in $PKGS; do
