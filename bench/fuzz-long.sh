@@ -8,6 +8,7 @@
 #   SECONDS_PER_TARGET=600 JOBS=1 bench/fuzz-long.sh [target ...]
 set -eu
 cd "$(dirname "$0")/.."
+src=$(pwd)
 secs=${SECONDS_PER_TARGET:-600}
 OUT=${FUZZ_OUT:-/tmp/wsbeat-fuzz-long}
 targets=${*:-cfg url status json tmpl match helper closescan}
@@ -16,8 +17,9 @@ for t in $targets; do
 	before=$(ls tests/fuzz/corpus/"$t" 2>/dev/null | wc -l)
 	FUZZ_OUT=$OUT FUZZ_SECONDS=$secs FUZZ_JOBS=${JOBS:-1} tests/fuzz/run.sh "$t" || status=1
 	mkdir -p tests/fuzz/corpus/"$t"
-	"$OUT/fuzz_$t" -merge=1 -max_len=8192 tests/fuzz/corpus/"$t" "$OUT/corpus/$t" \
-		>"$OUT/merge_$t.log" 2>&1 || status=1
+	# From $OUT, as run.sh runs them: some targets make scratch directories in their cwd.
+	(cd "$OUT" && "$OUT/fuzz_$t" -merge=1 -max_len=8192 "$src/tests/fuzz/corpus/$t" \
+		"$OUT/corpus/$t") >"$OUT/merge_$t.log" 2>&1 || status=1
 	after=$(ls tests/fuzz/corpus/"$t" | wc -l)
 	echo "fuzz-long: $t corpus $before -> $after files"
 done
