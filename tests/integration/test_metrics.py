@@ -424,17 +424,8 @@ def test_status_command_table(testsrv, daemon, wsbeat_bin):
 def _netns_wrapper(tmp_path, wsbeat_bin, addr):
     """A script that runs wsbeat in a private network namespace whose lo also carries addr,
     a non-loopback address: the listener is reachable from nowhere outside the test."""
-    probe = subprocess.run(["unshare", "-n", "sh", "-c",
-                            "ip link set lo up && ip addr add %s/32 dev lo" % addr],
-                           stderr=subprocess.PIPE)
-    if probe.returncode != 0:
-        return None, probe.stderr.decode().strip()
-    path = tmp_path / "wsbeat-netns.sh"
-    path.write_text("#!/bin/sh\nexec unshare -n sh -c 'ip link set lo up && "
-                    "ip addr add %s/32 dev lo && exec \"$0\" \"$@\"' %s \"$@\"\n"
-                    % (addr, wsbeat_bin))
-    os.chmod(str(path), 0o755)
-    return str(path), None
+    import netns
+    return netns.private_lo_wrapper(str(tmp_path / "wsbeat-netns.sh"), wsbeat_bin, addr)
 
 
 def test_non_loopback_listen_warns(tmp_path, wsbeat_bin):
