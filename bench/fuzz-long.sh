@@ -2,7 +2,7 @@
 # bench/fuzz-long.sh (not CI): every libFuzzer target of tests/fuzz for SECONDS_PER_TARGET (600) each,
 # then merges what found new coverage into the committed seed corpus tests/fuzz/corpus/TARGET
 # (libFuzzer -merge=1: only inputs that add coverage are copied). CI runs the same targets for
-# 15 s each from that corpus (tests/integration/test_fuzz.py). Prints one line per target, as
+# 10 s each from that corpus (tests/integration/test_fuzz.py). Prints one line per target, as
 # tests/fuzz/run.sh does, and the corpus sizes before and after; exits 1 on any finding (the
 # crashing input is under $OUT/crashes: add it to the corpus with a regression test).
 #   SECONDS_PER_TARGET=600 JOBS=1 bench/fuzz-long.sh [target ...]

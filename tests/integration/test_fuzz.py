@@ -2,7 +2,7 @@
 Fuzzing in CTest: tests/fuzz/run.sh builds the libFuzzer targets (config loader, URL parser,
 `wsbeat status` JSON parser and renderer, JSON escaping/base64 round trip, message templates,
 matches and their pre-filter, a connect_command's output, the close-code scanner) with clang and
--fsanitize=fuzzer,address,undefined and runs each for FUZZ_SECONDS (15 unless set) on its seed
+-fsanitize=fuzzer,address,undefined and runs each for FUZZ_SECONDS (10 unless set) on its seed
 corpus, which bench/fuzz-long.sh grows with 10-minute runs. Any crash, sanitizer report, leak
 (outside libconfig's own parser, tests/fuzz/lsan.supp) or broken property fails the test; the
 input is saved in build/fuzz/crashes/ (the build tree:
@@ -29,7 +29,7 @@ def tree(top):
 def test_fuzz_targets(wsbeat_bin, src_dir):
     if is_sanitized(wsbeat_bin):
         pytest.skip("sanitizer pass: the fuzz targets are sanitizer builds already")
-    secs = int(os.environ.get("FUZZ_SECONDS", "15"))
+    secs = int(os.environ.get("FUZZ_SECONDS", "10"))
     fuzz_dir = os.path.join(src_dir, "tests", "fuzz")
     before = tree(fuzz_dir)
     env = dict(os.environ, FUZZ_SECONDS=str(secs),
