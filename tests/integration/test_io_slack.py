@@ -65,13 +65,19 @@ def check_rtts(d, port, srv, names, beats, answered="pong_sent", eps=EPS_MS):
         n = min(len(logged), len(delays))
         assert n >= beats, (name, len(logged), len(delays))
         extra = [rtt - dl for rtt, dl in zip(logged[:n], delays[:n])]
-        # Never under the server's own delay; over what the server took by a loopback round
-        # trip at most. (The server logs after its write: its figure may be the larger one.)
-        bad = [(i, round(logged[i], 3), round(delays[i], 3)) for i, x in enumerate(extra)
-               if x > eps or logged[i] < PONG_DELAY_MS]
-        assert not bad, ("%s: round trips more than %.0f ms over the server's answer time with "
-                         "io_slack %d ms (beat, reported, server): %s" % (name, eps, IO_SLACK_MS,
-                                                                          bad))
+        # Never under the server's own delay. Over what the server took by a loopback round
+        # trip: counted at wake-up, answers would be late by up to io_slack, about half of it
+        # on average, on most beats. So the median excess must be a loopback round trip, and a
+        # beat over eps is allowed only as a rare scheduling hiccup of the server (its "ping"
+        # time is when it got round to reading it: on a busy machine, later than the arrival).
+        assert min(logged[:n]) >= PONG_DELAY_MS, (name, logged[:n])
+        over = [(i, round(logged[i], 3), round(delays[i], 3)) for i, x in enumerate(extra)
+                if x > eps]
+        med = sorted(extra)[n // 2]
+        assert med <= 2.0 and len(over) <= n // 10, (
+            "%s: with io_slack %d ms, reported round trips exceed the server's answer time by "
+            "%.3f ms (median) and by more than %.0f ms on %d of %d beats (beat, reported, "
+            "server): %s" % (name, IO_SLACK_MS, med, eps, len(over), n, over))
         worst = max(worst, max(extra))
     # /status's ring holds the logged round trips (to 0.1 %): every value is one the log has
     # (waiting, bounded, for the log lines of beats answered after it was read).
