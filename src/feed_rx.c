@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wsbeat/json.h"
 #include "wsbeat/match.h"
 #include "wsbeat/tmpl.h"
 #include "wsbeat/zinf.h"
@@ -116,6 +117,10 @@ static bool utf8_ok(struct feed *f, const unsigned char *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned c = p[i];
+		if (!f->u8_need && c < 0x80) { /* market data is mostly ASCII: skip it in words */
+			i += ascii_run(p + i, len - i) - 1;
+			continue;
+		}
 		if (f->u8_need) {
 			if (c < f->u8_lo || c > f->u8_hi)
 				return false;

@@ -81,19 +81,64 @@ static size_t escape_byte(char *dst, uint8_t c)
 	return 6;
 }
 
+#define HIGHS 0x8080808080808080ull
+
+size_t ascii_run(const void *src, size_t len)
+{
+	const uint8_t *p = src;
+	size_t i = 0;
+
+	for (uint64_t w; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, sizeof(w));
+		if (w & HIGHS)
+			break;
+	}
+	while (i < len && p[i] < 0x80)
+		i++;
+	return i;
+}
+
+/*
+ * What json_escape writes for each ASCII byte: 1 (the byte), 2 (\" \\ \b \t \n \f \r) or 6
+ * (\u00XX); 0 for the bytes from 0x80, which start or continue UTF-8 sequences. JSON text is
+ * full of quotes, so runs of plain bytes are short: a table lookup per byte beats scanning
+ * for runs.
+ */
+static const uint8_t out_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, /* 0x00 */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0x10 */
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 " */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, /* 0x50 \ */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6, /* 0x70 DEL; 0x80-0xff: 0 */
+};
+
 size_t json_escape(char *dst, const void *src, size_t len)
 {
 	const uint8_t *p = src;
 	size_t i = 0, out = 0;
 
 	while (i < len) {
-		uint8_t c = p[i];
+		uint8_t c = p[i], k = out_len[c];
+
+		if (k == 1) {
+			if (dst)
+				dst[out] = (char)c;
+			out++;
+			i++;
+			continue;
+		}
+		if (k) {
+			out += dst ? escape_byte(dst + out, c) : k;
+			i++;
+			continue;
+		}
 		size_t n = utf8_seq_len(p + i, len - i);
 
-		if (n == 1 && (c < 0x20 || c == 0x7f || c == '"' || c == '\\'))
-			n = 0;
-		if (n == 0) {
-			out += escape_byte(dst ? dst + out : NULL, c);
+		if (n == 0) { /* not part of a valid sequence */
+			out += escape_byte(dst ? dst + out : NULL, p[i]);
 			i++;
 			continue;
 		}

@@ -3,9 +3,10 @@
  *
  * A record is encoded straight into its sink's buffer after its exact length has been
  * computed, so it is either appended whole or dropped whole. Pending bytes are written by one
- * registry timer on the shared timer queue, at most SINK_WRITE_CHUNK per sink per tick; a
- * destination that answers EAGAIN is retried with a doubling back-off instead of being polled,
- * because regular files cannot be polled and the loop belongs to lws.
+ * registry timer on the shared timer queue, in SINK_WRITE_CHUNK writes for at most
+ * SINK_TICK_BUDGET_US per sink per tick; a destination that answers EAGAIN is retried with a
+ * doubling back-off instead of being polled, because regular files cannot be polled and the
+ * loop belongs to lws.
  */
 #include "sink_internal.h"
 
@@ -139,11 +140,24 @@ static ssize_t write_some(struct sink *s, size_t max)
 	return w;
 }
 
+/*
+ * One tick writes chunk after chunk until the buffer is empty, the destination takes less
+ * than a chunk (a full pipe) or refuses, or SINK_TICK_BUDGET_US has passed: the loop wakes
+ * about once per io_slack under load, so one chunk per tick would cap a capture at
+ * SINK_WRITE_CHUNK x wake-ups a second (25 MB/s at 10 ms), below what 100k messages/s write.
+ */
 static void sink_tick(struct sink *s, int64_t now)
 {
-	size_t want = pending(s) < SINK_WRITE_CHUNK ? pending(s) : SINK_WRITE_CHUNK;
-	ssize_t w = want ? write_some(s, want) : 0;
+	int64_t stop = mono_us() + SINK_TICK_BUDGET_US; /* now may be the loop's older time */
+	size_t want = 0;
+	ssize_t w = 0;
 
+	while (pending(s) > 0) {
+		want = pending(s) < SINK_WRITE_CHUNK ? pending(s) : SINK_WRITE_CHUNK;
+		w = write_some(s, want);
+		if (w != (ssize_t)want || pending(s) == 0 || mono_us() >= stop)
+			break;
+	}
 	if (pending(s) == 0) {
 		s->due_us = TQ_NEVER;
 	} else if (w > 0) {
@@ -280,60 +294,136 @@ static void drop(struct sink *s)
 	arm_at(s->ss, s->due_us);
 }
 
+/*
+ * The buffer is full: before dropping, write what the destination takes now (a regular file
+ * takes everything, as the timer's writes do; a full pipe answers EAGAIN at once). Under a
+ * load the loop cannot keep up with, the timer's time budget would otherwise lose records
+ * that a write could have kept; the loop slows down instead, and TCP pushes back on the peers.
+ */
+static bool make_room(struct sink *s, size_t need)
+{
+	while (pending(s) > 0 && need > SINK_BUFFER_MAX - pending(s)) {
+		size_t chunk = pending(s) < SINK_WRITE_CHUNK ? pending(s) : SINK_WRITE_CHUNK;
+
+		if (write_some(s, chunk) <= 0)
+			break;
+	}
+	return need <= SINK_BUFFER_MAX - pending(s);
+}
+
+/* The most pc can encode to: what escaping can make of its bytes at worst. */
+static size_t piece_max(const struct piece *pc)
+{
+	return pc->kind == PIECE_STR ? 6 * pc->n : piece_put(NULL, pc);
+}
+
+/*
+ * Appends the record made of pc whole, or counts it dropped. Encoded in one pass when its
+ * worst case fits the buffer's bound (nearly always); measured first only near the bound, so
+ * that a record that fits is never dropped for what escaping might have made of it.
+ */
 static void emit(struct sink *s, const struct piece *pc, size_t n)
 {
 	size_t total = 0;
 	bool was_empty = pending(s) == 0;
 	int64_t now;
-	char *dst;
+	char *dst, *start;
 
 	for (size_t i = 0; i < n; i++)
-		total += piece_put(NULL, &pc[i]);
-	dst = reserve(s, total);
+		total += piece_max(&pc[i]);
+	if (total > SINK_BUFFER_MAX - pending(s)) {
+		total = 0;
+		for (size_t i = 0; i < n; i++)
+			total += piece_put(NULL, &pc[i]);
+	}
+	dst = start = reserve(s, total);
+	if (!dst && make_room(s, total))
+		dst = start = reserve(s, total);
 	if (!dst) {
 		drop(s);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		dst += piece_put(dst, &pc[i]);
-	s->len += total;
+	s->len += (size_t)(dst - start);
 	s->st.records++;
 	/* Only an empty sink can be waiting for something else (a drop report) than writing. */
-	now = mono_us();
-	if (was_empty && s->due_us > now)
+	if (was_empty && s->due_us > (now = mono_us()))
 		s->due_us = now;
 	arm_at(s->ss, s->due_us);
 }
 
-/* RFC 3339 UTC with microseconds: 2026-11-26T14:00:00.123456Z. */
-static void fmt_ts(char *out, size_t len, int64_t us)
+/*
+ * RFC 3339 UTC with microseconds: 2026-11-26T14:00:00.123456Z (27 bytes and a NUL). The
+ * date and time up to the second are formatted once per second, not once per record.
+ */
+static void fmt_ts(char out[28], int64_t us)
 {
+	static time_t cached_sec = -1;
+	static char cached[64]; /* room for what the compiler cannot rule out */
 	time_t sec = (time_t)(us / 1000000);
 	long frac = (long)(us % 1000000);
-	struct tm tm;
 
 	if (frac < 0) {
 		frac += 1000000;
 		sec--;
 	}
-	gmtime_r(&sec, &tm);
-	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	if (sec != cached_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d",
+		         (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		         tm.tm_min, tm.tm_sec);
+		cached_sec = sec;
+	}
+	memcpy(out, cached, 19);
+	out[19] = '.';
+	for (int i = 25; i >= 20; i--, frac /= 10)
+		out[i] = (char)('0' + frac % 10);
+	out[26] = 'Z';
+	out[27] = '\0';
 }
+
+/* {"ts":…,"feed":…,"conn":N, followed by the record's own fields in tail. */
+/* Appends the decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, unsigned v)
+{
+	char tmp[10];
+	int n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static char *put_lit(char *p, const char *lit, size_t n)
+{
+	memcpy(p, lit, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, lit) put_lit((p), (lit), sizeof(lit) - 1)
 
 /* {"ts":…,"feed":…,"conn":N, followed by the record's own fields in tail. */
 static void record(struct sink *s, int64_t ts_us, const char *feed, unsigned conn,
                    const struct piece *tail, size_t ntail)
 {
-	char ts[64], head[96], mid[40];
+	char head[48], mid[32], *h, *m;
 	struct piece pc[8] = {{PIECE_RAW, head, 0}, STR(feed), {PIECE_RAW, mid, 0}};
 	size_t n = 3;
 
-	fmt_ts(ts, sizeof(ts), ts_us);
-	snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"feed\":\"", ts);
-	snprintf(mid, sizeof(mid), "\",\"conn\":%u,", conn);
-	pc[0].n = strlen(head);
-	pc[2].n = strlen(mid);
+	h = PUT_LIT(head, "{\"ts\":\"");
+	fmt_ts(h, ts_us);
+	h = PUT_LIT(h + 27, "\",\"feed\":\"");
+	m = PUT_LIT(mid, "\",\"conn\":");
+	m = put_uint(m, conn);
+	*m++ = ',';
+	pc[0].n = (size_t)(h - head);
+	pc[2].n = (size_t)(m - mid);
 	for (size_t i = 0; i < ntail && n < ARRAY_SIZE(pc); i++)
 		pc[n++] = tail[i];
 	emit(s, pc, n);

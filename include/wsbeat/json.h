@@ -18,6 +18,9 @@
  */
 size_t json_escape(char *dst, const void *src, size_t len);
 
+/* Length of the leading run of ASCII bytes (below 0x80); 8 bytes at a time. */
+size_t ascii_run(const void *src, size_t len);
+
 /*
  * Encodes len bytes of src as base64 (RFC 4648, standard alphabet, '=' padding) into dst and
  * returns the number of bytes written, 4 * ceil(len / 3); dst NULL only computes that number.

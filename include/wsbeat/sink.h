@@ -28,8 +28,10 @@
 
 /* Bound on what one sink may hold in memory before it drops records. */
 #define SINK_BUFFER_MAX (8u * 1024 * 1024)
-/* At most this much is written per sink per timer tick, so a slow disk cannot stall the loop. */
+/* Pending bytes are written this much per write(2)... */
 #define SINK_WRITE_CHUNK (256u * 1024)
+/* ...for at most this long per sink per timer tick, so that a slow disk cannot stall the loop. */
+#define SINK_TICK_BUDGET_US 2000
 
 struct sink;
 struct sinks;

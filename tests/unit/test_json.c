@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,26 @@ static void test_random_round_trip(void **state)
 	}
 }
 
+/*
+ * The word-at-a-time scanner against its byte-by-byte definition: one odd byte at every
+ * position of runs of every length and alignment, each byte value in turn.
+ */
+static void test_ascii_run(void **state)
+{
+	uint8_t buf[48];
+
+	for (unsigned odd = 0; odd < 256; odd++)
+		for (size_t off = 0; off < 8; off++)
+			for (size_t len = 0; len + off <= sizeof(buf); len += 3)
+				for (size_t at = 0; at <= len; at++) {
+					memset(buf, 'a', sizeof(buf));
+					if (at < len)
+						buf[off + at] = (uint8_t)odd;
+					assert_int_equal(ascii_run(buf + off, len),
+					                 at < len && odd >= 0x80 ? at : len);
+				}
+}
+
 static void assert_b64(const char *src, size_t n, const char *want)
 {
 	char out[64];
@@ -203,13 +224,10 @@ static void test_base64(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_every_byte_alone),
-	    cmocka_unit_test(test_all_bytes_in_one),
-	    cmocka_unit_test(test_valid_utf8_passes),
-	    cmocka_unit_test(test_invalid_utf8),
-	    cmocka_unit_test(test_controls_and_quotes),
-	    cmocka_unit_test(test_random_round_trip),
-	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_every_byte_alone),    cmocka_unit_test(test_all_bytes_in_one),
+	    cmocka_unit_test(test_valid_utf8_passes),   cmocka_unit_test(test_invalid_utf8),
+	    cmocka_unit_test(test_controls_and_quotes), cmocka_unit_test(test_random_round_trip),
+	    cmocka_unit_test(test_ascii_run),           cmocka_unit_test(test_base64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -522,6 +522,64 @@ static void test_put_keeps_data(void **state)
 	free(text);
 }
 
+/*
+ * A tick writes more than one chunk to a file that takes it: under load the loop wakes about
+ * once per io_slack, and one chunk per wake-up would cap a capture at 256 KiB x 100/s. 2 MiB
+ * pending (8 chunks) must be out within 4 ticks even if a tick loses its time budget to a
+ * preemption or two.
+ */
+static void test_tick_writes_many_chunks(void **state)
+{
+	const char *path = in_dir("burst.jsonl");
+	struct sink *s = get_file(path);
+	static char payload[1000];
+	int ticks = 0;
+	long long seq = -1;
+	char *text;
+	unsigned n = 0;
+
+	memset(payload, 'm', sizeof(payload));
+	while (sink_pending(s) < 8 * SINK_WRITE_CHUNK)
+		sink_message(s, TS0, "f", n++, false, payload, sizeof(payload));
+	while (sink_pending(s) > 0 && ticks < 10) {
+		tq_run(&fx.tq, tq_next_wake(&fx.tq));
+		ticks++;
+	}
+	assert_int_equal(sink_pending(s), 0);
+	assert_in_range(ticks, 1, 4);
+	text = slurp(path);
+	assert_int_equal(check_lines(text, NULL, &seq), n);
+	free(text);
+	sink_put(s);
+}
+
+/*
+ * A loop too busy to run the timer does not lose records to a file: a full buffer is written
+ * out before a record would be dropped (a FIFO without a reader still drops: see above).
+ */
+static void test_full_buffer_written_not_dropped(void **state)
+{
+	const char *path = in_dir("busy.jsonl");
+	struct sink *s = get_file(path);
+	static char payload[1000];
+	long long seq = -1;
+	unsigned n = 0;
+	char *text;
+
+	memset(payload, 'b', sizeof(payload));
+	while (sink_stats(s)->records < (SINK_BUFFER_MAX / sizeof(payload)) * 3 / 2) {
+		sink_message(s, TS0, "f", n++, false, payload, sizeof(payload));
+		assert_int_equal(sink_stats(s)->dropped_records, 0);
+	}
+	assert_true(sink_stats(s)->bytes_written > 0);
+	pump(s);
+	text = slurp(path);
+	assert_int_equal(check_lines(text, NULL, &seq), n);
+	free(text);
+	assert_int_equal(fx.n_drop_logs, 0);
+	sink_put(s);
+}
+
 /* stdout on a pipe becomes non-blocking while the sink lives; on a regular file never. */
 static void test_stdout(void **state)
 {
@@ -641,6 +699,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bound_drops_counted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_put_keeps_data, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tick_writes_many_chunks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_buffer_written_not_dropped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stdout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_check_texts, setup, teardown),
 	};
