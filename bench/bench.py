@@ -33,6 +33,36 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 procs = []
 
 
+
+def wait_connected(open_now, n, p, t_spawn, stall, setup_max):
+    """Until the load server holds n connections, the client exits, no progress for stall s,
+    or setup_max s since t_spawn (bounded)."""
+    best, t_best = -1, time.monotonic()
+    while True:
+        cur, now = open_now(), time.monotonic()
+        if cur >= n:
+            return
+        if cur > best:
+            best, t_best = cur, now
+        if p.poll() is not None or now - t_best > stall or now - t_spawn > setup_max:
+            return
+        time.sleep(0.02)
+
+
+def wait_stats_up(name, p, logf, ready, bound_s=10):
+    """Waits (bounded) until a load server's mmap'd stats file says it is up (ready())."""
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise SystemExit(f"{name} failed to start: " + open(logf.name).read())
+        try:
+            if ready():
+                return
+        except (OSError, struct.error):
+            pass
+        time.sleep(0.02)
+    raise SystemExit(f"{name} did not come up")
+
 class BenchError(Exception):
     """A run failed (the matrix goes on); SystemExit still ends everything."""
 
@@ -63,17 +93,7 @@ class Server:
         self.log = open(os.path.join(tmp, "loadsrv.log"), "w")
         self.p = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         procs.append(self.p)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.p.poll() is not None:
-                raise SystemExit("loadsrv failed to start: " + open(self.log.name).read())
-            try:
-                if self.read()[ST_MAGIC] == MAGIC:
-                    return
-            except (OSError, struct.error):
-                pass
-            time.sleep(0.05)
-        raise SystemExit("loadsrv did not come up")
+        wait_stats_up("loadsrv", self.p, self.log, lambda: self.read()[ST_MAGIC] == MAGIC)
 
     def read(self):
         with open(self.stats, "rb") as f:
@@ -262,17 +282,7 @@ def run_one(a, srv, client, n, scheme, hb, tmp):
         # Setup: until the server holds all N, or no progress for --stall s (bounded). Only the
         # server's counters are polled here: reading every thread's /proc files each 20 ms would
         # load the machine while it sets up (the Python peer has a thread per connection).
-        best, t_best = -1, time.monotonic()
-        while True:
-            open_now = srv.read()[ST_OPEN]
-            now = time.monotonic()
-            if open_now >= n:
-                break
-            if open_now > best:
-                best, t_best = open_now, now
-            if p.poll() is not None or now - t_best > a.stall or now - t_spawn > a.setup_max:
-                break
-            time.sleep(0.02)
+        wait_connected(lambda: srv.read()[ST_OPEN], n, p, t_spawn, a.stall, a.setup_max)
         connected = srv.read()[ST_OPEN]
         res["connected"] = connected
         if p.poll() is not None:
